@@ -1,0 +1,54 @@
+"""prompt-middleware: managed prompts in front of OpenAI-compatible chat endpoints."""
+
+from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
+from prompt_middleware.errors import (
+    ConfigurationError,
+    InvalidApiKey,
+    InvalidPromptRequest,
+    InvalidRequest,
+    PromptMiddlewareError,
+    PromptNotFound,
+    PromptStoreUnavailable,
+    RequestError,
+    RequestTooLarge,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from prompt_middleware.middleware import PromptMiddleware
+from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
+from prompt_middleware.render import RenderOptions, compile_template, render_prompt
+from prompt_middleware.rewrite import RewriteEngine, RewriteResult
+from prompt_middleware.settings import ModelEntry, Secret, Settings
+from prompt_middleware.stores import LocalPromptStore, PromptStore
+
+__all__ = [
+    "CachePolicy",
+    "CacheStatus",
+    "ChatMessage",
+    "ConfigurationError",
+    "InvalidApiKey",
+    "InvalidPromptRequest",
+    "InvalidRequest",
+    "LocalPromptStore",
+    "ModelEntry",
+    "Placeholder",
+    "Prompt",
+    "PromptCache",
+    "PromptMiddleware",
+    "PromptMiddlewareError",
+    "PromptNotFound",
+    "PromptQuery",
+    "PromptStore",
+    "PromptStoreUnavailable",
+    "RenderOptions",
+    "RequestError",
+    "RequestTooLarge",
+    "RewriteEngine",
+    "RewriteResult",
+    "Secret",
+    "Settings",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "compile_template",
+    "render_prompt",
+]

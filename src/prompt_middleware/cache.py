@@ -1,0 +1,160 @@
+"""The prompt cache in front of every store (CONTRACT §4, "Cache").
+
+* A label is fresh for ``ttl_seconds``; a pinned version never changes and stays until the
+  cache is full (unless the policy says versions can change, as files can).
+* An expired entry is served at once while one background refresh runs
+  (stale-while-revalidate).
+* Concurrent misses for one key make one store call (single-flight); a caller that goes away
+  does not cancel the call the others wait for.
+* When the store fails, the stale entry is served for up to ``max_stale_seconds`` past its
+  expiry; a ``PromptNotFound`` evicts. A failure is never cached.
+
+The clock is injected, so tests move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import structlog
+
+from prompt_middleware.errors import PromptNotFound
+from prompt_middleware.prompts import Prompt, PromptQuery
+
+__all__ = ["CacheKey", "CachePolicy", "CacheStatus", "PromptCache"]
+
+logger = structlog.get_logger(__name__)
+
+# A store's identity (its prefix, plus a credential set where one store serves several)
+# and the query: one tenant's entry is never another tenant's.
+CacheKey = tuple[Hashable, PromptQuery]
+Fetch = Callable[[], Awaitable[Prompt]]
+
+# After a failed background refresh, wait this long (capped by the TTL) before trying again,
+# so a store that is down sees a trickle of requests rather than one per client request.
+_RETRY_AFTER_FAILURE_SECONDS = 5.0
+
+
+class CacheStatus(StrEnum):
+    """How a prompt was served; the value is what ``x-prompt-cache`` shows."""
+
+    HIT = "hit"
+    MISS = "miss"
+    STALE = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """How long a store's prompts are fresh, and how they are refreshed."""
+
+    ttl_seconds: float = 60.0
+    max_stale_seconds: float = 86400.0
+    versions_are_immutable: bool = True
+    revalidate_in_background: bool = True
+
+
+@dataclass(slots=True)
+class _Entry:
+    prompt: Prompt
+    expires_at: float
+    next_refresh_at: float
+
+
+class PromptCache:
+    """A bounded LRU of prompts with single-flight fetches and stale-while-revalidate."""
+
+    def __init__(self, *, max_entries: int = 1000, clock: Callable[[], float] = time.monotonic):
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
+        self._in_flight: dict[CacheKey, asyncio.Task[Prompt]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    async def get(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> tuple[Prompt, CacheStatus]:
+        """The prompt for ``key``, calling ``fetch`` only when the cache cannot answer."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return await self._fetch_once(key, fetch, policy), CacheStatus.MISS
+        now = self._clock()
+        if now < entry.expires_at:
+            self._entries.move_to_end(key)
+            return entry.prompt, CacheStatus.HIT
+        servable = now - entry.expires_at <= policy.max_stale_seconds
+        if servable and policy.revalidate_in_background:
+            if now >= entry.next_refresh_at and key not in self._in_flight:
+                self._start_fetch(key, fetch, policy)
+            return entry.prompt, CacheStatus.STALE
+        try:
+            return await self._fetch_once(key, fetch, policy), CacheStatus.MISS
+        except PromptNotFound:
+            raise
+        except Exception:
+            if not servable:
+                raise
+            logger.warning("prompt_served_stale", store=key[0], prompt=key[1].name)
+            return entry.prompt, CacheStatus.STALE
+
+    def invalidate(self, key: CacheKey) -> None:
+        """Forget ``key``: the next request fetches it."""
+        self._entries.pop(key, None)
+
+    async def aclose(self) -> None:
+        """Cancel background refreshes; called once at shutdown."""
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._in_flight.clear()
+
+    async def _fetch_once(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> Prompt:
+        task = self._in_flight.get(key) or self._start_fetch(key, fetch, policy)
+        # shield: one caller's cancellation (a client that went away) must not cancel the
+        # fetch the other callers are waiting for.
+        return await asyncio.shield(task)
+
+    def _start_fetch(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> asyncio.Task[Prompt]:
+        task = asyncio.get_running_loop().create_task(self._fetch_and_store(key, fetch, policy))
+        self._in_flight[key] = task
+        task.add_done_callback(lambda done: self._fetch_done(key, done))
+        return task
+
+    async def _fetch_and_store(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> Prompt:
+        try:
+            prompt = await fetch()
+        except PromptNotFound:
+            self._entries.pop(key, None)
+            raise
+        except Exception:
+            entry = self._entries.get(key)
+            if entry is not None:
+                backoff = min(policy.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
+                entry.next_refresh_at = self._clock() + backoff
+            raise
+        now = self._clock()
+        pinned = key[1].version is not None and policy.versions_are_immutable
+        expires_at = math.inf if pinned else now + policy.ttl_seconds
+        self._entries[key] = _Entry(prompt=prompt, expires_at=expires_at, next_refresh_at=expires_at)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return prompt
+
+    def _fetch_done(self, key: CacheKey, task: asyncio.Task[Prompt]) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        # A background refresh has no one awaiting it: read its error here so asyncio does
+        # not report it as never retrieved. Callers that awaited it saw it already.
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.debug("prompt_fetch_failed", store=key[0], prompt=key[1].name,
+                         error=type(error).__name__)

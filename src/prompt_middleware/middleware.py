@@ -1,0 +1,213 @@
+"""``PromptMiddleware``: the pure ASGI door onto the rewrite engine."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from prompt_middleware.errors import RequestError, RequestTooLarge
+from prompt_middleware.rewrite import RewriteEngine, RewriteResult
+from prompt_middleware.settings import Settings
+from prompt_middleware.stores.base import PromptStore
+
+__all__ = ["PromptMiddleware"]
+
+logger = structlog.get_logger(__name__)
+
+_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
+
+
+class PromptMiddleware:
+    """Rewrite chat-completion requests that name a managed prompt; pass all else through.
+
+    ``settings`` default to :meth:`Settings.from_env`. ``stores`` registers extra prompt
+    stores by prefix (``{"mystore": MyStore()}`` serves ``model: "mystore/gpt-4o"``).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings | None = None,
+        *,
+        stores: Mapping[str, PromptStore] | None = None,
+    ) -> None:
+        self.app = app
+        self._settings = settings if settings is not None else Settings.from_env()
+        self._engine = RewriteEngine(self._settings, stores=stores)
+        self._routes = frozenset(self._settings.routes)
+        self._max_body_bytes = self._settings.max_body_bytes
+
+    @property
+    def engine(self) -> RewriteEngine:
+        return self._engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self._routes or scope["method"] != "POST":
+            if scope["type"] == "lifespan":
+                await self.app(scope, self._lifespan_receive(receive), self._lifespan_send(send))
+                return
+            await self.app(scope, receive, send)
+            return
+        await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        try:
+            body = await self._read_body(scope, receive)
+            if body is None:
+                return  # the client went away before it finished sending
+            result = await self._engine.rewrite(body)
+        except RequestError as error:
+            await _send_error(send, error)
+            _log_error(scope, request_id, error, started)
+            return
+        except Exception:
+            logger.exception("prompt_request_failed", route=scope["path"], request_id=request_id)
+            await _send_error(send, RequestError("prompt-middleware failed to rewrite the request."))
+            return
+
+        if result is None:
+            logger.debug("prompt_request_passthrough", route=scope["path"], request_id=request_id)
+            await self.app(scope, _replay(body, receive), send)
+            return
+        overhead_ms = (time.perf_counter() - started) * 1000
+        status = [0]
+        await self.app(
+            _with_body_length(scope, len(result.body)),
+            _replay(result.body, receive),
+            _add_prompt_headers(send, result, overhead_ms, status),
+        )
+        _log_request(scope, request_id, result, status[0], overhead_ms, started)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
+            raise _too_large(self._max_body_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise _too_large(self._max_body_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Prewarm before the app sees start-up, so "ready" means "prompts loaded".
+                await self._engine.prewarm()
+            return message
+
+        return lifespan_receive
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self._engine.aclose()
+            await send(message)
+
+        return lifespan_send
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"The request body is larger than {limit} bytes (PROMPT_MIDDLEWARE_MAX_BODY_BYTES)."
+    )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    # The body was read to rewrite it: hand the app the whole of it in one message, then the
+    # server's own messages (http.disconnect) so the app still learns when the client leaves.
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _with_body_length(scope: Scope, length: int) -> Scope:
+    headers = [(k, v) for k, v in scope["headers"] if k not in _BODY_HEADERS]
+    headers.append((b"content-length", str(length).encode("ascii")))
+    return {**scope, "headers": headers}
+
+
+def _add_prompt_headers(
+    send: Send, result: RewriteResult, overhead_ms: float, status: list[int]
+) -> Send:
+    extra = result.response_headers
+    extra.append((b"x-prompt-middleware-overhead-ms", f"{overhead_ms:.3f}".encode("ascii")))
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return send_with_headers
+
+
+async def _send_error(send: Send, error: RequestError) -> None:
+    body = error.to_json()
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _log_request(
+    scope: Scope, request_id: str, result: RewriteResult, status: int, overhead_ms: float,
+    started: float,
+) -> None:
+    fields: dict[str, Any] = {
+        "route": scope["path"],
+        "request_id": request_id,
+        "model": result.model,
+        "status": status,
+        "overhead_ms": round(overhead_ms, 3),
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    if result.prompt is not None:
+        fields.update(
+            prompt=result.prompt.name,
+            version=result.prompt.version,
+            store=result.store,
+            cache=result.cache_status.value if result.cache_status else None,
+        )
+    logger.info("prompt_request", **fields)
+
+
+def _log_error(scope: Scope, request_id: str, error: RequestError, started: float) -> None:
+    logger.info(
+        "prompt_request",
+        route=scope["path"],
+        request_id=request_id,
+        status=error.status_code,
+        error=error.code,
+        message=error.message,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+    )

@@ -1,0 +1,58 @@
+"""What a prompt store returns, and what it is asked for."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+
+__all__ = ["ChatMessage", "Placeholder", "Prompt", "PromptMessage", "PromptQuery", "PromptType"]
+
+PromptType: TypeAlias = Literal["text", "chat"]
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    """One message of a chat prompt; ``content`` may hold ``{{variables}}``."""
+
+    role: str
+    content: str
+
+
+class Placeholder(msgspec.Struct, frozen=True):
+    """A chat-prompt slot filled with a list of messages from ``prompt_variables[name]``."""
+
+    name: str
+
+
+PromptMessage: TypeAlias = ChatMessage | Placeholder
+
+
+class Prompt(msgspec.Struct, frozen=True, kw_only=True):
+    """One version of a managed prompt, in the shape Langfuse gives it.
+
+    ``prompt`` is a string for a text prompt and a tuple of messages and placeholders for a
+    chat prompt. ``config`` is the prompt's free-form config; the renderer reads ``model`` and
+    the chat-completions parameters from it when it is a JSON object. Instances are shared by
+    every request that hits the cache: never mutate them.
+    """
+
+    name: str
+    version: int | str
+    type: PromptType
+    prompt: str | tuple[PromptMessage, ...]
+    config: Any = msgspec.field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+
+
+class PromptQuery(msgspec.Struct, frozen=True):
+    """Which version of which prompt: by ``label`` or by ``version``, never both."""
+
+    name: str
+    label: str | None = None
+    version: int | None = None
+
+    def describe(self) -> str:
+        """``name`` with its label or version, for error messages and logs."""
+        if self.version is not None:
+            return f"'{self.name}' version {self.version}"
+        return f"'{self.name}' with label '{self.label or 'production'}'"

@@ -1,0 +1,213 @@
+"""Prompt + variables + client messages -> the messages to send. Pure: no I/O, no clock.
+
+Variables follow the Langfuse SDK's ``compile`` to the letter: ``{{name}}`` with whitespace
+inside the braces ignored, the text between the first ``{{`` and the next ``}}`` being the
+name; values stringified with ``str()``; ``None`` becomes the empty string; no escaping; no
+re-expansion of substituted text; an unknown variable stays as written.
+
+Where the SDK would produce a message no chat endpoint accepts, we refuse with a 400 instead:
+a placeholder value that is not a list of message objects with a ``role`` (the SDK sends
+``role: "NOT_GIVEN"``), and an unfilled placeholder (the SDK keeps it in the output).
+Where the SDK crashes (a placeholder message whose ``content`` is ``null`` or a list of
+content parts) we keep ``null`` as it is and fill the ``text`` of text parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from prompt_middleware.errors import InvalidPromptRequest
+from prompt_middleware.prompts import ChatMessage, Prompt
+
+__all__ = [
+    "ClientMessagesMode",
+    "RenderOptions",
+    "RenderedPrompt",
+    "compile_template",
+    "find_variables",
+    "render_prompt",
+]
+
+ClientMessagesMode = Literal["ignore", "append"]
+
+_OPENING = "{{"
+_CLOSING = "}}"
+
+# (text before the variable, variable name or None at the end, the variable as written)
+_Segment = tuple[str, str | None, str]
+
+
+@lru_cache(maxsize=8192)
+def _parse(template: str) -> tuple[_Segment, ...]:
+    # Templates come from cached prompts, so the same string objects recur on every
+    # request: parsing once per distinct template keeps the per-request work to a join.
+    segments: list[_Segment] = []
+    position = 0
+    while True:
+        start = template.find(_OPENING, position)
+        end = template.find(_CLOSING, start) if start != -1 else -1
+        if end == -1:
+            segments.append((template[position:], None, ""))
+            return tuple(segments)
+        stop = end + len(_CLOSING)
+        name = template[start + len(_OPENING) : end].strip()
+        segments.append((template[position:start], name, template[start:stop]))
+        position = stop
+
+
+def find_variables(template: str) -> list[str]:
+    """The variable names of ``template``, in order, as the Langfuse SDK finds them."""
+    return [name for _, name, _ in _parse(template) if name is not None]
+
+
+def compile_template(template: str, variables: Mapping[str, Any]) -> str:
+    """Fill ``{{name}}`` variables exactly as the Langfuse SDK's ``compile`` does."""
+    parts: list[str] = []
+    for literal, name, written in _parse(template):
+        parts.append(literal)
+        if name is None:
+            continue
+        if name in variables:
+            value = variables[name]
+            parts.append("" if value is None else str(value))
+        else:
+            parts.append(written)
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    """How a prompt becomes messages; see the ``PROMPT_MIDDLEWARE_*`` settings of the same names."""
+
+    text_prompt_role: str = "user"
+    messages_placeholder: str = "messages"
+    client_messages: ClientMessagesMode = "ignore"
+    strict_variables: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPrompt:
+    """The messages to send, and the variables the templates asked for that were not given."""
+
+    messages: list[Any]
+    missing_variables: tuple[str, ...]
+
+
+def render_prompt(
+    prompt: Prompt,
+    variables: Mapping[str, Any],
+    client_messages: Callable[[], Sequence[Any]] | None,
+    options: RenderOptions,
+) -> RenderedPrompt:
+    """Render ``prompt`` into chat messages.
+
+    ``client_messages`` returns the request's own ``messages`` (None when it has none); it
+    is called only when they are used, so a request whose messages are ignored never has
+    them decoded. Raises :class:`InvalidPromptRequest` for an unfilled or malformed
+    placeholder, and for missing variables when ``options.strict_variables`` is set.
+    """
+    missing: dict[str, None] = {}
+    messages: list[Any] = []
+    client_messages_used = False
+
+    def fill(template: str) -> str:
+        for name in find_variables(template):
+            if name not in variables:
+                missing[name] = None
+        return compile_template(template, variables)
+
+    if isinstance(prompt.prompt, str):
+        messages.append({"role": options.text_prompt_role, "content": fill(prompt.prompt)})
+    else:
+        unfilled: list[str] = []
+        for item in prompt.prompt:
+            if isinstance(item, ChatMessage):
+                messages.append({"role": item.role, "content": fill(item.content)})
+                continue
+            if item.name in variables:
+                value: Any = variables[item.name]
+                source = f"prompt_variables.{item.name}"
+            elif (
+                item.name == options.messages_placeholder
+                and client_messages is not None
+                and (value := client_messages()) is not None
+            ):
+                source = "messages"
+                client_messages_used = True
+            else:
+                unfilled.append(item.name)
+                continue
+            messages.extend(_fill_placeholder(item.name, value, source, fill))
+        if unfilled:
+            raise InvalidPromptRequest(
+                f"Prompt '{prompt.name}' has unfilled placeholders {unfilled}: pass each as a "
+                "list of messages in prompt_variables (an empty list removes it).",
+                param="prompt_variables",
+            )
+
+    if options.client_messages == "append" and not client_messages_used and client_messages:
+        # Appended as LiteLLM does: the client's own conversation, variables not filled.
+        appended = client_messages()
+        if appended is not None:
+            messages.extend(_fill_placeholder("messages", appended, "messages", _unchanged))
+
+    if missing and options.strict_variables:
+        raise InvalidPromptRequest(
+            f"Prompt '{prompt.name}' needs variables that prompt_variables does not give: "
+            f"{sorted(missing)}.",
+            param="prompt_variables",
+        )
+    return RenderedPrompt(messages=messages, missing_variables=tuple(missing))
+
+
+def _fill_placeholder(
+    name: str, value: Any, source: str, fill: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise InvalidPromptRequest(
+            f"Placeholder '{name}' must be filled with a list of messages; {source} is a "
+            f"{_json_type(value)}.",
+            param=source.split(".", 1)[0],
+        )
+    filled: list[dict[str, Any]] = []
+    for index, message in enumerate(value):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidPromptRequest(
+                f"{source}[{index}] must be a message object with a string 'role'.",
+                param=source.split(".", 1)[0],
+            )
+        # A copy keeps every key (tool_calls, name, ...) and leaves the caller's data alone.
+        message = dict(message)
+        # Like the SDK, a message without "content" gets "" (an explicit null stays null).
+        content = message.get("content", "")
+        if isinstance(content, str):
+            message["content"] = fill(content)
+        elif isinstance(content, list):
+            message["content"] = [_fill_part(part, fill) for part in content]
+        filled.append(message)
+    return filled
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _fill_part(part: Any, fill: Callable[[str], str]) -> Any:
+    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+        return {**part, "text": fill(part["text"])}
+    return part
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object"

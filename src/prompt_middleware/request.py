@@ -1,0 +1,85 @@
+"""Decoding of a chat-completions body: the top level only, every value kept as raw bytes.
+
+A body is decoded as ``dict[str, msgspec.Raw]``: each value stays the exact bytes the client
+sent, so a field we do not touch (unicode, 20-digit integers, ``1e-7``, deep objects) is
+copied through byte for byte and never parsed. A field is decoded, into the type it must
+have, only when the rewrite reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from prompt_middleware.errors import InvalidPromptRequest, InvalidRequest
+
+__all__ = ["EXTENSION_FIELDS", "RequestFields", "decode_body", "decode_field", "is_extension_field"]
+
+T = TypeVar("T")
+
+RequestFields = dict[str, msgspec.Raw]
+
+EXTENSION_FIELDS: Final = frozenset({"prompt_id", "prompt_variables", "prompt_label", "prompt_version"})
+_EXTENSION_PREFIXES: Final = ("langfuse_", "humanloop_")
+
+_body_decoder: Final = msgspec.json.Decoder(RequestFields)
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+_TYPE_NAMES: Final[dict[Any, str]] = {
+    str: "a string",
+    int: "an integer",
+    dict[str, Any]: "a JSON object",
+    list[Any]: "a JSON array",
+    str | int: "an integer or a string of digits",
+}
+
+
+def is_extension_field(name: str) -> bool:
+    """A field the middleware reads and removes: the upstream never sees it."""
+    return name in EXTENSION_FIELDS or name.startswith(_EXTENSION_PREFIXES)
+
+
+def decode_body(body: bytes) -> RequestFields:
+    """The body's top-level fields as raw JSON values; 400 ``invalid_request`` otherwise."""
+    try:
+        return _body_decoder.decode(body)
+    except msgspec.DecodeError:
+        pass
+    # Tell "not JSON" from "JSON but not an object": the message should say which to fix.
+    try:
+        msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    raise InvalidRequest("The request body must be a JSON object.") from None
+
+
+def decode_field(fields: RequestFields, name: str, type_: Any) -> Any:
+    """Field ``name`` decoded as ``type_``, or None when absent or null; 400 when mistyped."""
+    raw = fields.get(name)
+    if raw is None:
+        return None
+    decoder = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_ | None)
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError:
+        expected = _TYPE_NAMES.get(type_, str(type_))
+        raise InvalidRequest(f"'{name}' must be {expected}.", param=name) from None
+
+
+def decode_version(fields: RequestFields) -> int | None:
+    """``prompt_version`` as a positive integer; a string of digits is accepted."""
+    value = decode_field(fields, "prompt_version", str | int)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise InvalidRequest(
+                "'prompt_version' must be an integer or a string of digits.", param="prompt_version"
+            )
+        value = int(value)
+    if value < 1:
+        raise InvalidPromptRequest("'prompt_version' must be 1 or more.", param="prompt_version")
+    return int(value)

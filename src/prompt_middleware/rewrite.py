@@ -1,0 +1,301 @@
+"""The rewrite engine: request body bytes in, the body the upstream should get out.
+
+decode -> resolve (model list, store, prompt through the cache) -> render -> encode. Every
+rule of CONTRACT §2 and §3 lives here once; the ASGI middleware and the httpx transport are
+thin doors onto :meth:`RewriteEngine.rewrite`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import quote
+
+import msgspec
+import structlog
+
+from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
+from prompt_middleware.errors import (
+    InvalidPromptRequest,
+    PromptStoreUnavailable,
+    RequestError,
+)
+from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
+from prompt_middleware.prompts import Prompt, PromptQuery
+from prompt_middleware.render import RenderOptions, render_prompt
+from prompt_middleware.request import (
+    RequestFields,
+    decode_body,
+    decode_field,
+    decode_version,
+    is_extension_field,
+)
+from prompt_middleware.settings import ModelEntry, Settings
+from prompt_middleware.stores.base import PromptStore
+from prompt_middleware.stores.local import LocalPromptStore
+
+__all__ = ["RewriteEngine", "RewriteResult", "StoreBinding"]
+
+logger = structlog.get_logger(__name__)
+
+DEFAULT_LABEL: Final = "production"
+# LiteLLM names the local folder integration "dotprompt"; both prefixes mean the same store.
+_STORE_ALIASES: Final = {"dotprompt": "file"}
+# Prefixes that name a store even when it is not configured, so that a request for one is a
+# clear 400 rather than a model name the upstream does not know.
+_KNOWN_STORES: Final = frozenset({"langfuse", "file", "dotprompt", "humanloop"})
+_PROVIDER_PREFIX: Final = "openai/"
+# Files are edited in place: the folder store re-reads a changed file within half a second,
+# and the cache holds its prompts no longer, so an edit shows within one second.
+_FILE_POLICY_TTL_SECONDS: Final = 0.5
+
+_encode: Final = msgspec.json.Encoder().encode
+_HEADER_SAFE: Final = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBinding:
+    """A store registered under a prefix, with the cache policy for its prompts."""
+
+    prefix: str
+    store: PromptStore
+    policy: CachePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteResult:
+    """A rewritten request: the new body and what the response headers and log report."""
+
+    body: bytes
+    model: str | None
+    entry: ModelEntry | None = None
+    prompt: Prompt | None = None
+    store: str | None = None
+    cache_status: CacheStatus | None = None
+
+    @property
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """The ``x-prompt-*`` headers of a managed request (none for an unmanaged one)."""
+        if self.prompt is None or self.store is None or self.cache_status is None:
+            return []
+        return [
+            (b"x-prompt-name", _header_value(self.prompt.name)),
+            (b"x-prompt-version", _header_value(str(self.prompt.version))),
+            (b"x-prompt-store", _header_value(self.store)),
+            (b"x-prompt-cache", self.cache_status.value.encode()),
+        ]
+
+
+class RewriteEngine:
+    """Rewrites chat requests that name managed prompts; shared by every door."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stores: Mapping[str, PromptStore] | None = None,
+        cache: PromptCache | None = None,
+    ) -> None:
+        self._settings = settings
+        self._render_options: RenderOptions = settings.render_options
+        self._cache = cache or PromptCache(max_entries=settings.cache_max_entries)
+        self._entries = {entry.model_name: entry for entry in settings.model_list}
+        self._bindings = self._bind_stores(settings, stores or {})
+        self._prefixes = frozenset(self._bindings) | _KNOWN_STORES | frozenset(_STORE_ALIASES)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def cache(self) -> PromptCache:
+        return self._cache
+
+    def _bind_stores(
+        self, settings: Settings, custom: Mapping[str, PromptStore]
+    ) -> dict[str, StoreBinding]:
+        remote = CachePolicy(
+            ttl_seconds=settings.cache_ttl_seconds,
+            max_stale_seconds=settings.cache_max_stale_seconds,
+        )
+        files = CachePolicy(
+            ttl_seconds=min(settings.cache_ttl_seconds, _FILE_POLICY_TTL_SECONDS),
+            max_stale_seconds=settings.cache_max_stale_seconds,
+            versions_are_immutable=False,
+            revalidate_in_background=False,
+        )
+        bindings = {
+            "file": StoreBinding("file", LocalPromptStore(settings.prompts_dir), files),
+        }
+        for prefix, store in custom.items():
+            policy = files if isinstance(store, LocalPromptStore) else remote
+            bindings[prefix] = StoreBinding(prefix, store, policy)
+        return bindings
+
+    async def rewrite(self, body: bytes) -> RewriteResult | None:
+        """The rewritten request, or None when the body must go on unchanged.
+
+        Raises a :class:`RequestError` subclass for anything the client must fix or the
+        store could not serve.
+        """
+        fields = decode_body(body)
+        model: str | None = decode_field(fields, "model", str)
+        entry = self._entries.get(model) if model is not None else None
+        has_extensions = any(is_extension_field(name) for name in fields)
+        prefix, bare_model = self._split_store_prefix(entry.model if entry else model)
+        if entry is None and prefix is None and not has_extensions:
+            return None
+        if entry is not None and bare_model is not None:
+            bare_model = bare_model.removeprefix(_PROVIDER_PREFIX)
+
+        prompt_id: str | None = decode_field(fields, "prompt_id", str)
+        if prompt_id is None and entry is not None:
+            prompt_id = entry.prompt_id
+        output: dict[str, Any] = {k: v for k, v in fields.items() if not is_extension_field(k)}
+        if entry is not None:
+            for key, value in entry.params.items():
+                output.setdefault(key, value)
+
+        if prompt_id is None:
+            self._refuse_prompt_fields_without_prompt(fields)
+            if bare_model is not None:
+                output["model"] = bare_model
+            return RewriteResult(body=_encode(output), model=bare_model, entry=entry)
+
+        query = self._query(prompt_id, fields, entry)
+        binding = self._binding(prefix)
+        prompt, status = await self._get_prompt(binding, query)
+        variables: dict[str, Any] = decode_field(fields, "prompt_variables", dict[str, Any]) or {}
+        rendered = render_prompt(
+            prompt, variables, lambda: decode_field(fields, "messages", list[Any]),
+            self._render_options,
+        )
+        if rendered.missing_variables:
+            logger.warning("prompt_variables_missing", prompt=prompt.name,
+                           version=prompt.version, variables=list(rendered.missing_variables))
+
+        config = prompt.config if isinstance(prompt.config, dict) else {}
+        configured_model = config.get("model")
+        final_model = configured_model if isinstance(configured_model, str) else bare_model
+        if final_model is not None:
+            final_model = final_model.removeprefix(_PROVIDER_PREFIX)
+            output["model"] = final_model
+        output["messages"] = rendered.messages
+        prompt_wins = self._settings.param_precedence == "prompt"
+        for key, value in config.items():
+            if key in CHAT_COMPLETION_PARAMETERS and (prompt_wins or key not in fields):
+                output[key] = value
+        return RewriteResult(
+            body=_encode(output),
+            model=final_model,
+            entry=entry,
+            prompt=prompt,
+            store=binding.prefix,
+            cache_status=status,
+        )
+
+    async def prewarm(self) -> None:
+        """Fetch the prompts of ``PROMPT_MIDDLEWARE_PREWARM`` into the cache."""
+        binding = self._binding(None)
+        queries = [_parse_prewarm(item) for item in self._settings.prewarm]
+        results = await asyncio.gather(
+            *(self._get_prompt(binding, query) for query in queries), return_exceptions=True
+        )
+        for query, result in zip(queries, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("prompt_prewarm_failed", prompt=query.name, error=str(result))
+
+    async def aclose(self) -> None:
+        """Stop background refreshes and close every store's connections."""
+        await self._cache.aclose()
+        stores = {id(b.store): b.store for b in self._bindings.values()}
+        await asyncio.gather(*(store.aclose() for store in stores.values()))
+
+    def _split_store_prefix(self, model: str | None) -> tuple[str | None, str | None]:
+        if model is None:
+            return None, None
+        head, slash, rest = model.partition("/")
+        if slash and head in self._prefixes:
+            return _STORE_ALIASES.get(head, head), rest.removeprefix(_PROVIDER_PREFIX)
+        return None, model
+
+    def _query(self, prompt_id: str, fields: RequestFields, entry: ModelEntry | None) -> PromptQuery:
+        if not prompt_id:
+            raise InvalidPromptRequest("'prompt_id' must not be empty.", param="prompt_id")
+        label: str | None = decode_field(fields, "prompt_label", str)
+        version = decode_version(fields)
+        if label is not None and version is not None:
+            raise InvalidPromptRequest(
+                "Give prompt_label or prompt_version, not both: a version is already one "
+                "exact prompt.", param="prompt_version",
+            )
+        if label is None and version is None and entry is not None:
+            label, version = entry.prompt_label, entry.prompt_version
+        if version is not None:
+            return PromptQuery(prompt_id, version=version)
+        return PromptQuery(prompt_id, label=label or DEFAULT_LABEL)
+
+    def _binding(self, prefix: str | None) -> StoreBinding:
+        if prefix is None:
+            default = self._settings.resolved_default_store
+            prefix = _STORE_ALIASES.get(default, default)
+        binding = self._bindings.get(prefix)
+        if binding is None:
+            how = _HOW_TO_CONFIGURE.get(prefix, "register a store under this prefix")
+            raise InvalidPromptRequest(
+                f"The prompt store '{prefix}' is not configured: {how}.", param="model"
+            )
+        return binding
+
+    @staticmethod
+    def _refuse_prompt_fields_without_prompt(fields: RequestFields) -> None:
+        orphans = sorted(n for n in ("prompt_variables", "prompt_label", "prompt_version")
+                         if n in fields)
+        if orphans:
+            raise InvalidPromptRequest(
+                f"{', '.join(orphans)} given without prompt_id: name the prompt to use.",
+                param="prompt_id",
+            )
+
+    def _get_prompt(
+        self, binding: StoreBinding, query: PromptQuery
+    ) -> Awaitable[tuple[Prompt, CacheStatus]]:
+        return self._cache.get(
+            (binding.prefix, query), lambda: self._fetch(binding, query), binding.policy
+        )
+
+    async def _fetch(self, binding: StoreBinding, query: PromptQuery) -> Prompt:
+        try:
+            async with asyncio.timeout(self._settings.store_timeout_seconds):
+                return await binding.store.get_prompt(query)
+        except RequestError:
+            raise
+        except TimeoutError:
+            raise PromptStoreUnavailable(
+                f"The prompt store '{binding.prefix}' did not answer within "
+                f"{self._settings.store_timeout_seconds:g} s (PROMPT_MIDDLEWARE_STORE_TIMEOUT_SECONDS)."
+            ) from None
+        except Exception as exc:
+            logger.exception("prompt_store_error", store=binding.prefix, prompt=query.name)
+            raise PromptStoreUnavailable(
+                f"The prompt store '{binding.prefix}' failed: {type(exc).__name__}."
+            ) from exc
+
+
+_HOW_TO_CONFIGURE: Final = {
+    "langfuse": "set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL)",
+    "humanloop": "set HUMANLOOP_API_KEY",
+}
+
+
+def _parse_prewarm(item: str) -> PromptQuery:
+    name, _, label = item.partition("@")
+    return PromptQuery(name, label=label or DEFAULT_LABEL)
+
+
+def _header_value(value: str) -> bytes:
+    # Prompt names come from client input: no CR/LF (header splitting), no non-ASCII.
+    return quote(value, safe=_HEADER_SAFE).encode("ascii")
+

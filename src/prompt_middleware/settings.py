@@ -1,0 +1,251 @@
+"""Typed, frozen settings from environment variables and an optional LiteLLM-style config file.
+
+Every variable is read in one place, :meth:`Settings.from_env`, from an injectable mapping so
+tests pass a dict. A bad value fails at start-up with the variable's name and the value
+(secrets print as ``**********``), never later on a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+import structlog
+import yaml
+
+from prompt_middleware.errors import ConfigurationError
+from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
+from prompt_middleware.render import ClientMessagesMode, RenderOptions
+
+__all__ = ["DEFAULT_ROUTES", "ModelEntry", "Secret", "Settings"]
+
+logger = structlog.get_logger(__name__)
+
+DEFAULT_ROUTES: Final = ("/v1/chat/completions", "/chat/completions")
+_MASK: Final = "**********"
+
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an error message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{_MASK}')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One ``model_list`` entry: what a client's ``model`` name stands for.
+
+    ``model`` keeps its store prefix (``langfuse/gpt-4o-mini``); ``params`` are the entry's
+    default chat-completions parameters, which the request and the prompt override.
+    """
+
+    model_name: str
+    model: str
+    prompt_id: str | None = None
+    prompt_label: str | None = None
+    prompt_version: int | None = None
+    api_base: str | None = None
+    api_key: Secret | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    langfuse_public_key: str | None = None
+    langfuse_secret_key: Secret | None = None
+    langfuse_host: str | None = None
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything prompt-middleware can be told; see the README's table for each variable."""
+
+    routes: tuple[str, ...] = DEFAULT_ROUTES
+    prompts_dir: str = "./prompts"
+    default_store: str | None = None
+    text_prompt_role: Literal["user", "system"] = "user"
+    messages_placeholder: str = "messages"
+    client_messages: ClientMessagesMode = "ignore"
+    strict_variables: bool = False
+    param_precedence: Literal["prompt", "request"] = "prompt"
+    max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    store_timeout_seconds: PositiveFloat = 5.0
+    cache_ttl_seconds: NonNegativeFloat = 60.0
+    cache_max_stale_seconds: NonNegativeFloat = 86400.0
+    cache_max_entries: PositiveInt = 1000
+    prewarm: tuple[str, ...] = ()
+    config_file: str | None = None
+    allow_request_credentials: bool = False
+    langfuse_public_key: str | None = None
+    langfuse_secret_key: Secret | None = None
+    langfuse_base_url: str = "https://cloud.langfuse.com"
+    model_list: tuple[ModelEntry, ...] = ()
+
+    @property
+    def render_options(self) -> RenderOptions:
+        return RenderOptions(
+            text_prompt_role=self.text_prompt_role,
+            messages_placeholder=self.messages_placeholder,
+            client_messages=self.client_messages,
+            strict_variables=self.strict_variables,
+        )
+
+    @property
+    def langfuse_configured(self) -> bool:
+        return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
+
+    @property
+    def resolved_default_store(self) -> str:
+        """``PROMPT_MIDDLEWARE_DEFAULT_STORE``, else Langfuse when its keys are set, else files."""
+        if self.default_store is not None:
+            return self.default_store
+        return "langfuse" if self.langfuse_configured else "file"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field, names in _ENVIRONMENT.items():
+            found = next(((name, env[name]) for name in names if env.get(name, "") != ""), None)
+            if found is not None:
+                values[field] = _convert_variable(found[0], found[1], field)
+        config_file = values.get("config_file")
+        if config_file is not None:
+            config = _load_config_file(Path(config_file), env)
+            values["model_list"] = config.model_list
+        return cls(**values)
+
+
+# Field -> the variables that set it, first found wins (LANGFUSE_BASE_URL before
+# LANGFUSE_HOST, as the Langfuse SDK reads them).
+_PREFIX: Final = "PROMPT_MIDDLEWARE_"
+_SPECIAL_NAMES: Final[dict[str, tuple[str, ...]]] = {
+    "config_file": (_PREFIX + "CONFIG",),
+    "langfuse_public_key": ("LANGFUSE_PUBLIC_KEY",),
+    "langfuse_secret_key": ("LANGFUSE_SECRET_KEY",),
+    "langfuse_base_url": ("LANGFUSE_BASE_URL", "LANGFUSE_HOST"),
+}
+_ENVIRONMENT: Final[dict[str, tuple[str, ...]]] = {
+    field.name: _SPECIAL_NAMES.get(field.name, (_PREFIX + field.name.upper(),))
+    for field in msgspec.structs.fields(Settings)
+    if field.name != "model_list"
+}
+
+_FIELD_TYPES: Final = {field.name: field.type for field in msgspec.structs.fields(Settings)}
+_LIST_FIELDS: Final = frozenset({"routes", "prewarm"})
+
+
+def _decode_secret(type_: type, value: Any) -> Any:
+    if type_ is Secret and isinstance(value, str):
+        return Secret(value)
+    raise NotImplementedError
+
+
+def _convert_variable(name: str, raw: str, field: str) -> Any:
+    value: Any = raw.strip()
+    if field in _LIST_FIELDS:
+        value = tuple(item.strip() for item in raw.split(",") if item.strip())
+    try:
+        return msgspec.convert(value, _FIELD_TYPES[field], strict=False, dec_hook=_decode_secret)
+    except msgspec.ValidationError as exc:
+        shown = _MASK if _FIELD_TYPES[field] in (Secret, Secret | None) else repr(raw)
+        reason = str(exc).split(" - at ", 1)[0]
+        raise ConfigurationError(f"{name}={shown} is invalid: {reason}.") from None
+
+
+# --- the config file ----------------------------------------------------------------------
+
+_ENTRY_KEYS: Final = frozenset(
+    {
+        "model",
+        "prompt_id",
+        "prompt_label",
+        "prompt_version",
+        "api_base",
+        "api_key",
+        "langfuse_public_key",
+        "langfuse_secret_key",
+        "langfuse_secret",
+        "langfuse_host",
+    }
+)
+_KNOWN_SECTIONS: Final = frozenset({"model_list", "general_settings"})
+
+
+class _ConfigFile(msgspec.Struct, frozen=True):
+    model_list: tuple[ModelEntry, ...] = ()
+
+
+def _load_config_file(path: Path, environ: Mapping[str, str]) -> _ConfigFile:
+    where = f"PROMPT_MIDDLEWARE_CONFIG={str(path)!r}"
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"{where}: cannot read the file ({exc.strerror}).") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{where}: not valid YAML ({exc}).") from None
+    if document is None:
+        return _ConfigFile()
+    if not isinstance(document, dict):
+        raise ConfigurationError(f"{where}: the file must be a YAML mapping.")
+    ignored = sorted(str(key) for key in document if key not in _KNOWN_SECTIONS)
+    if ignored:
+        logger.warning("config_sections_ignored", path=str(path), sections=ignored)
+    raw_entries = document.get("model_list") or []
+    if not isinstance(raw_entries, list):
+        raise ConfigurationError(f"{where}: model_list must be a list.")
+    entries = tuple(
+        _parse_entry(raw, f"{where}: model_list[{index}]", environ)
+        for index, raw in enumerate(raw_entries)
+    )
+    return _ConfigFile(model_list=entries)
+
+
+def _parse_entry(raw: Any, where: str, environ: Mapping[str, str]) -> ModelEntry:
+    if not isinstance(raw, dict) or not isinstance(raw.get("model_name"), str):
+        raise ConfigurationError(f"{where}: an entry needs a string model_name.")
+    params = raw.get("litellm_params") or {}
+    if not isinstance(params, dict) or not isinstance(params.get("model"), str):
+        raise ConfigurationError(f"{where}: litellm_params.model must be a string.")
+    params = {key: _resolve_environ(value, f"{where}.litellm_params.{key}", environ)
+              for key, value in params.items()}
+    unused = sorted(k for k in params if k not in _ENTRY_KEYS and k not in CHAT_COMPLETION_PARAMETERS)
+    if unused:
+        logger.warning("model_entry_keys_ignored", entry=raw["model_name"], keys=unused)
+    fields: dict[str, Any] = {k: v for k, v in params.items() if k in _ENTRY_KEYS}
+    if "langfuse_secret" in fields:
+        fields.setdefault("langfuse_secret_key", fields.pop("langfuse_secret"))
+    fields["params"] = {k: v for k, v in params.items() if k in CHAT_COMPLETION_PARAMETERS}
+    fields["model_name"] = raw["model_name"]
+    try:
+        return msgspec.convert(fields, ModelEntry, strict=False, dec_hook=_decode_secret)
+    except msgspec.ValidationError as exc:
+        raise ConfigurationError(f"{where}: {exc}.") from None
+
+
+def _resolve_environ(value: Any, where: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith("os.environ/"):
+        name = value.removeprefix("os.environ/")
+        if name not in environ:
+            raise ConfigurationError(f"{where} reads {name} from the environment, which is unset.")
+        return environ[name]
+    return value
