@@ -47,9 +47,16 @@ class RecordingApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         self.requests.append(Received(b"".join(chunks), headers, scope["path"]))
         body = b'{"ok":true}'
-        await send({"type": "http.response.start", "status": self.status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -67,12 +74,14 @@ async def make_client(app: RecordingApp) -> AsyncIterator[ClientFactory]:
     clients: list[httpx.AsyncClient] = []
     middlewares: list[PromptMiddleware] = []
 
-    def factory(settings: Settings | None = None, *,
-                stores: dict[str, PromptStore] | None = None) -> httpx.AsyncClient:
+    def factory(
+        settings: Settings | None = None, *, stores: dict[str, PromptStore] | None = None
+    ) -> httpx.AsyncClient:
         middleware = PromptMiddleware(app, settings or Settings(), stores=stores)
         middlewares.append(middleware)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware),
-                                   base_url="http://testserver")
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=middleware), base_url="http://testserver"
+        )
         clients.append(client)
         return client
 

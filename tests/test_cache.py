@@ -39,8 +39,9 @@ def cache(clock: Clock) -> PromptCache:
     return PromptCache(max_entries=100, clock=clock)
 
 
-async def get(cache: PromptCache, store: MemoryStore, query: PromptQuery = LABEL,
-              policy: CachePolicy = POLICY) -> tuple[Prompt, CacheStatus]:
+async def get(
+    cache: PromptCache, store: MemoryStore, query: PromptQuery = LABEL, policy: CachePolicy = POLICY
+) -> tuple[Prompt, CacheStatus]:
     return await cache.get(("memory", query), lambda: store.get_prompt(query), policy)
 
 
@@ -50,8 +51,9 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_first_request_misses_then_hits_within_ttl(cache: PromptCache, store: MemoryStore,
-                                                         clock: Clock) -> None:
+async def test_first_request_misses_then_hits_within_ttl(
+    cache: PromptCache, store: MemoryStore, clock: Clock
+) -> None:
     assert (await get(cache, store))[1] is CacheStatus.MISS
     for _ in range(1000):
         clock.now += 0.01
@@ -61,7 +63,9 @@ async def test_first_request_misses_then_hits_within_ttl(cache: PromptCache, sto
     assert store.total_calls == 1
 
 
-async def test_concurrent_misses_make_one_store_call(cache: PromptCache, store: MemoryStore) -> None:
+async def test_concurrent_misses_make_one_store_call(
+    cache: PromptCache, store: MemoryStore
+) -> None:
     store.gate = asyncio.Event()
     waiting = [asyncio.create_task(get(cache, store)) for _ in range(200)]
     await settle()
@@ -71,8 +75,9 @@ async def test_concurrent_misses_make_one_store_call(cache: PromptCache, store: 
     assert {status for _, status in results} == {CacheStatus.MISS}
 
 
-async def test_a_cancelled_waiter_does_not_cancel_the_shared_fetch(cache: PromptCache,
-                                                                   store: MemoryStore) -> None:
+async def test_a_cancelled_waiter_does_not_cancel_the_shared_fetch(
+    cache: PromptCache, store: MemoryStore
+) -> None:
     store.gate = asyncio.Event()
     first = asyncio.create_task(get(cache, store))
     second = asyncio.create_task(get(cache, store))
@@ -87,7 +92,8 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_fetch(cache: Prompt
 
 
 async def test_expired_label_is_served_stale_while_one_refresh_runs(
-        cache: PromptCache, store: MemoryStore, clock: Clock) -> None:
+    cache: PromptCache, store: MemoryStore, clock: Clock
+) -> None:
     await get(cache, store)
     store.put(text_prompt("greeting", "v2", version=2))
     clock.now += 61
@@ -103,7 +109,8 @@ async def test_expired_label_is_served_stale_while_one_refresh_runs(
 
 
 async def test_store_failure_serves_stale_copy_until_max_stale(
-        cache: PromptCache, store: MemoryStore, clock: Clock) -> None:
+    cache: PromptCache, store: MemoryStore, clock: Clock
+) -> None:
     await get(cache, store)
     store.failure = unavailable()
     clock.now += 61
@@ -116,7 +123,8 @@ async def test_store_failure_serves_stale_copy_until_max_stale(
 
 
 async def test_failed_refresh_is_retried_after_a_backoff_not_per_request(
-        cache: PromptCache, store: MemoryStore, clock: Clock) -> None:
+    cache: PromptCache, store: MemoryStore, clock: Clock
+) -> None:
     await get(cache, store)
     store.failure = unavailable()
     clock.now += 61
@@ -132,8 +140,9 @@ async def test_failed_refresh_is_retried_after_a_backoff_not_per_request(
     assert (await get(cache, store))[1] is CacheStatus.HIT
 
 
-async def test_not_found_on_refresh_evicts(cache: PromptCache, store: MemoryStore,
-                                           clock: Clock) -> None:
+async def test_not_found_on_refresh_evicts(
+    cache: PromptCache, store: MemoryStore, clock: Clock
+) -> None:
     await get(cache, store)
     store.prompts.clear()
     clock.now += 61
@@ -153,8 +162,9 @@ async def test_failures_are_never_cached(cache: PromptCache, store: MemoryStore)
     assert store.total_calls == 2
 
 
-async def test_pinned_version_never_expires(cache: PromptCache, store: MemoryStore,
-                                            clock: Clock) -> None:
+async def test_pinned_version_never_expires(
+    cache: PromptCache, store: MemoryStore, clock: Clock
+) -> None:
     await get(cache, store, PINNED)
     clock.now += 10**7
     assert (await get(cache, store, PINNED))[1] is CacheStatus.HIT
@@ -162,9 +172,14 @@ async def test_pinned_version_never_expires(cache: PromptCache, store: MemorySto
 
 
 async def test_mutable_versions_and_synchronous_revalidation(
-        cache: PromptCache, store: MemoryStore, clock: Clock) -> None:
-    files = CachePolicy(ttl_seconds=0.5, max_stale_seconds=3600, versions_are_immutable=False,
-                        revalidate_in_background=False)
+    cache: PromptCache, store: MemoryStore, clock: Clock
+) -> None:
+    files = CachePolicy(
+        ttl_seconds=0.5,
+        max_stale_seconds=3600,
+        versions_are_immutable=False,
+        revalidate_in_background=False,
+    )
     await get(cache, store, PINNED, files)
     store.put(text_prompt("greeting", "edited"))
     clock.now += 0.6
@@ -197,8 +212,9 @@ async def test_keys_separate_stores_and_credentials(cache: PromptCache) -> None:
     assert (a[0].prompt, b[0].prompt) == ("tenant a", "tenant b")
 
 
-async def test_aclose_cancels_background_refreshes(cache: PromptCache, store: MemoryStore,
-                                                   clock: Clock) -> None:
+async def test_aclose_cancels_background_refreshes(
+    cache: PromptCache, store: MemoryStore, clock: Clock
+) -> None:
     await get(cache, store)
     store.gate = asyncio.Event()
     clock.now += 61

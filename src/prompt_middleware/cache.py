@@ -81,7 +81,9 @@ class PromptCache:
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
-    async def get(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> tuple[Prompt, CacheStatus]:
+    async def get(
+        self, key: CacheKey, fetch: Fetch, policy: CachePolicy
+    ) -> tuple[Prompt, CacheStatus]:
         """The prompt for ``key``, calling ``fetch`` only when the cache cannot answer."""
         entry = self._entries.get(key)
         if entry is None:
@@ -123,7 +125,9 @@ class PromptCache:
         # fetch the other callers are waiting for.
         return await asyncio.shield(task)
 
-    def _start_fetch(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> asyncio.Task[Prompt]:
+    def _start_fetch(
+        self, key: CacheKey, fetch: Fetch, policy: CachePolicy
+    ) -> asyncio.Task[Prompt]:
         task = asyncio.get_running_loop().create_task(self._fetch_and_store(key, fetch, policy))
         self._in_flight[key] = task
         task.add_done_callback(lambda done: self._fetch_done(key, done))
@@ -144,7 +148,9 @@ class PromptCache:
         now = self._clock()
         pinned = key[1].version is not None and policy.versions_are_immutable
         expires_at = math.inf if pinned else now + policy.ttl_seconds
-        self._entries[key] = _Entry(prompt=prompt, expires_at=expires_at, next_refresh_at=expires_at)
+        self._entries[key] = _Entry(
+            prompt=prompt, expires_at=expires_at, next_refresh_at=expires_at
+        )
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
@@ -156,5 +162,6 @@ class PromptCache:
         # A background refresh has no one awaiting it: read its error here so asyncio does
         # not report it as never retrieved. Callers that awaited it saw it already.
         if not task.cancelled() and (error := task.exception()) is not None:
-            logger.debug("prompt_fetch_failed", store=key[0], prompt=key[1].name,
-                         error=type(error).__name__)
+            logger.debug(
+                "prompt_fetch_failed", store=key[0], prompt=key[1].name, error=type(error).__name__
+            )

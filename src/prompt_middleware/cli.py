@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from typing import BinaryIO
+
+import structlog
 
 from prompt_middleware.errors import ConfigurationError, RequestError
 from prompt_middleware.rewrite import RewriteEngine
@@ -35,9 +38,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"prompt-middleware: {exc}", file=sys.stderr)
         return 2
+    _configure_logging(settings.log_level)
     if arguments.command == "render":
         return asyncio.run(_render(settings, sys.stdin.buffer, sys.stdout.buffer))
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _configure_logging(level: str) -> None:
+    # Logs go to stderr: stdout carries the command's output (the rewritten body).
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
 
 
 async def _render(settings: Settings, stdin: BinaryIO, stdout: BinaryIO) -> int:

@@ -74,8 +74,9 @@ class RequestError(PromptMiddlewareError):
 
     def to_json(self) -> bytes:
         """The body of CONTRACT §7: ``{"error": {"message", "type", "param", "code"}}``."""
-        body = _ErrorBody(message=self.message, type=self.error_type, param=self.param,
-                          code=self.code)
+        body = _ErrorBody(
+            message=self.message, type=self.error_type, param=self.param, code=self.code
+        )
         return _encode(_ErrorEnvelope(error=body))
 
 

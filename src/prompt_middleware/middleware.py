@@ -48,7 +48,11 @@ class PromptMiddleware:
         return self._engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self._routes or scope["method"] != "POST":
+        if (
+            scope["type"] != "http"
+            or scope["path"] not in self._routes
+            or scope["method"] != "POST"
+        ):
             if scope["type"] == "lifespan":
                 await self.app(scope, self._lifespan_receive(receive), self._lifespan_send(send))
                 return
@@ -70,7 +74,9 @@ class PromptMiddleware:
             return
         except Exception:
             logger.exception("prompt_request_failed", route=scope["path"], request_id=request_id)
-            await _send_error(send, RequestError("prompt-middleware failed to rewrite the request."))
+            await _send_error(
+                send, RequestError("prompt-middleware failed to rewrite the request.")
+            )
             return
 
         if result is None:
@@ -180,7 +186,11 @@ async def _send_error(send: Send, error: RequestError) -> None:
 
 
 def _log_request(
-    scope: Scope, request_id: str, result: RewriteResult, status: int, overhead_ms: float,
+    scope: Scope,
+    request_id: str,
+    result: RewriteResult,
+    status: int,
+    overhead_ms: float,
     started: float,
 ) -> None:
     fields: dict[str, Any] = {

@@ -20,7 +20,9 @@ T = TypeVar("T")
 
 RequestFields = dict[str, msgspec.Raw]
 
-EXTENSION_FIELDS: Final = frozenset({"prompt_id", "prompt_variables", "prompt_label", "prompt_version"})
+EXTENSION_FIELDS: Final = frozenset(
+    {"prompt_id", "prompt_variables", "prompt_label", "prompt_version"}
+)
 _EXTENSION_PREFIXES: Final = ("langfuse_", "humanloop_")
 
 _body_decoder: Final = msgspec.json.Decoder(RequestFields)

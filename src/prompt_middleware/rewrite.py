@@ -169,12 +169,18 @@ class RewriteEngine:
         prompt, status = await self._get_prompt(binding, query)
         variables: dict[str, Any] = decode_field(fields, "prompt_variables", dict[str, Any]) or {}
         rendered = render_prompt(
-            prompt, variables, lambda: decode_field(fields, "messages", list[Any]),
+            prompt,
+            variables,
+            lambda: decode_field(fields, "messages", list[Any]),
             self._render_options,
         )
         if rendered.missing_variables:
-            logger.warning("prompt_variables_missing", prompt=prompt.name,
-                           version=prompt.version, variables=list(rendered.missing_variables))
+            logger.warning(
+                "prompt_variables_missing",
+                prompt=prompt.name,
+                version=prompt.version,
+                variables=list(rendered.missing_variables),
+            )
 
         config = prompt.config if isinstance(prompt.config, dict) else {}
         configured_model = config.get("model")
@@ -221,7 +227,9 @@ class RewriteEngine:
             return _STORE_ALIASES.get(head, head), rest.removeprefix(_PROVIDER_PREFIX)
         return None, model
 
-    def _query(self, prompt_id: str, fields: RequestFields, entry: ModelEntry | None) -> PromptQuery:
+    def _query(
+        self, prompt_id: str, fields: RequestFields, entry: ModelEntry | None
+    ) -> PromptQuery:
         if not prompt_id:
             raise InvalidPromptRequest("'prompt_id' must not be empty.", param="prompt_id")
         label: str | None = decode_field(fields, "prompt_label", str)
@@ -229,7 +237,8 @@ class RewriteEngine:
         if label is not None and version is not None:
             raise InvalidPromptRequest(
                 "Give prompt_label or prompt_version, not both: a version is already one "
-                "exact prompt.", param="prompt_version",
+                "exact prompt.",
+                param="prompt_version",
             )
         if label is None and version is None and entry is not None:
             label, version = entry.prompt_label, entry.prompt_version
@@ -251,8 +260,9 @@ class RewriteEngine:
 
     @staticmethod
     def _refuse_prompt_fields_without_prompt(fields: RequestFields) -> None:
-        orphans = sorted(n for n in ("prompt_variables", "prompt_label", "prompt_version")
-                         if n in fields)
+        orphans = sorted(
+            n for n in ("prompt_variables", "prompt_label", "prompt_version") if n in fields
+        )
         if orphans:
             raise InvalidPromptRequest(
                 f"{', '.join(orphans)} given without prompt_id: name the prompt to use.",
@@ -275,7 +285,8 @@ class RewriteEngine:
         except TimeoutError:
             raise PromptStoreUnavailable(
                 f"The prompt store '{binding.prefix}' did not answer within "
-                f"{self._settings.store_timeout_seconds:g} s (PROMPT_MIDDLEWARE_STORE_TIMEOUT_SECONDS)."
+                f"{self._settings.store_timeout_seconds:g} s "
+                "(PROMPT_MIDDLEWARE_STORE_TIMEOUT_SECONDS)."
             ) from None
         except Exception as exc:
             logger.exception("prompt_store_error", store=binding.prefix, prompt=query.name)
@@ -298,4 +309,3 @@ def _parse_prewarm(item: str) -> PromptQuery:
 def _header_value(value: str) -> bytes:
     # Prompt names come from client input: no CR/LF (header splitting), no non-ASCII.
     return quote(value, safe=_HEADER_SAFE).encode("ascii")
-

@@ -98,6 +98,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     langfuse_secret_key: Secret | None = None
     langfuse_base_url: str = "https://cloud.langfuse.com"
     model_list: tuple[ModelEntry, ...] = ()
+    # Read by the command-line programs only: a library leaves logging to its application.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property
     def render_options(self) -> RenderOptions:
@@ -210,7 +212,9 @@ def _load_config_file(path: Path, environ: Mapping[str, str]) -> _ConfigFile:
     ignored = sorted(str(key) for key in document if key not in _KNOWN_SECTIONS)
     if ignored:
         logger.warning("config_sections_ignored", path=str(path), sections=ignored)
-    raw_entries = document.get("model_list") or []
+    raw_entries = document.get("model_list")
+    if raw_entries is None:
+        raw_entries = []
     if not isinstance(raw_entries, list):
         raise ConfigurationError(f"{where}: model_list must be a list.")
     entries = tuple(
@@ -226,9 +230,13 @@ def _parse_entry(raw: Any, where: str, environ: Mapping[str, str]) -> ModelEntry
     params = raw.get("litellm_params") or {}
     if not isinstance(params, dict) or not isinstance(params.get("model"), str):
         raise ConfigurationError(f"{where}: litellm_params.model must be a string.")
-    params = {key: _resolve_environ(value, f"{where}.litellm_params.{key}", environ)
-              for key, value in params.items()}
-    unused = sorted(k for k in params if k not in _ENTRY_KEYS and k not in CHAT_COMPLETION_PARAMETERS)
+    params = {
+        key: _resolve_environ(value, f"{where}.litellm_params.{key}", environ)
+        for key, value in params.items()
+    }
+    unused = sorted(
+        k for k in params if k not in _ENTRY_KEYS and k not in CHAT_COMPLETION_PARAMETERS
+    )
     if unused:
         logger.warning("model_entry_keys_ignored", entry=raw["model_name"], keys=unused)
     fields: dict[str, Any] = {k: v for k, v in params.items() if k in _ENTRY_KEYS}

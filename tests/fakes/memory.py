@@ -11,21 +11,45 @@ from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptMessage, PromptQuery
 
 
-def text_prompt(name: str, text: str, *, version: int = 1, config: Any = None,
-                labels: Iterable[str] = ("production",)) -> Prompt:
-    return Prompt(name=name, version=version, type="text", prompt=text,
-                  config={} if config is None else config, labels=tuple(labels))
+def text_prompt(
+    name: str,
+    text: str,
+    *,
+    version: int = 1,
+    config: Any = None,
+    labels: Iterable[str] = ("production",),
+) -> Prompt:
+    return Prompt(
+        name=name,
+        version=version,
+        type="text",
+        prompt=text,
+        config={} if config is None else config,
+        labels=tuple(labels),
+    )
 
 
-def chat_prompt(name: str, messages: Iterable[tuple[str, str] | str], *, version: int = 1,
-                config: Any = None, labels: Iterable[str] = ("production",)) -> Prompt:
+def chat_prompt(
+    name: str,
+    messages: Iterable[tuple[str, str] | str],
+    *,
+    version: int = 1,
+    config: Any = None,
+    labels: Iterable[str] = ("production",),
+) -> Prompt:
     """``messages``: ``(role, content)`` pairs, or a bare string naming a placeholder."""
     items: list[PromptMessage] = [
         Placeholder(m) if isinstance(m, str) else ChatMessage(role=m[0], content=m[1])
         for m in messages
     ]
-    return Prompt(name=name, version=version, type="chat", prompt=tuple(items),
-                  config={} if config is None else config, labels=tuple(labels))
+    return Prompt(
+        name=name,
+        version=version,
+        type="chat",
+        prompt=tuple(items),
+        config={} if config is None else config,
+        labels=tuple(labels),
+    )
 
 
 class MemoryStore:
@@ -43,7 +67,9 @@ class MemoryStore:
         return sum(self.calls.values())
 
     def put(self, prompt: Prompt) -> None:
-        self.prompts = [p for p in self.prompts if (p.name, p.version) != (prompt.name, prompt.version)]
+        self.prompts = [
+            p for p in self.prompts if (p.name, p.version) != (prompt.name, prompt.version)
+        ]
         self.prompts.append(prompt)
 
     async def get_prompt(self, query: PromptQuery) -> Prompt:

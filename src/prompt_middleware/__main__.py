@@ -1,0 +1,7 @@
+"""``python -m prompt_middleware`` runs the ``prompt-middleware`` command."""
+
+import sys
+
+from prompt_middleware.cli import main
+
+sys.exit(main())

@@ -1,0 +1,156 @@
+"""The Starlette example and the ``prompt-middleware render`` command, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from examples.starlette_app.app import PROMPTS, create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def example() -> Any:
+    app = create_app()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://example"
+    ) as client:
+        yield client
+    await app.engine.aclose()
+
+
+def echoed(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return json.loads(response.json()["choices"][0]["message"]["content"])
+
+
+async def test_example_text_prompt(example: httpx.AsyncClient) -> None:
+    response = await example.post(
+        "/v1/chat/completions",
+        json={
+            "model": "file/gpt-4o-mini",
+            "prompt_id": "greeting",
+            "prompt_variables": {"name": "Ada", "company": "Acme"},
+        },
+    )
+    assert echoed(response) == {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "user", "content": "Write a one-line greeting for Ada, who just joined Acme."}
+        ],
+    }
+    assert response.headers["x-prompt-store"] == "file"
+
+
+async def test_example_chat_prompt_with_config_and_placeholder(example: httpx.AsyncClient) -> None:
+    question = {"role": "user", "content": "My invoice is wrong."}
+    response = await example.post(
+        "/v1/chat/completions",
+        json={
+            "model": "file/gpt-4o-mini",
+            "prompt_id": "support/answer",
+            "prompt_variables": {"product": "Acme Cloud", "language": "French"},
+            "messages": [question],
+        },
+    )
+    assert echoed(response) == {
+        "model": "gpt-4o",
+        "temperature": 0.2,
+        "max_tokens": 300,
+        "messages": [
+            {
+                "role": "system",
+                "content": "You are the support assistant of Acme Cloud. "
+                "Answer in French, in at most three sentences.",
+            },
+            question,
+        ],
+    }
+    assert response.headers["x-prompt-version"] == "2"
+    staging = await example.post(
+        "/v1/chat/completions",
+        json={
+            "model": "file/x",
+            "prompt_id": "support/answer",
+            "prompt_label": "staging",
+            "prompt_variables": {"product": "Acme"},
+            "messages": [],
+        },
+    )
+    assert echoed(staging)["model"] == "gpt-4o-mini"
+
+
+async def test_example_dotprompt_file_as_litellm_names_it(example: httpx.AsyncClient) -> None:
+    response = await example.post(
+        "/v1/chat/completions",
+        json={
+            "model": "dotprompt/gpt-4",
+            "prompt_id": "summarize",
+            "prompt_variables": {"text": "Prompts live in files."},
+        },
+    )
+    assert echoed(response) == {
+        "model": "gpt-4o-mini",
+        "temperature": 0.3,
+        "max_tokens": 200,
+        "messages": [
+            {"role": "system", "content": "You summarise text for busy engineers."},
+            {"role": "user", "content": "Summarise in two sentences: Prompts live in files."},
+        ],
+    }
+
+
+async def test_example_unmanaged_request_passes_through(example: httpx.AsyncClient) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    assert echoed(await example.post("/v1/chat/completions", json=body)) == body
+
+
+def render(body: bytes, **env: str) -> subprocess.CompletedProcess[bytes]:
+    environ = {**os.environ, "PROMPT_MIDDLEWARE_PROMPTS_DIR": str(PROMPTS), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "prompt_middleware", "render"],
+        input=body,
+        capture_output=True,
+        env=environ,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_render_prints_the_rewritten_body_and_nothing_else() -> None:
+    done = render(
+        b'{"model": "file/m", "prompt_id": "greeting", "temperature": 1e-7,'
+        b' "prompt_variables": {"name": "A", "company": "B"}}'
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        b'{"model":"m","temperature":1e-7,"messages":[{"role":"user",'
+        b'"content":"Write a one-line greeting for A, who just joined B."}]}\n'
+    )
+
+
+def test_render_passes_unmanaged_bodies_unchanged() -> None:
+    done = render(b'{"model": "gpt-4o",  "messages": []}')
+    assert (done.returncode, done.stdout) == (0, b'{"model": "gpt-4o",  "messages": []}\n')
+
+
+def test_render_prints_the_error_json_and_fails() -> None:
+    done = render(b'{"model": "file/m", "prompt_id": "nope"}')
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == "prompt_not_found"
+
+
+def test_render_reports_bad_settings_on_stderr() -> None:
+    done = render(b"{}", PROMPT_MIDDLEWARE_STRICT_VARIABLES="perhaps")
+    assert done.returncode == 2
+    assert b"PROMPT_MIDDLEWARE_STRICT_VARIABLES='perhaps' is invalid" in done.stderr
+    assert done.stdout == b""
