@@ -13,17 +13,25 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
+import httpx
 import msgspec
 import structlog
 
-from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
+from prompt_middleware.cache import CacheStatus, PromptCache
 from prompt_middleware.errors import (
     InvalidPromptRequest,
+    InvalidRequest,
     PromptStoreUnavailable,
     RequestError,
 )
 from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
 from prompt_middleware.prompts import Prompt, PromptQuery
+from prompt_middleware.registry import (
+    STORE_ALIASES,
+    LangfuseCredentials,
+    StoreBinding,
+    StoreRegistry,
+)
 from prompt_middleware.render import RenderOptions, render_prompt
 from prompt_middleware.request import (
     RequestFields,
@@ -34,34 +42,17 @@ from prompt_middleware.request import (
 )
 from prompt_middleware.settings import ModelEntry, Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.stores.local import LocalPromptStore
 
-__all__ = ["RewriteEngine", "RewriteResult", "StoreBinding"]
+__all__ = ["RewriteEngine", "RewriteResult"]
 
 logger = structlog.get_logger(__name__)
 
 DEFAULT_LABEL: Final = "production"
-# LiteLLM names the local folder integration "dotprompt"; both prefixes mean the same store.
-_STORE_ALIASES: Final = {"dotprompt": "file"}
-# Prefixes that name a store even when it is not configured, so that a request for one is a
-# clear 400 rather than a model name the upstream does not know.
-_KNOWN_STORES: Final = frozenset({"langfuse", "file", "dotprompt", "humanloop"})
 _PROVIDER_PREFIX: Final = "openai/"
-# Files are edited in place: the folder store re-reads a changed file within half a second,
-# and the cache holds its prompts no longer, so an edit shows within one second.
-_FILE_POLICY_TTL_SECONDS: Final = 0.5
+_CREDENTIAL_FIELDS: Final = frozenset({"langfuse_public_key", "langfuse_secret_key"})
 
 _encode: Final = msgspec.json.Encoder().encode
 _HEADER_SAFE: Final = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-
-
-@dataclass(frozen=True, slots=True)
-class StoreBinding:
-    """A store registered under a prefix, with the cache policy for its prompts."""
-
-    prefix: str
-    store: PromptStore
-    policy: CachePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +88,13 @@ class RewriteEngine:
         *,
         stores: Mapping[str, PromptStore] | None = None,
         cache: PromptCache | None = None,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._settings = settings
         self._render_options: RenderOptions = settings.render_options
         self._cache = cache or PromptCache(max_entries=settings.cache_max_entries)
         self._entries = {entry.model_name: entry for entry in settings.model_list}
-        self._bindings = self._bind_stores(settings, stores or {})
-        self._prefixes = frozenset(self._bindings) | _KNOWN_STORES | frozenset(_STORE_ALIASES)
+        self._stores = StoreRegistry(settings, stores=stores, http_client=http_client)
 
     @property
     def settings(self) -> Settings:
@@ -112,27 +103,6 @@ class RewriteEngine:
     @property
     def cache(self) -> PromptCache:
         return self._cache
-
-    def _bind_stores(
-        self, settings: Settings, custom: Mapping[str, PromptStore]
-    ) -> dict[str, StoreBinding]:
-        remote = CachePolicy(
-            ttl_seconds=settings.cache_ttl_seconds,
-            max_stale_seconds=settings.cache_max_stale_seconds,
-        )
-        files = CachePolicy(
-            ttl_seconds=min(settings.cache_ttl_seconds, _FILE_POLICY_TTL_SECONDS),
-            max_stale_seconds=settings.cache_max_stale_seconds,
-            versions_are_immutable=False,
-            revalidate_in_background=False,
-        )
-        bindings = {
-            "file": StoreBinding("file", LocalPromptStore(settings.prompts_dir), files),
-        }
-        for prefix, store in custom.items():
-            policy = files if isinstance(store, LocalPromptStore) else remote
-            bindings[prefix] = StoreBinding(prefix, store, policy)
-        return bindings
 
     async def rewrite(self, body: bytes) -> RewriteResult | None:
         """The rewritten request, or None when the body must go on unchanged.
@@ -165,7 +135,7 @@ class RewriteEngine:
             return RewriteResult(body=_encode(output), model=bare_model, entry=entry)
 
         query = self._query(prompt_id, fields, entry)
-        binding = self._binding(prefix)
+        binding = self._stores.resolve(prefix, entry, self._request_credentials(fields))
         prompt, status = await self._get_prompt(binding, query)
         variables: dict[str, Any] = decode_field(fields, "prompt_variables", dict[str, Any]) or {}
         rendered = render_prompt(
@@ -204,7 +174,7 @@ class RewriteEngine:
 
     async def prewarm(self) -> None:
         """Fetch the prompts of ``PROMPT_MIDDLEWARE_PREWARM`` into the cache."""
-        binding = self._binding(None)
+        binding = self._stores.resolve(None)
         queries = [_parse_prewarm(item) for item in self._settings.prewarm]
         results = await asyncio.gather(
             *(self._get_prompt(binding, query) for query in queries), return_exceptions=True
@@ -216,15 +186,14 @@ class RewriteEngine:
     async def aclose(self) -> None:
         """Stop background refreshes and close every store's connections."""
         await self._cache.aclose()
-        stores = {id(b.store): b.store for b in self._bindings.values()}
-        await asyncio.gather(*(store.aclose() for store in stores.values()))
+        await self._stores.aclose()
 
     def _split_store_prefix(self, model: str | None) -> tuple[str | None, str | None]:
         if model is None:
             return None, None
         head, slash, rest = model.partition("/")
-        if slash and head in self._prefixes:
-            return _STORE_ALIASES.get(head, head), rest.removeprefix(_PROVIDER_PREFIX)
+        if slash and head in self._stores.prefixes:
+            return STORE_ALIASES.get(head, head), rest.removeprefix(_PROVIDER_PREFIX)
         return None, model
 
     def _query(
@@ -246,17 +215,33 @@ class RewriteEngine:
             return PromptQuery(prompt_id, version=version)
         return PromptQuery(prompt_id, label=label or DEFAULT_LABEL)
 
-    def _binding(self, prefix: str | None) -> StoreBinding:
-        if prefix is None:
-            default = self._settings.resolved_default_store
-            prefix = _STORE_ALIASES.get(default, default)
-        binding = self._bindings.get(prefix)
-        if binding is None:
-            how = _HOW_TO_CONFIGURE.get(prefix, "register a store under this prefix")
-            raise InvalidPromptRequest(
-                f"The prompt store '{prefix}' is not configured: {how}.", param="model"
+    def _request_credentials(self, fields: RequestFields) -> LangfuseCredentials | None:
+        """Per-request Langfuse keys, honoured only when the settings allow them."""
+        public_key: str | None = decode_field(fields, "langfuse_public_key", str)
+        secret_key: str | None = decode_field(fields, "langfuse_secret_key", str)
+        ignored = sorted(
+            name
+            for name in fields
+            if name.startswith("langfuse_") and name not in _CREDENTIAL_FIELDS
+        )
+        if ignored:
+            # The host is configuration, never request data: a client must not be able to
+            # send our credentials, or anyone's, to a host of its choosing.
+            logger.warning("request_fields_ignored", fields=ignored)
+        if public_key is None and secret_key is None:
+            return None
+        if not self._settings.allow_request_credentials:
+            logger.warning(
+                "request_credentials_ignored",
+                reason="PROMPT_MIDDLEWARE_ALLOW_REQUEST_CREDENTIALS is not set",
             )
-        return binding
+            return None
+        if public_key is None or secret_key is None:
+            raise InvalidRequest(
+                "langfuse_public_key and langfuse_secret_key must be given together.",
+                param="langfuse_secret_key" if secret_key is None else "langfuse_public_key",
+            )
+        return LangfuseCredentials(public_key, secret_key)
 
     @staticmethod
     def _refuse_prompt_fields_without_prompt(fields: RequestFields) -> None:
@@ -273,7 +258,7 @@ class RewriteEngine:
         self, binding: StoreBinding, query: PromptQuery
     ) -> Awaitable[tuple[Prompt, CacheStatus]]:
         return self._cache.get(
-            (binding.prefix, query), lambda: self._fetch(binding, query), binding.policy
+            (binding.cache_key, query), lambda: self._fetch(binding, query), binding.policy
         )
 
     async def _fetch(self, binding: StoreBinding, query: PromptQuery) -> Prompt:
@@ -293,12 +278,6 @@ class RewriteEngine:
             raise PromptStoreUnavailable(
                 f"The prompt store '{binding.prefix}' failed: {type(exc).__name__}."
             ) from exc
-
-
-_HOW_TO_CONFIGURE: Final = {
-    "langfuse": "set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL)",
-    "humanloop": "set HUMANLOOP_API_KEY",
-}
 
 
 def _parse_prewarm(item: str) -> PromptQuery:
