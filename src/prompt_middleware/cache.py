@@ -111,6 +111,11 @@ class PromptCache:
         """Forget ``key``: the next request fetches it."""
         self._entries.pop(key, None)
 
+    async def drain(self) -> None:
+        """Wait until no fetch or background refresh is in flight; their errors are not raised."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
     async def aclose(self) -> None:
         """Cancel background refreshes; called once at shutdown."""
         tasks = list(self._in_flight.values())

@@ -54,7 +54,7 @@ class PromptMiddleware:
             or scope["method"] != "POST"
         ):
             if scope["type"] == "lifespan":
-                await self.app(scope, self._lifespan_receive(receive), self._lifespan_send(send))
+                await self._lifespan(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -110,23 +110,42 @@ class PromptMiddleware:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _lifespan_receive(self, receive: Receive) -> Receive:
-        async def lifespan_receive() -> Message:
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app_started = False
+
+        async def app_receive() -> Message:
+            nonlocal app_started
             message = await receive()
             if message["type"] == "lifespan.startup":
                 # Prewarm before the app sees start-up, so "ready" means "prompts loaded".
                 await self._engine.prewarm()
+                app_started = True
             return message
 
-        return lifespan_receive
-
-    def _lifespan_send(self, send: Send) -> Send:
-        async def lifespan_send(message: Message) -> None:
+        async def app_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
                 await self._engine.aclose()
             await send(message)
 
-        return lifespan_send
+        try:
+            await self.app(scope, app_receive, app_send)
+        except Exception:
+            if app_started:
+                raise
+            logger.debug("lifespan_unsupported_by_app")
+        if app_started:
+            return
+        # The app does not speak lifespan (it raised or returned at once): speak it for
+        # the middleware alone, so prewarm and clean-up still happen.
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self._engine.prewarm()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._engine.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
