@@ -327,3 +327,37 @@ async def test_the_cache_is_keyed_by_credential_set(
         response = await client.post(URL, json=intruder)
     assert response.status_code == 502  # not the tenant's cached prompt
     assert langfuse.fetch_count == 2
+
+
+async def test_a_model_list_entry_brings_its_own_langfuse_credentials(
+    serve: Serve, fake: tuple[FakeLangfuse, str], tmp_path: Path
+) -> None:
+    langfuse, langfuse_url = fake
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: team-a\n"
+        "    litellm_params:\n"
+        "      model: langfuse/gpt-4o-mini\n"
+        "      prompt_id: greeting\n"
+        "      langfuse_public_key: os.environ/TEAM_A_PUBLIC\n"
+        "      langfuse_secret: os.environ/TEAM_A_SECRET\n"
+        f"      langfuse_host: {langfuse_url}\n"
+    )
+    settings = Settings.from_env(
+        {
+            "PROMPT_MIDDLEWARE_CONFIG": str(config),
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-other-project",
+            "LANGFUSE_SECRET_KEY": "sk-lf-other-project",
+            "LANGFUSE_HOST": "http://127.0.0.1:9",  # never contacted for team-a
+            "TEAM_A_PUBLIC": PUBLIC,
+            "TEAM_A_SECRET": SECRET,
+        }
+    )
+    async with serve(settings) as (client, app, _):
+        response = await client.post(
+            URL, json={"model": "team-a", "prompt_variables": {"name": "Cy"}}
+        )
+    assert response.status_code == 200
+    assert app.last.json()["messages"] == [{"role": "user", "content": "Hello Cy!"}]
+    assert langfuse.fetch_count == 1

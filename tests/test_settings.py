@@ -152,6 +152,7 @@ def test_a_litellm_config_loads_unchanged(tmp_path: Path) -> None:
     )
     assert plain == ModelEntry(model_name="gpt-4o", model="openai/gpt-4o", prompt_version=3)
     assert "sk-openai-secret" not in repr(settings)
+    assert settings.api_keys == (Secret("sk-1234"),)  # general_settings.master_key
     events = {log["event"]: log for log in logs}
     assert events["config_sections_ignored"]["sections"] == ["litellm_settings", "router_settings"]
     assert events["model_entry_keys_ignored"]["keys"] == ["rpm"]

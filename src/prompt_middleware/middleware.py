@@ -14,6 +14,7 @@ from prompt_middleware.errors import RequestError, RequestTooLarge
 from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
+from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, upstream_of
 
 __all__ = ["PromptMiddleware"]
 
@@ -86,7 +87,7 @@ class PromptMiddleware:
         overhead_ms = (time.perf_counter() - started) * 1000
         status = [0]
         await self.app(
-            _with_body_length(scope, len(result.body)),
+            _with_body(scope, result),
             _replay(result.body, receive),
             _add_prompt_headers(send, result, overhead_ms, status),
         )
@@ -176,10 +177,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _with_body_length(scope: Scope, length: int) -> Scope:
+def _with_body(scope: Scope, result: RewriteResult) -> Scope:
     headers = [(k, v) for k, v in scope["headers"] if k not in _BODY_HEADERS]
-    headers.append((b"content-length", str(length).encode("ascii")))
-    return {**scope, "headers": headers}
+    headers.append((b"content-length", str(len(result.body)).encode("ascii")))
+    rewritten = {**scope, "headers": headers}
+    upstream = upstream_of(result.entry)
+    if upstream is not None:
+        rewritten[UPSTREAM_SCOPE_KEY] = upstream
+    return rewritten
 
 
 def _add_prompt_headers(

@@ -98,6 +98,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     langfuse_secret_key: Secret | None = None
     langfuse_base_url: str = "https://cloud.langfuse.com"
     model_list: tuple[ModelEntry, ...] = ()
+    # The sidecar (``prompt-middleware serve``) and its forwarder.
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 4000
+    workers: PositiveInt = 1
+    upstream_base_url: str | None = None
+    upstream_api_key: Secret | None = None
+    upstream_connect_timeout_seconds: PositiveFloat = 5.0
+    upstream_timeout_seconds: PositiveFloat = 600.0
+    api_keys: tuple[Secret, ...] = ()
     # Read by the command-line programs only: a library leaves logging to its application.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -134,6 +143,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if config_file is not None:
             config = _load_config_file(Path(config_file), env)
             values["model_list"] = config.model_list
+            # LiteLLM's master key is one more accepted sidecar key.
+            values["api_keys"] = (*values.get("api_keys", ()), *config.api_keys)
         return cls(**values)
 
 
@@ -153,7 +164,8 @@ _ENVIRONMENT: Final[dict[str, tuple[str, ...]]] = {
 }
 
 _FIELD_TYPES: Final = {field.name: field.type for field in msgspec.structs.fields(Settings)}
-_LIST_FIELDS: Final = frozenset({"routes", "prewarm"})
+_LIST_FIELDS: Final = frozenset({"routes", "prewarm", "api_keys"})
+_SECRET_TYPES: Final = (Secret, Secret | None, tuple[Secret, ...])
 
 
 def _decode_secret(type_: type, value: Any) -> Any:
@@ -169,7 +181,7 @@ def _convert_variable(name: str, raw: str, field: str) -> Any:
     try:
         return msgspec.convert(value, _FIELD_TYPES[field], strict=False, dec_hook=_decode_secret)
     except msgspec.ValidationError as exc:
-        shown = _MASK if _FIELD_TYPES[field] in (Secret, Secret | None) else repr(raw)
+        shown = _MASK if _FIELD_TYPES[field] in _SECRET_TYPES else repr(raw)
         reason = str(exc).split(" - at ", 1)[0]
         raise ConfigurationError(f"{name}={shown} is invalid: {reason}.") from None
 
@@ -195,6 +207,7 @@ _KNOWN_SECTIONS: Final = frozenset({"model_list", "general_settings"})
 
 class _ConfigFile(msgspec.Struct, frozen=True):
     model_list: tuple[ModelEntry, ...] = ()
+    api_keys: tuple[Secret, ...] = ()
 
 
 def _load_config_file(path: Path, environ: Mapping[str, str]) -> _ConfigFile:
@@ -221,7 +234,13 @@ def _load_config_file(path: Path, environ: Mapping[str, str]) -> _ConfigFile:
         _parse_entry(raw, f"{where}: model_list[{index}]", environ)
         for index, raw in enumerate(raw_entries)
     )
-    return _ConfigFile(model_list=entries)
+    general = document.get("general_settings") or {}
+    master_key = general.get("master_key") if isinstance(general, dict) else None
+    api_keys: tuple[Secret, ...] = ()
+    if master_key is not None:
+        where_key = f"{where}: general_settings.master_key"
+        api_keys = (Secret(str(_resolve_environ(master_key, where_key, environ))),)
+    return _ConfigFile(model_list=entries, api_keys=api_keys)
 
 
 def _parse_entry(raw: Any, where: str, environ: Mapping[str, str]) -> ModelEntry:

@@ -1,0 +1,33 @@
+"""Where a request goes next: the hand-off between the middleware and the forwarder.
+
+The middleware knows which model-list entry a request used; the forwarder knows how to send
+it. The middleware records the entry's upstream in the ASGI scope under
+:data:`UPSTREAM_SCOPE_KEY`, and the forwarder reads it there; a request without one goes to
+the forwarder's default upstream.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from prompt_middleware.settings import ModelEntry, Secret
+
+__all__ = ["UPSTREAM_SCOPE_KEY", "Upstream", "upstream_of"]
+
+UPSTREAM_SCOPE_KEY: Final = "prompt_middleware.upstream"
+
+
+class Upstream(msgspec.Struct, frozen=True):
+    """An OpenAI-style base URL (``https://api.openai.com/v1``) and the key to send it."""
+
+    base_url: str
+    api_key: Secret | None = None
+
+
+def upstream_of(entry: ModelEntry | None) -> Upstream | None:
+    """The upstream a model-list entry names, if it names one."""
+    if entry is None or entry.api_base is None:
+        return None
+    return Upstream(base_url=entry.api_base, api_key=entry.api_key)
