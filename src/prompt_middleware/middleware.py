@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prompt_middleware.errors import RequestError, RequestTooLarge
+from prompt_middleware.observe import Observer
+from prompt_middleware.report import report_error, report_request
 from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
@@ -29,6 +31,7 @@ class PromptMiddleware:
 
     ``settings`` default to :meth:`Settings.from_env`. ``stores`` registers extra prompt
     stores by prefix (``{"mystore": MyStore()}`` serves ``model: "mystore/gpt-4o"``).
+    ``observer`` is told about every request and store fetch (the sidecar's metrics).
     """
 
     def __init__(
@@ -37,10 +40,12 @@ class PromptMiddleware:
         settings: Settings | None = None,
         *,
         stores: Mapping[str, PromptStore] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.app = app
         self._settings = settings if settings is not None else Settings.from_env()
-        self._engine = RewriteEngine(self._settings, stores=stores)
+        self._observer = observer
+        self._engine = RewriteEngine(self._settings, stores=stores, observer=observer)
         self._routes = frozenset(self._settings.routes)
         self._max_body_bytes = self._settings.max_body_bytes
 
@@ -63,6 +68,7 @@ class PromptMiddleware:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        route: str = scope["path"]
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         try:
             body = await self._read_body(scope, receive)
@@ -71,27 +77,40 @@ class PromptMiddleware:
             result = await self._engine.rewrite(body)
         except RequestError as error:
             await _send_error(send, error)
-            _log_error(scope, request_id, error, started)
+            report_error(
+                route=route,
+                request_id=request_id,
+                error=error,
+                duration_seconds=time.perf_counter() - started,
+                observer=self._observer,
+            )
             return
         except Exception:
-            logger.exception("prompt_request_failed", route=scope["path"], request_id=request_id)
+            logger.exception("prompt_request_failed", route=route, request_id=request_id)
             await _send_error(
                 send, RequestError("prompt-middleware failed to rewrite the request.")
             )
             return
 
-        if result is None:
-            logger.debug("prompt_request_passthrough", route=scope["path"], request_id=request_id)
-            await self.app(scope, _replay(body, receive), send)
-            return
-        overhead_ms = (time.perf_counter() - started) * 1000
+        overhead = time.perf_counter() - started
         status = [0]
-        await self.app(
-            _with_body(scope, result),
-            _replay(result.body, receive),
-            _add_prompt_headers(send, result, overhead_ms, status),
+        if result is None:
+            await self.app(scope, _replay(body, receive), _record_status(send, status))
+        else:
+            await self.app(
+                _with_body(scope, result),
+                _replay(result.body, receive),
+                _add_prompt_headers(send, result, overhead, status),
+            )
+        report_request(
+            route=route,
+            request_id=request_id,
+            result=result,
+            status=status[0],
+            overhead_seconds=overhead,
+            duration_seconds=time.perf_counter() - started,
+            observer=self._observer,
         )
-        _log_request(scope, request_id, result, status[0], overhead_ms, started)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         declared = _header(scope, b"content-length")
@@ -188,10 +207,11 @@ def _with_body(scope: Scope, result: RewriteResult) -> Scope:
 
 
 def _add_prompt_headers(
-    send: Send, result: RewriteResult, overhead_ms: float, status: list[int]
+    send: Send, result: RewriteResult, overhead_seconds: float, status: list[int]
 ) -> Send:
     extra = result.response_headers
-    extra.append((b"x-prompt-middleware-overhead-ms", f"{overhead_ms:.3f}".encode("ascii")))
+    overhead_ms = f"{overhead_seconds * 1000:.3f}".encode("ascii")
+    extra.append((b"x-prompt-middleware-overhead-ms", overhead_ms))
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -202,46 +222,17 @@ def _add_prompt_headers(
     return send_with_headers
 
 
+def _record_status(send: Send, status: list[int]) -> Send:
+    async def recording_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+        await send(message)
+
+    return recording_send
+
+
 async def _send_error(send: Send, error: RequestError) -> None:
     body = error.to_json()
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _log_request(
-    scope: Scope,
-    request_id: str,
-    result: RewriteResult,
-    status: int,
-    overhead_ms: float,
-    started: float,
-) -> None:
-    fields: dict[str, Any] = {
-        "route": scope["path"],
-        "request_id": request_id,
-        "model": result.model,
-        "status": status,
-        "overhead_ms": round(overhead_ms, 3),
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-    }
-    if result.prompt is not None:
-        fields.update(
-            prompt=result.prompt.name,
-            version=result.prompt.version,
-            store=result.store,
-            cache=result.cache_status.value if result.cache_status else None,
-        )
-    logger.info("prompt_request", **fields)
-
-
-def _log_error(scope: Scope, request_id: str, error: RequestError, started: float) -> None:
-    logger.info(
-        "prompt_request",
-        route=scope["path"],
-        request_id=request_id,
-        status=error.status_code,
-        error=error.code,
-        message=error.message,
-        duration_ms=round((time.perf_counter() - started) * 1000, 3),
-    )

@@ -8,6 +8,7 @@ thin doors onto :meth:`RewriteEngine.rewrite`.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,9 +22,11 @@ from prompt_middleware.cache import CacheStatus, PromptCache
 from prompt_middleware.errors import (
     InvalidPromptRequest,
     InvalidRequest,
+    PromptNotFound,
     PromptStoreUnavailable,
     RequestError,
 )
+from prompt_middleware.observe import FetchOutcome, Observer
 from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
 from prompt_middleware.prompts import Prompt, PromptQuery
 from prompt_middleware.registry import (
@@ -89,8 +92,10 @@ class RewriteEngine:
         stores: Mapping[str, PromptStore] | None = None,
         cache: PromptCache | None = None,
         http_client: httpx.AsyncClient | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._settings = settings
+        self._observer = observer
         self._render_options: RenderOptions = settings.render_options
         self._cache = cache or PromptCache(max_entries=settings.cache_max_entries)
         self._entries = {entry.model_name: entry for entry in settings.model_list}
@@ -262,9 +267,16 @@ class RewriteEngine:
         )
 
     async def _fetch(self, binding: StoreBinding, query: PromptQuery) -> Prompt:
+        started = time.perf_counter()
+        outcome: FetchOutcome = "error"
         try:
             async with asyncio.timeout(self._settings.store_timeout_seconds):
-                return await binding.store.get_prompt(query)
+                prompt = await binding.store.get_prompt(query)
+            outcome = "ok"
+            return prompt
+        except PromptNotFound:
+            outcome = "not_found"
+            raise
         except RequestError:
             raise
         except TimeoutError:
@@ -278,6 +290,9 @@ class RewriteEngine:
             raise PromptStoreUnavailable(
                 f"The prompt store '{binding.prefix}' failed: {type(exc).__name__}."
             ) from exc
+        finally:
+            if self._observer is not None:
+                self._observer.store_fetch(binding.prefix, outcome, time.perf_counter() - started)
 
 
 def _parse_prewarm(item: str) -> PromptQuery:

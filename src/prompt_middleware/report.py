@@ -1,0 +1,87 @@
+"""The one canonical log line per request, and the observer call beside it.
+
+Shared by every door onto the engine (the ASGI middleware, the httpx transport), so a request
+is reported the same way whichever way it came in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from prompt_middleware.errors import RequestError
+from prompt_middleware.observe import Observer
+from prompt_middleware.rewrite import RewriteResult
+
+__all__ = ["report_error", "report_request"]
+
+logger = structlog.get_logger("prompt_middleware")
+
+
+def report_request(
+    *,
+    route: str,
+    request_id: str,
+    result: RewriteResult | None,
+    status: int,
+    overhead_seconds: float,
+    duration_seconds: float,
+    observer: Observer | None,
+) -> None:
+    """Log ``prompt_request`` (debug for a request passed on unchanged) and observe it."""
+    cache = result.cache_status.value if result is not None and result.cache_status else None
+    if observer is not None:
+        observer.request(route, status, cache, overhead_seconds)
+    if result is None:
+        logger.debug(
+            "prompt_request",
+            route=route,
+            request_id=request_id,
+            status=status,
+            managed=False,
+            duration_ms=_ms(duration_seconds),
+        )
+        return
+    fields: dict[str, Any] = {
+        "route": route,
+        "request_id": request_id,
+        "model": result.model,
+        "status": status,
+        "overhead_ms": _ms(overhead_seconds),
+        "duration_ms": _ms(duration_seconds),
+    }
+    if result.prompt is not None:
+        fields.update(
+            prompt=result.prompt.name,
+            version=result.prompt.version,
+            store=result.store,
+            cache=cache,
+        )
+    logger.info("prompt_request", **fields)
+
+
+def report_error(
+    *,
+    route: str,
+    request_id: str,
+    error: RequestError,
+    duration_seconds: float,
+    observer: Observer | None,
+) -> None:
+    """Log a request the middleware answered with an error, and observe it."""
+    if observer is not None:
+        observer.request(route, error.status_code, None, duration_seconds)
+    logger.info(
+        "prompt_request",
+        route=route,
+        request_id=request_id,
+        status=error.status_code,
+        error=error.code,
+        message=error.message,
+        duration_ms=_ms(duration_seconds),
+    )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
