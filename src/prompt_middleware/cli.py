@@ -1,62 +1,106 @@
-"""The ``prompt-middleware`` command: ``render`` (and, later, ``serve``)."""
+"""The ``prompt-middleware`` command: ``serve`` the sidecar, ``render`` a request."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import BinaryIO
 
-import structlog
-
 from prompt_middleware.errors import ConfigurationError, RequestError
+from prompt_middleware.logs import configure_logging
 from prompt_middleware.rewrite import RewriteEngine
 from prompt_middleware.settings import Settings
 
 __all__ = ["main"]
 
+_PREFIX = "PROMPT_MIDDLEWARE_"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="prompt-middleware",
-        description="Managed prompts in front of OpenAI-compatible chat endpoints.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "render",
-        help="read a chat request body on stdin, print the rewritten body on stdout",
-        description="Read a chat-completions request body (JSON) on stdin and print the body "
-        "the upstream would get, without sending it. On an error, print the error JSON and "
-        "exit with status 1. Settings come from the environment, as for the middleware.",
-    )
-    arguments = parser.parse_args(argv)
+    arguments = _parser().parse_args(argv)
+    # Flags are settings too: put them in the environment, which uvicorn's worker
+    # processes inherit and read, so one set of rules configures every process.
+    for name in ("host", "port", "workers"):
+        value = getattr(arguments, name, None)
+        if value is not None:
+            os.environ[_PREFIX + name.upper()] = str(value)
+    for flag in ("echo", "detailed_debug"):
+        if getattr(arguments, flag, False):
+            os.environ[_PREFIX + flag.upper()] = "true"
     try:
         settings = Settings.from_env()
     except ConfigurationError as exc:
         print(f"prompt-middleware: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     if arguments.command == "render":
         return asyncio.run(_render(settings, sys.stdin.buffer, sys.stdout.buffer))
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    return _serve(settings)
 
 
-def _configure_logging(level: str) -> None:
-    # Logs go to stderr: stdout carries the command's output (the rewritten body).
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prompt-middleware",
+        description="Managed prompts in front of OpenAI-compatible chat endpoints. Settings "
+        "come from PROMPT_MIDDLEWARE_* environment variables (see the README).",
     )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the sidecar: the middleware in front of the upstream LLM API",
+        description="Serve the middleware in front of PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL "
+        "(or the config file's api_base entries) with uvicorn.",
+    )
+    serve.add_argument("--host", help="address to listen on (PROMPT_MIDDLEWARE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (PROMPT_MIDDLEWARE_PORT, 4000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (PROMPT_MIDDLEWARE_WORKERS, 1)"
+    )
+    serve.add_argument(
+        "--echo",
+        action="store_true",
+        help="no upstream: answer each request with the rewritten request (a dry run)",
+    )
+    serve.add_argument(
+        "--detailed-debug",
+        action="store_true",
+        help="log every request sent upstream as a curl command, secrets redacted",
+    )
+    commands.add_parser(
+        "render",
+        help="read a chat request body on stdin, print the rewritten body on stdout",
+        description="Read a chat-completions request body (JSON) on stdin and print the body "
+        "the upstream would get, without sending it. On an error, print the error JSON and "
+        "exit with status 1.",
+    )
+    return parser
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from prompt_middleware.sidecar import create_app_from_env
+
+    try:
+        create_app_from_env()  # fail here, with the reason, rather than in every worker
+    except ConfigurationError as exc:
+        print(f"prompt-middleware: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "prompt_middleware.sidecar:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+    )
+    return 0
 
 
 async def _render(settings: Settings, stdin: BinaryIO, stdout: BinaryIO) -> int:

@@ -107,6 +107,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upstream_connect_timeout_seconds: PositiveFloat = 5.0
     upstream_timeout_seconds: PositiveFloat = 600.0
     api_keys: tuple[Secret, ...] = ()
+    echo: bool = False
+    detailed_debug: bool = False
     # Read by the command-line programs only: a library leaves logging to its application.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -1,0 +1,138 @@
+"""The sidecar: the middleware in front of the embedded forwarder (or the echo upstream).
+
+    client -> Sidecar (health, readiness, metrics, API keys)
+           -> PromptMiddleware (the rewrite)
+           -> Forwarder (the upstream LLM API) | EchoUpstream (--echo)
+
+``prompt-middleware serve`` runs :func:`create_app_from_env` under uvicorn.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from prompt_middleware.echo import EchoUpstream
+from prompt_middleware.errors import ConfigurationError, InvalidApiKey
+from prompt_middleware.logs import configure_logging
+from prompt_middleware.metrics import CONTENT_TYPE, PrometheusMetrics
+from prompt_middleware.middleware import PromptMiddleware
+from prompt_middleware.settings import Settings
+from prompt_middleware.stores.base import PromptStore
+
+__all__ = ["Sidecar", "create_app_from_env"]
+
+_OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+_JSON: Final = (b"content-type", b"application/json")
+_BEARER: Final = "bearer "
+
+
+class Sidecar:
+    """The standalone app: probes and metrics, sidecar keys, then middleware and upstream."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        upstream: ASGIApp | None = None,
+        stores: Mapping[str, PromptStore] | None = None,
+    ) -> None:
+        """``upstream`` defaults to the forwarder, or the echo upstream when ``settings.echo``."""
+        self.metrics = PrometheusMetrics()
+        if upstream is None and settings.echo:
+            upstream = EchoUpstream()
+        elif upstream is None:
+            _require_upstream(settings)
+            from prompt_middleware.forwarder import Forwarder
+
+            upstream = Forwarder(
+                settings,
+                on_upstream_response=self.metrics.upstream_response,
+                detailed_debug=settings.detailed_debug,
+            )
+        self.middleware = PromptMiddleware(upstream, settings, stores=stores, observer=self.metrics)
+        self._keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        """True once start-up (prewarm included) is complete."""
+        return self._ready
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.middleware(scope, receive, self._watch_startup(send))
+            return
+        if scope["type"] != "http":
+            await self.middleware(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in _OPEN_PATHS and scope["method"] in ("GET", "HEAD"):
+            await self._probe(path, send)
+            return
+        if self._keys:
+            if not self._authorised(scope):
+                error = InvalidApiKey(
+                    "A valid sidecar key is required: send 'Authorization: Bearer <key>' with "
+                    "one of PROMPT_MIDDLEWARE_API_KEYS."
+                )
+                await _respond(send, error.status_code, [_JSON], error.to_json())
+                return
+            # The sidecar's key is ours, not the upstream's: never pass it on.
+            headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+            scope = {**scope, "headers": headers}
+        await self.middleware(scope, receive, send)
+
+    def _authorised(self, scope: Scope) -> bool:
+        offered = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization" and value[: len(_BEARER)].lower() == _BEARER.encode():
+                offered = value[len(_BEARER) :].strip()
+        # Compare with every key, always: how long this takes must not tell which key is near.
+        matches = [hmac.compare_digest(offered, key) for key in self._keys]
+        return any(matches) and bool(offered)
+
+    async def _probe(self, path: str, send: Send) -> None:
+        if path == "/healthz":
+            await _respond(send, 200, [_JSON], b'{"status":"ok"}')
+        elif path == "/readyz":
+            status, body = (200, b'{"ready":true}') if self._ready else (503, b'{"ready":false}')
+            await _respond(send, status, [_JSON], body)
+        else:
+            content_type = (b"content-type", CONTENT_TYPE.encode("ascii"))
+            await _respond(send, 200, [content_type], self.metrics.render())
+
+    def _watch_startup(self, send: Send) -> Send:
+        async def watching_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                self._ready = True
+            await send(message)
+
+        return watching_send
+
+
+def create_app_from_env() -> Sidecar:
+    """The sidecar as ``prompt-middleware serve`` runs it: settings from the environment."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return Sidecar(settings)
+
+
+def _require_upstream(settings: Settings) -> None:
+    if settings.upstream_base_url is None and not any(e.api_base for e in settings.model_list):
+        raise ConfigurationError(
+            "No upstream to forward to: set PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL (or an api_base "
+            "in the config file's model_list), or start with --echo for a dry run that answers "
+            "with the rewritten request."
+        )
+
+
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    length = (b"content-length", str(len(body)).encode("ascii"))
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
+    await send({"type": "http.response.body", "body": body})
