@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from examples.starlette_app.app import PROMPTS, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
