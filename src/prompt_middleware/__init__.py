@@ -20,6 +20,7 @@ from prompt_middleware.render import RenderOptions, compile_template, render_pro
 from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import ModelEntry, Secret, Settings
 from prompt_middleware.stores import LocalPromptStore, PromptStore
+from prompt_middleware.transport import PromptTransport
 
 __all__ = [
     "CachePolicy",
@@ -40,6 +41,7 @@ __all__ = [
     "PromptQuery",
     "PromptStore",
     "PromptStoreUnavailable",
+    "PromptTransport",
     "RenderOptions",
     "RequestError",
     "RequestTooLarge",

@@ -1,0 +1,199 @@
+"""``PromptTransport``: the httpx door onto the rewrite engine, for a client in the same process.
+
+    client = openai.AsyncOpenAI(http_client=httpx.AsyncClient(transport=PromptTransport()))
+
+A client does not say what its base URL is, so a request is on a route when its URL *path
+ends with* one of ``settings.routes``: the OpenAI SDK posts to ``{base_url}/chat/completions``
+(``/v1/chat/completions`` for OpenAI, ``/openai/deployments/<name>/chat/completions`` for
+Azure), and every such path is matched. Everything else goes to the wrapped transport as it
+came, without being read.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Final
+
+import httpx
+import structlog
+
+from prompt_middleware.errors import RequestError, RequestTooLarge
+from prompt_middleware.observe import Observer
+from prompt_middleware.report import report_error, report_request
+from prompt_middleware.rewrite import RewriteEngine, RewriteResult
+from prompt_middleware.settings import Settings
+from prompt_middleware.stores.base import PromptStore
+from prompt_middleware.upstream import Upstream, upstream_of
+
+__all__ = ["PromptTransport"]
+
+logger = structlog.get_logger(__name__)
+
+_JSON_HEADERS: Final = {"content-type": "application/json"}
+_BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
+_OVERHEAD_HEADER: Final = "x-prompt-middleware-overhead-ms"
+
+
+class PromptTransport(httpx.AsyncBaseTransport):
+    """Rewrite chat-completion requests that name a managed prompt, then send them on.
+
+    ``transport`` is where requests go next (default: a new ``httpx.AsyncHTTPTransport()``;
+    pass your own for proxies, limits or TLS settings: a client given a transport ignores its
+    own). ``settings``, ``stores`` and ``observer`` are those of :class:`PromptMiddleware`.
+    Errors the client can fix, and store failures, are answered as OpenAI-shaped JSON
+    responses, never raised, so an SDK raises its usual status error; errors of the wrapped
+    transport propagate unchanged, so an SDK retries them as usual.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        settings: Settings | None = None,
+        *,
+        stores: Mapping[str, PromptStore] | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._settings = settings if settings is not None else Settings.from_env()
+        self._observer = observer
+        self._engine = RewriteEngine(self._settings, stores=stores, observer=observer)
+        # Longest first, so "/v1/chat/completions" is reported rather than its own suffix.
+        self._routes = tuple(
+            sorted({"/" + r.lstrip("/") for r in self._settings.routes}, key=len, reverse=True)
+        )
+        self._max_body_bytes = self._settings.max_body_bytes
+
+    @property
+    def engine(self) -> RewriteEngine:
+        return self._engine
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST" or not request.url.path.endswith(self._routes):
+            return await self._transport.handle_async_request(request)
+        return await self._handle(request)
+
+    async def aclose(self) -> None:
+        """Close the engine (cache refreshes, store connections), then the wrapped transport."""
+        try:
+            await self._engine.aclose()
+        finally:
+            await self._transport.aclose()
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        path = request.url.path
+        route = next(r for r in self._routes if path.endswith(r))
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            body, request = await self._read_body(request)
+            result = await self._engine.rewrite(body)
+        except RequestError as error:
+            report_error(
+                route=route,
+                request_id=request_id,
+                error=error,
+                duration_seconds=time.perf_counter() - started,
+                observer=self._observer,
+            )
+            return _error_response(request, error)
+        except Exception:
+            logger.exception("prompt_request_failed", route=route, request_id=request_id)
+            failure = RequestError("prompt-middleware failed to rewrite the request.")
+            return _error_response(request, failure)
+
+        if result is not None:
+            request = _rewritten(request, result, route)
+        overhead = time.perf_counter() - started
+        response = await self._transport.handle_async_request(request)
+        if result is not None:
+            for name, value in result.response_headers:
+                response.headers[name.decode("ascii")] = value.decode("ascii")
+            response.headers[_OVERHEAD_HEADER] = f"{overhead * 1000:.3f}"
+        # The duration ends at the response headers: the client reads the body later.
+        report_request(
+            route=route,
+            request_id=request_id,
+            result=result,
+            status=response.status_code,
+            overhead_seconds=overhead,
+            duration_seconds=time.perf_counter() - started,
+            observer=self._observer,
+        )
+        return response
+
+    async def _read_body(self, request: httpx.Request) -> tuple[bytes, httpx.Request]:
+        """The body, and the request to pass on unchanged (a copy if its stream was used up)."""
+        limit = self._max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        try:
+            # Bytes and JSON content (what the OpenAI SDK sends) are already in memory.
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await _read_stream(request, limit)
+            request = httpx.Request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                stream=httpx.ByteStream(body),
+                extensions=request.extensions,
+            )
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body, request
+
+
+async def _read_stream(request: httpx.Request, limit: int) -> bytes:
+    stream = request.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("PromptTransport needs an async request body (httpx.AsyncClient).")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"The request body is larger than {limit} bytes (PROMPT_MIDDLEWARE_MAX_BODY_BYTES)."
+    )
+
+
+def _rewritten(request: httpx.Request, result: RewriteResult, route: str) -> httpx.Request:
+    """The request with the rewritten body, sent where the model-list entry says, if it does."""
+    drop = set(_BODY_HEADERS)
+    url = request.url
+    upstream = upstream_of(result.entry)
+    if upstream is not None:
+        url = _upstream_url(upstream, route, request.url)
+        drop.add(b"host")
+        if upstream.api_key is not None:
+            drop.add(b"authorization")
+    headers = [(k, v) for k, v in request.headers.raw if k.lower() not in drop]
+    if upstream is not None and upstream.api_key is not None:
+        key = upstream.api_key.get_secret_value()
+        headers.append((b"authorization", f"Bearer {key}".encode("latin-1")))
+    headers.append((b"content-length", str(len(result.body)).encode("ascii")))
+    return httpx.Request(
+        request.method, url, headers=headers, content=result.body, extensions=request.extensions
+    )
+
+
+def _upstream_url(upstream: Upstream, route: str, original: httpx.URL) -> httpx.URL:
+    # The forwarder's rule, applied to the route matched: "/v1/<path>" or "/<path>" goes to
+    # the OpenAI-style base URL + "/<path>". The query (Azure's api-version) is kept.
+    path = route.removeprefix("/v1") if route.startswith("/v1/") else route
+    return httpx.URL(upstream.base_url.rstrip("/") + path, params=original.params)
+
+
+def _error_response(request: httpx.Request, error: RequestError) -> httpx.Response:
+    return httpx.Response(
+        error.status_code, content=error.to_json(), headers=_JSON_HEADERS, request=request
+    )
