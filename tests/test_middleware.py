@@ -637,3 +637,16 @@ async def test_lifespan_prewarms_before_startup_and_closes_stores(store: MemoryS
     assert events == ["lifespan.startup (store calls: 3)", "lifespan.shutdown (store calls: 3)"]
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert store.closed
+
+
+async def test_absurdly_deep_json_is_a_400_not_a_500(client: httpx.AsyncClient) -> None:
+    deep = b'{"model": "m", "metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = await post(client, deep)
+    assert response.status_code == 400
+    assert "nested too deeply" in error_of(response)["message"]
+    deep_variables = (
+        b'{"prompt_id": "greeting", "prompt_variables": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    )
+    response = await post(client, deep_variables)
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_request"

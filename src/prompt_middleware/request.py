@@ -48,6 +48,8 @@ def decode_body(body: bytes) -> RequestFields:
         return _body_decoder.decode(body)
     except msgspec.DecodeError:
         pass
+    except RecursionError:
+        raise _too_deep(None) from None
     # Tell "not JSON" from "JSON but not an object": the message should say which to fix.
     try:
         msgspec.json.decode(body)
@@ -66,6 +68,8 @@ def decode_field(fields: RequestFields, name: str, type_: Any) -> Any:
         decoder = _decoders[type_] = msgspec.json.Decoder(type_ | None)
     try:
         return decoder.decode(raw)
+    except RecursionError:
+        raise _too_deep(name) from None
     except msgspec.DecodeError:
         expected = _TYPE_NAMES.get(type_, str(type_))
         raise InvalidRequest(f"'{name}' must be {expected}.", param=name) from None
@@ -85,3 +89,8 @@ def decode_version(fields: RequestFields) -> int | None:
     if value < 1:
         raise InvalidPromptRequest("'prompt_version' must be 1 or more.", param="prompt_version")
     return int(value)
+
+
+def _too_deep(name: str | None) -> InvalidRequest:
+    where = f"'{name}'" if name else "The request body"
+    return InvalidRequest(f"{where} is nested too deeply to decode.", param=name)
