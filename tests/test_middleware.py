@@ -213,7 +213,7 @@ async def test_chat_prompt_messages_placeholder_takes_the_client_messages(
     sent = app.last.json()
     assert sent["messages"] == [
         {"role": "system", "content": "You help with parcel."},
-        {"role": "user", "content": "Where is my parcel?"},
+        history[0],  # the client's own messages go in as sent, never templated
         history[1],
         history[2],
     ]

@@ -460,12 +460,13 @@ def test_client_messages_fill_the_messages_placeholder() -> None:
     prompt = chat_prompt(ChatMessage(role="system", content="S"), Placeholder(name="messages"))
     client = ClientMessages(CLIENT)
     rendered = render(prompt, {"a": "A"}, client)
+    # The client's own conversation goes in as sent: never templated.
     assert rendered.messages == [
         {"role": "system", "content": "S"},
-        {"role": "user", "content": "from the client A"},
+        {"role": "user", "content": "from the client {{a}}"},
     ]
+    assert rendered.missing_variables == ()
     assert client.calls == 1
-    assert CLIENT == [{"role": "user", "content": "from the client {{a}}"}]
 
 
 def test_client_messages_fill_a_custom_messages_placeholder() -> None:
@@ -473,7 +474,7 @@ def test_client_messages_fill_a_custom_messages_placeholder() -> None:
     options = RenderOptions(messages_placeholder="conversation")
     rendered = render(prompt, {}, ClientMessages(CLIENT), options)
     assert rendered.messages == [CLIENT[0], {"role": "user", "content": "U"}]
-    assert rendered.missing_variables == ("a",)
+    assert rendered.missing_variables == ()
 
     # With the default setting, "conversation" is an ordinary placeholder: unfilled is a 400.
     with pytest.raises(InvalidPromptRequest, match="conversation"):
@@ -535,7 +536,7 @@ def test_append_does_not_duplicate_client_messages_that_filled_the_placeholder()
     client = ClientMessages(CLIENT)
     rendered = render(prompt, {"a": "A"}, client, RenderOptions(client_messages="append"))
     assert rendered.messages == [
-        {"role": "user", "content": "from the client A"},
+        {"role": "user", "content": "from the client {{a}}"},
         {"role": "user", "content": "U"},
     ]
     assert client.calls == 1
@@ -567,10 +568,10 @@ def test_strict_variables_passes_when_every_variable_is_given() -> None:
     )
 
 
-def test_strict_variables_counts_variables_of_client_messages_in_the_placeholder() -> None:
+def test_strict_variables_ignores_braces_in_client_messages() -> None:
     prompt = chat_prompt(Placeholder(name="messages"))
-    with pytest.raises(InvalidPromptRequest, match=r"\['a'\]"):
-        render(prompt, {}, ClientMessages(CLIENT), RenderOptions(strict_variables=True))
+    options = RenderOptions(strict_variables=True)
+    assert render(prompt, {}, ClientMessages(CLIENT), options).messages == CLIENT
 
 
 def test_inputs_and_prompt_are_not_mutated_and_outputs_are_copies() -> None:
@@ -597,8 +598,7 @@ def test_inputs_and_prompt_are_not_mutated_and_outputs_are_copies() -> None:
         Placeholder(name="messages"),
     )
     assert len(rendered.messages) == 4
-    assert all(
-        out is not given for out in rendered.messages for given in [*history, *client_messages]
-    )
+    # prompt_variables' messages are copies; the client's are passed on as they came.
+    assert all(out is not given for out in rendered.messages for given in history)
     rendered.messages[1]["content"] = "changed"
     assert history[0]["content"] == "{{a}}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Final
 
@@ -69,7 +68,7 @@ class PromptMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         route: str = scope["path"]
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id")
         try:
             body = await self._read_body(scope, receive)
             if body is None:

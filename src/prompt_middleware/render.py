@@ -106,8 +106,11 @@ def render_prompt(
 
     ``client_messages`` returns the request's own ``messages`` (None when it has none); it
     is called only when they are used, so a request whose messages are ignored never has
-    them decoded. Raises :class:`InvalidPromptRequest` for an unfilled or malformed
-    placeholder, and for missing variables when ``options.strict_variables`` is set.
+    them decoded. They are passed on as they are (the items may be ``msgspec.Raw``): they
+    fill the messages placeholder or are appended, but are never templated.
+
+    Raises :class:`InvalidPromptRequest` for an unfilled or malformed placeholder, and for
+    missing variables when ``options.strict_variables`` is set.
     """
     missing: dict[str, None] = {}
     messages: list[Any] = []
@@ -128,19 +131,19 @@ def render_prompt(
                 messages.append({"role": item.role, "content": fill(item.content)})
                 continue
             if item.name in variables:
-                value: Any = variables[item.name]
                 source = f"prompt_variables.{item.name}"
+                messages.extend(_fill_placeholder(item.name, variables[item.name], source, fill))
             elif (
                 item.name == options.messages_placeholder
                 and client_messages is not None
-                and (value := client_messages()) is not None
+                and (conversation := client_messages()) is not None
             ):
-                source = "messages"
+                # The client's own conversation goes in as sent: never templated, so a user
+                # who types "{{secret}}" gets those characters, not a variable's value.
+                messages.extend(conversation)
                 client_messages_used = True
             else:
                 unfilled.append(item.name)
-                continue
-            messages.extend(_fill_placeholder(item.name, value, source, fill))
         if unfilled:
             raise InvalidPromptRequest(
                 f"Prompt '{prompt.name}' has unfilled placeholders {unfilled}: pass each as a "
@@ -149,10 +152,9 @@ def render_prompt(
             )
 
     if options.client_messages == "append" and not client_messages_used and client_messages:
-        # Appended as LiteLLM does: the client's own conversation, variables not filled.
         appended = client_messages()
         if appended is not None:
-            messages.extend(_fill_placeholder("messages", appended, "messages", _unchanged))
+            messages.extend(appended)
 
     if missing and options.strict_variables:
         raise InvalidPromptRequest(
@@ -189,10 +191,6 @@ def _fill_placeholder(
             message["content"] = [_fill_part(part, fill) for part in content]
         filled.append(message)
     return filled
-
-
-def _unchanged(text: str) -> str:
-    return text
 
 
 def _fill_part(part: Any, fill: Callable[[str], str]) -> Any:

@@ -6,6 +6,7 @@ is reported the same way whichever way it came in.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import structlog
@@ -22,7 +23,7 @@ logger = structlog.get_logger("prompt_middleware")
 def report_request(
     *,
     route: str,
-    request_id: str,
+    request_id: str | None,
     result: RewriteResult | None,
     status: int,
     overhead_seconds: float,
@@ -45,7 +46,7 @@ def report_request(
         return
     fields: dict[str, Any] = {
         "route": route,
-        "request_id": request_id,
+        "request_id": request_id or _new_request_id(),
         "model": result.model,
         "status": status,
         "overhead_ms": _ms(overhead_seconds),
@@ -64,7 +65,7 @@ def report_request(
 def report_error(
     *,
     route: str,
-    request_id: str,
+    request_id: str | None,
     error: RequestError,
     duration_seconds: float,
     observer: Observer | None,
@@ -75,12 +76,18 @@ def report_error(
     logger.info(
         "prompt_request",
         route=route,
-        request_id=request_id,
+        request_id=request_id or _new_request_id(),
         status=error.status_code,
         error=error.code,
         message=error.message,
         duration_ms=_ms(duration_seconds),
     )
+
+
+def _new_request_id() -> str:
+    # Made only for a line that is logged, and cheaply (64 random bits, not a full UUID): a
+    # request passed on unchanged never pays for it.
+    return os.urandom(8).hex()
 
 
 def _ms(seconds: float) -> float:

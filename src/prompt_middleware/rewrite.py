@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -41,6 +42,7 @@ from prompt_middleware.request import (
     decode_body,
     decode_field,
     decode_version,
+    has_extension_fields,
     is_extension_field,
 )
 from prompt_middleware.settings import ModelEntry, Settings
@@ -118,7 +120,7 @@ class RewriteEngine:
         fields = decode_body(body)
         model: str | None = decode_field(fields, "model", str)
         entry = self._entries.get(model) if model is not None else None
-        has_extensions = any(is_extension_field(name) for name in fields)
+        has_extensions = has_extension_fields(fields)
         prefix, bare_model = self._split_store_prefix(entry.model if entry else model)
         if entry is None and prefix is None and not has_extensions:
             return None
@@ -146,7 +148,7 @@ class RewriteEngine:
         rendered = render_prompt(
             prompt,
             variables,
-            lambda: decode_field(fields, "messages", list[Any]),
+            lambda: decode_field(fields, "messages", list[msgspec.Raw]),
             self._render_options,
         )
         if rendered.missing_variables:
@@ -300,6 +302,7 @@ def _parse_prewarm(item: str) -> PromptQuery:
     return PromptQuery(name, label=label or DEFAULT_LABEL)
 
 
+@lru_cache(maxsize=4096)
 def _header_value(value: str) -> bytes:
     # Prompt names come from client input: no CR/LF (header splitting), no non-ASCII.
     return quote(value, safe=_HEADER_SAFE).encode("ascii")

@@ -1,0 +1,456 @@
+"""Any prompt service that speaks LiteLLM's *Generic Prompt Management API*.
+
+The contract (LiteLLM's ``docs/.../generic_prompt_management.md`` and
+``litellm/integrations/generic_prompt_management/generic_prompt_manager.py``)::
+
+    GET {api_base}/beta/litellm_prompt_management?prompt_id=<id>&<query_params>
+    Authorization: Bearer <api_key>          (only when an api_key is configured)
+
+    200 {"prompt_id": "...",
+         "prompt_template": [{"role": "system", "content": "... {domain} ..."}, ...],
+         "prompt_template_model": "gpt-4",                    (optional)
+         "prompt_template_optional_params": {"temperature": 0.7}}   (optional)
+
+We send exactly what LiteLLM sends: ``prompt_id`` first, then the configured
+``provider_specific_query_params``; never a label or a version, which the contract does not
+have. So ``PromptQuery.version`` is refused (400, param ``prompt_version``), and so is any label
+but ``production`` (the label a request without ``prompt_label`` carries): serving the same
+prompt whatever label was asked for, as LiteLLM silently does, would make labels look as if
+they worked. A variant of a prompt is chosen with the query parameters.
+
+The mapping onto :class:`~prompt_middleware.prompts.Prompt`:
+
+* ``prompt_template`` -> a chat prompt of ``role``/``content`` (``name`` = the ``prompt_id``
+  asked for). Content given as parts has its text parts joined (as LiteLLM flattens them);
+  any other part makes the prompt invalid; ``null`` content is ``""``; other message keys are
+  dropped. An empty list is a prompt with no messages (it can still set model and parameters).
+* ``config`` = ``prompt_template_optional_params`` without its ``null`` values, plus
+  ``"model": prompt_template_model`` when that is set (a ``model`` key among the optional
+  params is dropped: the model has its own field).
+* ``version``: the contract has none, so it is the first 12 hex digits of the SHA-256 of the
+  served messages and config: stable while the prompt is unchanged, different when it changes,
+  which is what ``x-prompt-version`` is for.
+
+Variables. LiteLLM replaces, for each given variable ``name``, ``{name}`` and then
+``{{name}}`` (str.replace, so in fact ``{{name}}`` comes out as ``{value}``: it replaced the
+inner ``{name}`` first). Our renderer fills ``{{name}}`` only, with Langfuse's semantics. So a
+single-brace ``{name}`` is rewritten to ``{{name}}`` here, once, when the prompt is fetched,
+where ``name`` is an identifier (a letter or ``_``, then letters, digits, ``_``) and the braces
+are single: not preceded by ``{``, not followed by ``}``. Text the renderer already reads as a
+``{{...}}`` variable is left alone, and so is everything after a ``{{`` that is never closed
+(doubling there would close it). So ``{{a}}`` stays, ``{a}`` becomes ``{{a}}``,
+``{ "json": 1 }``, ``{}``, ``{0}``, ``{ a }``, ``{a-b}`` and ``{{{a}}}`` are untouched, and
+``{{a}}`` is filled with ``value``, not ``{value}``. One difference remains: a ``{name}`` whose
+variable the request does not give stays ``{{name}}`` (not ``{name}``) and counts as missing
+(a warning; a 400 with ``PROMPT_MIDDLEWARE_STRICT_VARIABLES``), where LiteLLM leaves
+``{name}`` as written.
+
+Errors, translated once here::
+
+    404 (JSON)                     PromptNotFound (param "prompt_id")
+    401 / 403                      PromptStoreUnavailable: API key refused or missing
+    400 / 422                      PromptStoreUnavailable with the service's message
+    429 / 5xx / connect error      retried ``retries`` times, then PromptStoreUnavailable
+    timeout, 404 not JSON, other   PromptStoreUnavailable
+    200 with a bad body            PromptStoreUnavailable: invalid prompt
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import Mapping
+from typing import Any, Final, NoReturn
+
+import httpx
+import msgspec
+import structlog
+
+from prompt_middleware.errors import (
+    ConfigurationError,
+    InvalidPromptRequest,
+    PromptNotFound,
+    PromptStoreUnavailable,
+)
+from prompt_middleware.prompts import ChatMessage, Prompt, PromptQuery
+
+__all__ = ["GenericPromptStore", "double_single_braces"]
+
+logger = structlog.get_logger(__name__)
+
+_ENDPOINT: Final = "/beta/litellm_prompt_management"
+_DEFAULT_LABEL: Final = "production"
+_MAX_MESSAGE_CHARS: Final = 300
+_VERSION_DIGITS: Final = 12
+_SINGLE_BRACE_VARIABLE: Final = re.compile(r"(?<!\{)\{([^\W\d]\w*)\}(?!\})")
+_OPENING: Final = "{{"
+_CLOSING: Final = "}}"
+
+
+# --- the wire format -----------------------------------------------------------------------
+
+
+class _Part(msgspec.Struct, frozen=True):
+    type: str
+    text: str | None = None
+
+
+class _Message(msgspec.Struct, frozen=True):
+    role: str
+    content: str | tuple[_Part, ...] | None = None
+
+
+class _PromptResponse(msgspec.Struct, frozen=True):
+    prompt_template: tuple[_Message, ...]
+    prompt_id: Any = None
+    prompt_template_model: str | None = None
+    prompt_template_optional_params: dict[str, Any] | None = None
+
+
+class _ErrorBody(msgspec.Struct, frozen=True):
+    """FastAPI's ``{"detail": ...}`` (what LiteLLM's example server answers) or ``message``."""
+
+    detail: Any = None
+    message: Any = None
+
+
+_decode_prompt = msgspec.json.Decoder(_PromptResponse).decode
+_decode_error = msgspec.json.Decoder(_ErrorBody).decode
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+class _InvalidPrompt(ValueError):
+    pass
+
+
+def double_single_braces(text: str) -> str:
+    """``text`` with each single-brace ``{name}`` written ``{{name}}`` (see the module doc)."""
+    if "{" not in text:
+        return text
+    parts: list[str] = []
+    position = 0
+    while True:
+        # The renderer reads a variable from a "{{" to the next "}}": those spans are kept.
+        start = text.find(_OPENING, position)
+        if start == -1:
+            parts.append(_SINGLE_BRACE_VARIABLE.sub(r"{{\1}}", text[position:]))
+            break
+        parts.append(_SINGLE_BRACE_VARIABLE.sub(r"{{\1}}", text[position:start]))
+        end = text.find(_CLOSING, start)
+        if end == -1:
+            # An unclosed "{{": a "}}" written after it would close it, so leave the rest.
+            parts.append(text[start:])
+            break
+        parts.append(text[start : end + len(_CLOSING)])
+        position = end + len(_CLOSING)
+    return "".join(parts)
+
+
+def _content(message: _Message) -> str:
+    if message.content is None:
+        return ""
+    if isinstance(message.content, str):
+        return message.content
+    texts: list[str] = []
+    for part in message.content:
+        if part.type != "text" or part.text is None:
+            raise _InvalidPrompt(
+                f"a {message.role} message has a content part of type {part.type!r}; only "
+                "text parts can be served"
+            )
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
+    messages = tuple(
+        ChatMessage(role=m.role, content=double_single_braces(_content(m)))
+        for m in wire.prompt_template
+    )
+    # A fresh dict per fetch: nothing in it is shared with another Prompt.
+    config: dict[str, Any] = {
+        k: v
+        for k, v in (wire.prompt_template_optional_params or {}).items()
+        if v is not None and k != "model"
+    }
+    if wire.prompt_template_model:
+        config["model"] = wire.prompt_template_model
+    digest = hashlib.sha256(_encode([messages, config])).hexdigest()
+    return Prompt(
+        name=name,
+        version=digest[:_VERSION_DIGITS],
+        type="chat",
+        prompt=messages,
+        config=config,
+    )
+
+
+def _error_message(body: bytes) -> str | None:
+    try:
+        error = _decode_error(body)
+    except msgspec.DecodeError:
+        return None
+    detail = error.detail if error.detail is not None else error.message
+    if isinstance(detail, list):
+        # FastAPI's 422: [{"loc": ["query", "slug"], "msg": "Field required", ...}, ...]
+        parts = []
+        for item in detail:
+            if isinstance(item, dict) and isinstance(item.get("msg"), str):
+                loc = item.get("loc")
+                where = ".".join(str(x) for x in loc) if isinstance(loc, list) else ""
+                parts.append(f"{where}: {item['msg']}" if where else item["msg"])
+        detail = "; ".join(parts)
+    if not isinstance(detail, str) or not detail:
+        return None
+    return detail[:_MAX_MESSAGE_CHARS]
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        _decode_error(body)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+class GenericPromptStore:
+    """Prompts from a service implementing LiteLLM's Generic Prompt Management API.
+
+    ``api_base`` is the service's base URL (LiteLLM's ``api_base``), ``api_key`` its optional
+    bearer key, ``query_params`` LiteLLM's ``provider_specific_query_params``, sent with every
+    request. ``timeout`` bounds the whole call, retries and backoff included; ``retries``
+    extra attempts are made on connect errors, 429 and 5xx only, after ``retry_backoff``
+    seconds (doubling), and only when they can finish before the deadline.
+
+    ``client`` is an injected ``httpx.AsyncClient`` (tests, or a shared pool); it is not
+    closed by :meth:`aclose`. Without it the store creates its own pooled client on first
+    use, inside the running event loop, and closes it in :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        api_key: str | None = None,
+        query_params: Mapping[str, str] | None = None,
+        timeout: float = 5.0,
+        retries: int = 1,
+        retry_backoff: float = 0.05,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        url = httpx.URL(api_base)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigurationError(
+                "The prompt service's api_base must be an http:// or https:// URL with a "
+                "host, such as http://localhost:8080"
+            )
+        if url.userinfo:
+            # Never echo the URL: its user info is a secret.
+            raise ConfigurationError(
+                "The prompt service's api_base must not contain credentials; set api_key"
+            )
+        if url.query or url.fragment:
+            raise ConfigurationError(
+                "The prompt service's api_base must not have a query or fragment; set "
+                "provider_specific_query_params"
+            )
+        params = dict(query_params or {})
+        for key, value in params.items():
+            if not isinstance(key, str) or not key or not isinstance(value, str):
+                raise ConfigurationError(
+                    f"provider_specific_query_params must map names to strings; {key!r} does not"
+                )
+        if "prompt_id" in params:
+            raise ConfigurationError(
+                "provider_specific_query_params must not set prompt_id: it is the prompt asked for"
+            )
+        if timeout <= 0 or retries < 0 or retry_backoff < 0:
+            raise ConfigurationError(
+                "Generic prompt store: timeout must be > 0, retries and retry_backoff >= 0"
+            )
+        self._host = url.netloc.decode("ascii")  # host[:port], shown in error messages
+        path = url.raw_path.decode("ascii").rstrip("/")
+        self._url = f"{url.scheme}://{self._host}{path}{_ENDPOINT}"
+        self._query_params = params
+        self._headers = {"accept": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        self._timeout = timeout
+        self._retries = retries
+        self._retry_backoff = retry_backoff
+        self._client = client
+        self._owns_client = client is None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"GenericPromptStore(host={self._host!r})"
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise PromptStoreUnavailable("The generic prompt store has been closed")
+        if self._client is None:
+            # Created lazily so that it binds to the loop that serves requests.
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the store's own client; an injected client is left to its owner."""
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.aclose()
+
+    async def get_prompt(self, query: PromptQuery) -> Prompt:
+        if query.version is not None:
+            raise InvalidPromptRequest(
+                "LiteLLM's Generic Prompt Management API has no versions, so prompt_version "
+                "cannot be served: leave it out (choose a variant with the prompts: entry's "
+                "provider_specific_query_params)",
+                param="prompt_version",
+            )
+        if query.label not in (None, _DEFAULT_LABEL):
+            raise InvalidPromptRequest(
+                f"LiteLLM's Generic Prompt Management API has no labels, so prompt_label "
+                f"'{query.label}' cannot be served: leave it out (choose a variant with the "
+                "prompts: entry's provider_specific_query_params)",
+                param="prompt_label",
+            )
+        if not query.name:
+            raise PromptNotFound("The prompt name is empty", param="prompt_id")
+        client = self._http()
+        request = client.build_request(
+            "GET",
+            self._url,
+            params={"prompt_id": query.name, **self._query_params},
+            headers=self._headers,
+            timeout=self._timeout,
+        )
+        response = await self._fetch(client, request, query.name)
+        return self._result(response, query.name)
+
+    async def _fetch(
+        self, client: httpx.AsyncClient, request: httpx.Request, name: str
+    ) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                attempt = 0
+                while True:
+                    attempt += 1
+                    outcome = await self._send(client, request, name, attempt)
+                    if isinstance(outcome, httpx.Response) and not _retryable(outcome):
+                        return outcome
+                    delay = self._retry_backoff * 2 ** (attempt - 1)
+                    if attempt > self._retries or loop.time() + delay >= deadline:
+                        if isinstance(outcome, httpx.Response):
+                            self._raise_for_status(outcome, name)
+                        raise PromptStoreUnavailable(
+                            f"The prompt service at {self._host} could not be reached "
+                            f"({type(outcome).__name__}) while fetching prompt '{name}'"
+                        ) from outcome
+                    await asyncio.sleep(delay)
+        except TimeoutError as exc:
+            raise self._timed_out(name) from exc
+
+    def _timed_out(self, name: str) -> PromptStoreUnavailable:
+        return PromptStoreUnavailable(
+            f"The prompt service at {self._host} did not answer in time ({self._timeout:g}s) "
+            f"while fetching prompt '{name}'"
+        )
+
+    async def _send(
+        self, client: httpx.AsyncClient, request: httpx.Request, name: str, attempt: int
+    ) -> httpx.Response | httpx.TransportError:
+        """One request; a connect error is returned rather than raised (worth a retry)."""
+        started = time.perf_counter()
+        # The query parameters' values are not logged: they are the operator's, and may be
+        # tokens in disguise.
+        log = logger.bind(prompt=name, attempt=attempt)
+        try:
+            response = await client.send(request, follow_redirects=False)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            log.debug("generic_prompts.fetch", error=type(exc).__name__, duration_ms=_ms(started))
+            return exc
+        except httpx.TimeoutException as exc:
+            raise self._timed_out(name) from exc
+        except httpx.HTTPError as exc:
+            raise PromptStoreUnavailable(
+                f"The prompt service at {self._host} failed while fetching prompt '{name}' "
+                f"({type(exc).__name__})"
+            ) from exc
+        log.debug("generic_prompts.fetch", status=response.status_code, duration_ms=_ms(started))
+        return response
+
+    def _result(self, response: httpx.Response, name: str) -> Prompt:
+        if response.status_code != 200:
+            self._raise_for_status(response, name)
+        try:
+            return _to_prompt(_decode_prompt(response.content), name)
+        except (msgspec.ValidationError, _InvalidPrompt) as exc:
+            detail = str(exc)
+            cause: Exception = exc
+        except msgspec.DecodeError as exc:
+            detail = f"the body is not JSON ({exc})"
+            cause = exc
+        raise PromptStoreUnavailable(
+            f"The prompt service at {self._host} returned an invalid prompt for '{name}': {detail}"
+        ) from cause
+
+    def _raise_for_status(self, response: httpx.Response, name: str) -> NoReturn:
+        status = response.status_code
+        where = f"The prompt service at {self._host}"
+        if status == 404:
+            if _is_json_object(response.content):
+                raise PromptNotFound(
+                    f"{where} has no prompt '{name}'",
+                    param="prompt_id",
+                )
+            # A FastAPI service answers JSON; an HTML or empty 404 comes from a proxy or a
+            # wrong api_base, and "not found" would make the cache evict.
+            raise PromptStoreUnavailable(
+                f"{where} answered HTTP 404 without a JSON body for prompt '{name}': check "
+                f"that api_base serves {_ENDPOINT}"
+            )
+        if status in (401, 403):
+            # The service's own message is not repeated: it could quote what it was sent.
+            hint = (
+                "check the prompts: entry's api_key"
+                if "authorization" in self._headers
+                else "it needs an api_key in the prompts: entry"
+            )
+            raise PromptStoreUnavailable(
+                f"{where} refused the API key (HTTP {status}) while fetching prompt "
+                f"'{name}': {hint}"
+            )
+        if status in (400, 422):
+            detail = _error_message(response.content)
+            raise PromptStoreUnavailable(
+                f"{where} rejected the request for prompt '{name}' (HTTP {status})"
+                + (f": {detail}" if detail else "")
+            )
+        if status == 429:
+            raise PromptStoreUnavailable(
+                f"{where} is rate-limiting requests (HTTP 429) for prompt '{name}'"
+            )
+        if 300 <= status < 400:
+            raise PromptStoreUnavailable(
+                f"{where} answered with a redirect (HTTP {status}) for prompt '{name}'; "
+                "redirects are not followed: check api_base"
+            )
+        kind = "failed" if status >= 500 else "answered"
+        raise PromptStoreUnavailable(f"{where} {kind} with HTTP {status} for prompt '{name}'")
+
+
+def _retryable(response: httpx.Response) -> bool:
+    return response.status_code == 429 or response.status_code >= 500
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,533 @@
+"""Humanloop as a prompt store, against its v5 API (``shared/humanloop/prompts-v5.md``).
+
+Which endpoint. A ``prompt_id`` that looks like a Humanloop prompt id (``pr_`` followed by at
+least 12 letters or digits, as in ``pr_30gco7dx6JDq4200GVOHa``) is fetched with
+``GET {base}/prompts/{id}``, as LiteLLM's integration does. Anything else is a path
+(``folder/name``, ``Personal Projects/Coding Assistant``): ``/prompts/{id}`` does not take
+paths, so it goes to Humanloop's get-by-path call, ``POST {base}/files/retrieve-by-path`` with
+``{"path": ...}``, which answers any kind of file; one that is not a prompt is reported as not
+found. Both take the same ``environment`` query parameter and answer a ``PromptResponse``.
+
+Which version. ``PromptQuery.label`` is a Humanloop environment name: ``environment=<label>``.
+No label, and ``production`` (the middleware's default label, so what a request without
+``prompt_label`` asks for), send no ``environment``: Humanloop then answers the version
+deployed to the organisation's default environment, which is ``production`` unless the
+organisation renamed it. ``PromptQuery.version`` is an integer and Humanloop versions are ids
+(``prv_...``), so a version is refused with a 400 that says to deploy the version to an
+environment and ask for that. (LiteLLM sends neither, and so always gets the default.)
+
+The mapping onto :class:`~prompt_middleware.prompts.Prompt`:
+
+* ``template`` a string -> a text prompt; a list of messages -> a chat prompt of
+  ``role``/``content``. Content given as parts has its text parts joined (as LiteLLM flattens
+  them); any other part (an image) makes the prompt invalid. ``null`` content is ``""``. Other
+  message keys (``name``, ``tool_call_id``, ``tool_calls``, ``thinking``) are dropped.
+* ``version`` = ``version_id``; ``labels`` = the names of the environments it is deployed to;
+  ``name`` = the ``prompt_id`` asked for.
+* ``config`` = ``{"model": model, **parameters}``: ``temperature``, ``top_p``, ``stop``,
+  ``presence_penalty``, ``frequency_penalty``, ``seed``, ``response_format``,
+  ``reasoning_effort``, ``max_tokens``, then ``tools``, on top of the ``other`` object
+  (provider extras; only its chat-completions parameters are ever sent). ``null`` means unset
+  and is left out; so is ``max_tokens: -1`` (Humanloop's "compute from the prompt length",
+  which no OpenAI-compatible endpoint accepts), an integer ``reasoning_effort`` (Anthropic's
+  token budget, not an OpenAI value) and ``null`` keys inside ``response_format``. ``tools``
+  (Humanloop's ``{name, description, parameters, strict}``) and ``linked_tools`` become OpenAI
+  tool objects ``{"type": "function", "function": {...}}``; none at all means no ``tools``.
+* ``template_language: jinja``: a Jinja template whose only Jinja is ``{{ name }}``
+  renders the same with our ``{{variable}}`` substitution and is served. One with statements
+  (``{% if %}``), comments (``{# #}``) or expressions (``{{ x | upper }}``, ``{{ a.b }}``) is
+  refused as unavailable rather than sent to the model with the Jinja in it.
+
+Errors, translated once here::
+
+    404 (JSON), a path that is not a prompt   PromptNotFound (param "prompt_id")
+    401 / 403                                 PromptStoreUnavailable: API key refused (never shown)
+    400 / 422                                 PromptStoreUnavailable with Humanloop's message
+    429 / 5xx / connect error                 retried ``retries`` times, then PromptStoreUnavailable
+    timeout, 404 not JSON, other statuses     PromptStoreUnavailable
+    200 with a bad body                       PromptStoreUnavailable: invalid prompt
+    PromptQuery.version                       InvalidPromptRequest (param "prompt_version")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any, Final, NoReturn
+from urllib.parse import quote
+
+import httpx
+import msgspec
+import structlog
+
+from prompt_middleware.errors import (
+    ConfigurationError,
+    InvalidPromptRequest,
+    PromptNotFound,
+    PromptStoreUnavailable,
+)
+from prompt_middleware.prompts import ChatMessage, Prompt, PromptMessage, PromptQuery
+
+__all__ = ["HumanloopStore"]
+
+logger = structlog.get_logger(__name__)
+
+DEFAULT_BASE_URL: Final = "https://api.humanloop.com/v5"
+_PROMPTS_PATH: Final = "/prompts/"
+_BY_PATH: Final = "/files/retrieve-by-path"
+_PROMPT_ID: Final = re.compile(r"pr_[A-Za-z0-9]{12,}")
+# The label a request without prompt_label arrives with: Humanloop's default environment.
+_DEFAULT_LABEL: Final = "production"
+_MAX_MESSAGE_CHARS: Final = 300
+# Sent as they are when not null; max_tokens, reasoning_effort and response_format need care.
+_PLAIN_PARAMETERS: Final = (
+    "temperature",
+    "top_p",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+)
+# {{ ... }} as the renderer finds it: from a "{{" to the next "}}".
+_JINJA_EXPRESSION: Final = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+
+# --- the wire format (the SDK's PromptResponse, the fields read here) -----------------------
+
+
+class _Part(msgspec.Struct, frozen=True):
+    type: str
+    text: str | None = None
+
+
+class _Message(msgspec.Struct, frozen=True):
+    role: str
+    content: str | tuple[_Part, ...] | None = None
+
+
+class _Tool(msgspec.Struct, frozen=True):
+    """A ``ToolFunction`` or a ``LinkedToolResponse`` (which adds ``id``, ``version_id``)."""
+
+    name: str
+    description: str | None = None
+    parameters: Any = None
+    strict: bool | None = None
+
+
+class _Environment(msgspec.Struct, frozen=True):
+    name: str
+
+
+class _PromptResponse(msgspec.Struct, frozen=True):
+    version_id: str
+    template: str | tuple[_Message, ...] | None = None
+    # retrieve-by-path answers any file; a prompt says "prompt" (or, older, nothing).
+    type: str | None = None
+    model: str | None = None
+    template_language: str | None = None
+    max_tokens: int | None = None
+    temperature: Any = None
+    top_p: Any = None
+    stop: Any = None
+    presence_penalty: Any = None
+    frequency_penalty: Any = None
+    seed: Any = None
+    response_format: Any = None
+    reasoning_effort: Any = None
+    tools: tuple[_Tool, ...] | None = None
+    linked_tools: tuple[_Tool, ...] | None = None
+    other: dict[str, Any] | None = None
+    environments: tuple[_Environment, ...] | None = None
+
+
+class _ErrorBody(msgspec.Struct, frozen=True):
+    """FastAPI's ``{"detail": ...}``: a string, an object, or the 422 list of errors."""
+
+    detail: Any = None
+    message: Any = None
+
+
+_decode_prompt = msgspec.json.Decoder(_PromptResponse).decode
+_decode_error = msgspec.json.Decoder(_ErrorBody).decode
+
+
+class _InvalidPrompt(ValueError):
+    pass
+
+
+class _NotAPrompt(ValueError):
+    pass
+
+
+def _content(message: _Message) -> str:
+    if message.content is None:
+        return ""
+    if isinstance(message.content, str):
+        return message.content
+    texts: list[str] = []
+    for part in message.content:
+        if part.type != "text" or part.text is None:
+            raise _InvalidPrompt(
+                f"a {message.role} message has a content part of type {part.type!r}; only "
+                "text parts can be served"
+            )
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def _tool(tool: _Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        function["description"] = tool.description
+    if tool.parameters is not None:
+        function["parameters"] = tool.parameters
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _config(wire: _PromptResponse) -> dict[str, Any]:
+    # A fresh dict per fetch: nothing in it is shared with another Prompt.
+    config: dict[str, Any] = {k: v for k, v in (wire.other or {}).items() if v is not None}
+    if wire.model is not None:
+        config["model"] = wire.model
+    for key in _PLAIN_PARAMETERS:
+        value = getattr(wire, key)
+        if value is not None:
+            config[key] = value
+    if wire.max_tokens is not None and wire.max_tokens != -1:
+        config["max_tokens"] = wire.max_tokens
+    if isinstance(wire.reasoning_effort, str):
+        config["reasoning_effort"] = wire.reasoning_effort
+    if isinstance(wire.response_format, dict):
+        config["response_format"] = {k: v for k, v in wire.response_format.items() if v is not None}
+    elif wire.response_format is not None:
+        config["response_format"] = wire.response_format
+    tools = [_tool(t) for t in (*(wire.tools or ()), *(wire.linked_tools or ()))]
+    if tools:
+        config["tools"] = tools
+    return config
+
+
+def _jinja_logic(text: str) -> str | None:
+    """What in ``text`` our ``{{variable}}`` substitution would not render as Jinja does."""
+    if "{%" in text:
+        return "a statement ({% ... %})"
+    if "{#" in text:
+        return "a comment ({# ... #})"
+    for match in _JINJA_EXPRESSION.finditer(text):
+        if not match.group(1).strip().isidentifier():
+            return f"the expression {match.group(0)[:60]!r}"
+    return None
+
+
+def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
+    if wire.type not in (None, "prompt"):
+        raise _NotAPrompt(wire.type)
+    if wire.template is None:
+        raise _InvalidPrompt("it has no `template`")
+    texts: list[str]
+    if isinstance(wire.template, str):
+        prompt: str | tuple[PromptMessage, ...] = wire.template
+        texts = [wire.template]
+    else:
+        messages = tuple(ChatMessage(role=m.role, content=_content(m)) for m in wire.template)
+        prompt = messages
+        texts = [m.content for m in messages]
+    if wire.template_language not in (None, "default"):
+        for text in texts:
+            found = _jinja_logic(text)
+            if found is not None:
+                raise _InvalidPrompt(
+                    f"its {wire.template_language} template uses {found}, which "
+                    "prompt-middleware does not render (only {{variable}} placeholders are "
+                    "filled): use plain placeholders or the default template language"
+                )
+    return Prompt(
+        name=name,
+        version=wire.version_id,
+        type="text" if isinstance(prompt, str) else "chat",
+        prompt=prompt,
+        config=_config(wire),
+        labels=tuple(e.name for e in wire.environments or ()),
+    )
+
+
+def _error_message(body: bytes) -> str | None:
+    try:
+        error = _decode_error(body)
+    except msgspec.DecodeError:
+        return None
+    detail = error.detail if error.detail is not None else error.message
+    if isinstance(detail, dict):
+        detail = detail.get("msg") or detail.get("message") or detail.get("description")
+    if isinstance(detail, list):
+        # FastAPI's 422: [{"loc": ["query", "environment"], "msg": "...", "type": ...}, ...]
+        parts = []
+        for item in detail:
+            if isinstance(item, dict) and isinstance(item.get("msg"), str):
+                loc = item.get("loc")
+                where = ".".join(str(x) for x in loc) if isinstance(loc, list) else ""
+                parts.append(f"{where}: {item['msg']}" if where else item["msg"])
+        detail = "; ".join(parts)
+    if not isinstance(detail, str) or not detail:
+        return None
+    return detail[:_MAX_MESSAGE_CHARS]
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        _decode_error(body)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+def _path_segment(value: str) -> str:
+    # Only ids (letters, digits, "_") get here, so this encodes nothing today; it keeps the id
+    # one path segment whatever the pattern above comes to accept.
+    return quote(value, safe="")
+
+
+class HumanloopStore:
+    """Prompts from Humanloop's v5 API, with ``X-API-KEY``, a deadline and a small retry.
+
+    ``timeout`` bounds the whole call, retries and backoff included. ``retries`` extra
+    attempts are made on connect errors, 429 and 5xx only, after ``retry_backoff`` seconds
+    (doubling); a retry that could not finish before the deadline is not started.
+
+    ``client`` is an injected ``httpx.AsyncClient`` (tests, or a shared pool); it is not
+    closed by :meth:`aclose`. Without it the store creates its own pooled client on first
+    use, inside the running event loop, and closes it in :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str,
+        timeout: float = 5.0,
+        retries: int = 1,
+        retry_backoff: float = 0.05,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigurationError(
+                "The Humanloop base URL (HUMANLOOP_BASE_URL) must be an http:// or https:// "
+                f"URL with a host, such as {DEFAULT_BASE_URL}"
+            )
+        if url.userinfo:
+            # Never echo the URL: its user info is a secret.
+            raise ConfigurationError(
+                "The Humanloop base URL must not contain credentials; set HUMANLOOP_API_KEY"
+            )
+        if url.query or url.fragment:
+            raise ConfigurationError("The Humanloop base URL must not have a query or fragment")
+        if not api_key:
+            raise ConfigurationError("The Humanloop API key (HUMANLOOP_API_KEY) is empty")
+        if timeout <= 0 or retries < 0 or retry_backoff < 0:
+            raise ConfigurationError(
+                "Humanloop store: timeout must be > 0, retries and retry_backoff >= 0"
+            )
+        self._host = url.netloc.decode("ascii")  # host[:port], shown in error messages
+        path = url.raw_path.decode("ascii").rstrip("/")
+        self._base = f"{url.scheme}://{self._host}{path}"
+        self._headers = {"x-api-key": api_key, "accept": "application/json"}
+        self._timeout = timeout
+        self._retries = retries
+        self._retry_backoff = retry_backoff
+        self._client = client
+        self._owns_client = client is None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"HumanloopStore(host={self._host!r})"
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise PromptStoreUnavailable("The Humanloop prompt store has been closed")
+        if self._client is None:
+            # Created lazily so that it binds to the loop that serves requests.
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the store's own client; an injected client is left to its owner."""
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.aclose()
+
+    async def get_prompt(self, query: PromptQuery) -> Prompt:
+        if query.version is not None:
+            raise InvalidPromptRequest(
+                f"Humanloop versions are ids (prv_...), not numbers, so prompt_version "
+                f"{query.version} cannot be fetched: deploy the version to an environment and "
+                "send its name as prompt_label",
+                param="prompt_version",
+            )
+        if not query.name:
+            raise PromptNotFound("The prompt name is empty", param="prompt_id")
+        environment = query.label if query.label not in (None, _DEFAULT_LABEL) else None
+        params = {"environment": environment} if environment is not None else {}
+        what = _describe(query.name, environment)
+        client = self._http()
+        if _PROMPT_ID.fullmatch(query.name):
+            request = client.build_request(
+                "GET",
+                self._base + _PROMPTS_PATH + _path_segment(query.name),
+                params=params,
+                headers=self._headers,
+                timeout=self._timeout,
+            )
+        else:
+            request = client.build_request(
+                "POST",
+                self._base + _BY_PATH,
+                params=params,
+                headers=self._headers,
+                json={"path": query.name},
+                timeout=self._timeout,
+            )
+        response = await self._fetch(client, request, what, query.name, environment)
+        return self._result(response, query.name, what)
+
+    async def _fetch(
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        what: str,
+        name: str,
+        environment: str | None,
+    ) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                attempt = 0
+                while True:
+                    attempt += 1
+                    outcome = await self._send(client, request, what, name, environment, attempt)
+                    if isinstance(outcome, httpx.Response) and not _retryable(outcome):
+                        return outcome
+                    delay = self._retry_backoff * 2 ** (attempt - 1)
+                    if attempt > self._retries or loop.time() + delay >= deadline:
+                        if isinstance(outcome, httpx.Response):
+                            self._raise_for_status(outcome, what)
+                        raise PromptStoreUnavailable(
+                            f"Humanloop at {self._host} could not be reached "
+                            f"({type(outcome).__name__}) while fetching prompt {what}"
+                        ) from outcome
+                    await asyncio.sleep(delay)
+        except TimeoutError as exc:
+            raise self._timed_out(what) from exc
+
+    def _timed_out(self, what: str) -> PromptStoreUnavailable:
+        return PromptStoreUnavailable(
+            f"Humanloop at {self._host} did not answer in time ({self._timeout:g}s) while "
+            f"fetching prompt {what}"
+        )
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        what: str,
+        name: str,
+        environment: str | None,
+        attempt: int,
+    ) -> httpx.Response | httpx.TransportError:
+        """One request; a connect error is returned rather than raised (worth a retry)."""
+        started = time.perf_counter()
+        log = logger.bind(
+            prompt=name, environment=environment, method=request.method, attempt=attempt
+        )
+        try:
+            response = await client.send(request, follow_redirects=False)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            log.debug("humanloop.fetch", error=type(exc).__name__, duration_ms=_ms(started))
+            return exc
+        except httpx.TimeoutException as exc:
+            raise self._timed_out(what) from exc
+        except httpx.HTTPError as exc:
+            raise PromptStoreUnavailable(
+                f"Humanloop at {self._host} failed while fetching prompt {what} "
+                f"({type(exc).__name__})"
+            ) from exc
+        log.debug("humanloop.fetch", status=response.status_code, duration_ms=_ms(started))
+        return response
+
+    def _result(self, response: httpx.Response, name: str, what: str) -> Prompt:
+        if response.status_code != 200:
+            self._raise_for_status(response, what)
+        try:
+            return _to_prompt(_decode_prompt(response.content), name)
+        except _NotAPrompt as exc:
+            raise PromptNotFound(
+                f"Humanloop's file '{name}' is a {exc}, not a prompt", param="prompt_id"
+            ) from exc
+        except (msgspec.ValidationError, _InvalidPrompt) as exc:
+            detail = str(exc)
+            cause: Exception = exc
+        except msgspec.DecodeError as exc:
+            detail = f"the body is not JSON ({exc})"
+            cause = exc
+        raise PromptStoreUnavailable(
+            f"Humanloop returned an invalid prompt for {what}: {detail}"
+        ) from cause
+
+    def _raise_for_status(self, response: httpx.Response, what: str) -> NoReturn:
+        status = response.status_code
+        if status == 404:
+            if _is_json_object(response.content):
+                raise PromptNotFound(f"Humanloop has no prompt {what}", param="prompt_id")
+            # Humanloop's 404 is JSON; any other comes from a proxy or a wrong base URL, and
+            # reporting it as "not found" would make the cache evict.
+            raise PromptStoreUnavailable(
+                f"Humanloop at {self._host} answered HTTP 404 without Humanloop's JSON error "
+                f"body for prompt {what}: check HUMANLOOP_BASE_URL"
+            )
+        if status in (401, 403):
+            # Humanloop's own message is not repeated: it could quote what it was sent.
+            raise PromptStoreUnavailable(
+                f"Humanloop at {self._host} refused the API key (HTTP {status}) while fetching "
+                f"prompt {what}: check HUMANLOOP_API_KEY or the model-list entry's api_key"
+            )
+        if status in (400, 422):
+            detail = _error_message(response.content)
+            raise PromptStoreUnavailable(
+                f"Humanloop at {self._host} rejected the request for prompt {what} "
+                f"(HTTP {status})" + (f": {detail}" if detail else "")
+            )
+        if status == 429:
+            raise PromptStoreUnavailable(
+                f"Humanloop at {self._host} is rate-limiting requests (HTTP 429) for prompt {what}"
+            )
+        if 300 <= status < 400:
+            raise PromptStoreUnavailable(
+                f"Humanloop at {self._host} answered with a redirect (HTTP {status}) for prompt "
+                f"{what}; redirects are not followed: check HUMANLOOP_BASE_URL"
+            )
+        kind = "failed" if status >= 500 else "answered"
+        raise PromptStoreUnavailable(
+            f"Humanloop at {self._host} {kind} with HTTP {status} for prompt {what}"
+        )
+
+
+def _describe(name: str, environment: str | None) -> str:
+    where = f"environment '{environment}'" if environment else "the default environment"
+    return f"'{name}' in {where}"
+
+
+def _retryable(response: httpx.Response) -> bool:
+    return response.status_code == 429 or response.status_code >= 500
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
