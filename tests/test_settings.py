@@ -195,3 +195,71 @@ def test_an_empty_config_file_is_no_model_list(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("")
     assert Settings.from_env({"PROMPT_MIDDLEWARE_CONFIG": str(path)}).model_list == ()
+
+
+def test_humanloop_and_custom_store_variables() -> None:
+    settings = Settings.from_env(
+        {
+            "HUMANLOOP_API_KEY": "hl_sk_secret",
+            "HUMANLOOP_BASE_URL": "http://127.0.0.1:1/v5",
+            "PROMPT_MIDDLEWARE_STORES": "a=pkg.mod:make, b=pkg.other:Store",
+        }
+    )
+    assert settings.humanloop_api_key == Secret("hl_sk_secret")
+    assert settings.humanloop_base_url == "http://127.0.0.1:1/v5"
+    assert settings.stores == ("a=pkg.mod:make", "b=pkg.other:Store")
+    assert "hl_sk_secret" not in repr(settings)
+
+
+def test_the_prompts_section_in_litellm_form(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "prompts:\n"
+        "  - prompt_id: hello\n"
+        "    litellm_params:\n"
+        "      prompt_integration: generic_prompt_management\n"
+        "      api_base: http://127.0.0.1:9/prompts\n"
+        "      api_key: os.environ/PROMPTS_KEY\n"
+        "      provider_specific_query_params: {project: internal, version: 2, beta: true}\n"
+        "      ignore_prompt_manager_model: true\n"
+        "  - prompt_id: other\n"
+        "    litellm_params: {prompt_integration: dotprompt, unknown_key: 1}\n"
+    )
+    with structlog.testing.capture_logs() as logs:
+        settings = Settings.from_env(
+            {"PROMPT_MIDDLEWARE_CONFIG": str(path), "PROMPTS_KEY": "pk-secret"}
+        )
+    generic, dotprompt = settings.prompts
+    assert generic.integration == "generic_prompt_management"
+    assert generic.api_key == Secret("pk-secret")
+    assert generic.query_params == {"project": "internal", "version": "2", "beta": "true"}
+    assert (generic.ignore_prompt_manager_model, generic.ignore_prompt_manager_optional_params) == (
+        True,
+        False,
+    )
+    assert dotprompt.integration == "dotprompt"
+    assert any(log["event"] == "prompt_binding_keys_ignored" for log in logs)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("prompts: {}", "prompts must be a list"),
+        ("prompts:\n  - litellm_params: {}", "needs a string prompt_id"),
+        (
+            "prompts:\n  - prompt_id: p\n    litellm_params: {prompt_integration: nope}",
+            "prompts[0]",
+        ),
+        (
+            "prompts:\n  - prompt_id: p\n    litellm_params:\n"
+            "      prompt_integration: generic_prompt_management",
+            "needs an api_base",
+        ),
+    ],
+)
+def test_a_bad_prompts_section_says_where(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"PROMPT_MIDDLEWARE_CONFIG": str(path)})
+    assert fragment in str(raised.value)

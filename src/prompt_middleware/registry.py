@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from typing import Final
 import httpx
 
 from prompt_middleware.cache import CachePolicy
-from prompt_middleware.errors import InvalidPromptRequest
-from prompt_middleware.settings import ModelEntry, Settings
+from prompt_middleware.errors import ConfigurationError, InvalidPromptRequest
+from prompt_middleware.settings import ModelEntry, PromptBinding, Settings
 from prompt_middleware.stores.base import PromptStore
+from prompt_middleware.stores.generic import GenericPromptStore
+from prompt_middleware.stores.humanloop import HumanloopStore
 from prompt_middleware.stores.langfuse import LangfuseStore
 from prompt_middleware.stores.local import LocalPromptStore
 
@@ -101,13 +104,22 @@ class StoreRegistry:
                 settings.langfuse_public_key, settings.langfuse_secret_key.get_secret_value()
             )
             self._bindings["langfuse"] = self._langfuse(settings.langfuse_base_url, credentials)
-        for prefix, store in (stores or {}).items():
+        if settings.humanloop_api_key is not None:
+            self._bindings["humanloop"] = self._humanloop(
+                settings.humanloop_base_url, settings.humanloop_api_key.get_secret_value()
+            )
+        custom = {**_stores_from_settings(settings.stores), **(stores or {})}
+        for prefix, store in custom.items():
             policy = self._files if isinstance(store, LocalPromptStore) else self._remote
             self._bindings[prefix] = StoreBinding(prefix, store, policy, prefix)
         self._entry_bindings = {
             entry.model_name: binding
             for entry in settings.model_list
-            if (binding := self._entry_langfuse(entry)) is not None
+            if (binding := self._entry_store(entry)) is not None
+        }
+        self._prompt_bindings = {
+            binding.prompt_id: (self._prompt_store(binding), binding)
+            for binding in settings.prompts
         }
         self._tenants: OrderedDict[Hashable, StoreBinding] = OrderedDict()
         self.prefixes: frozenset[str] = (
@@ -124,11 +136,12 @@ class StoreRegistry:
         if prefix is None:
             default = self._settings.resolved_default_store
             prefix = STORE_ALIASES.get(default, default)
-        if prefix == "langfuse":
-            if credentials is not None:
-                return self._tenant(credentials)
-            if entry is not None and entry.model_name in self._entry_bindings:
-                return self._entry_bindings[entry.model_name]
+        if prefix == "langfuse" and credentials is not None:
+            return self._tenant(credentials)
+        if entry is not None and entry.model_name in self._entry_bindings:
+            entry_binding = self._entry_bindings[entry.model_name]
+            if entry_binding.prefix == prefix:
+                return entry_binding
         binding = self._bindings.get(prefix)
         if binding is None:
             how = _HOW_TO_CONFIGURE.get(prefix, "register a store under this prefix")
@@ -137,12 +150,17 @@ class StoreRegistry:
             )
         return binding
 
+    def for_prompt(self, prompt_id: str) -> tuple[StoreBinding, PromptBinding] | None:
+        """The store a ``prompts:`` entry binds ``prompt_id`` to, with the entry's options."""
+        return self._prompt_bindings.get(prompt_id)
+
     async def aclose(self) -> None:
         """Close every store, then the shared connection pool."""
         bindings = [
             *self._bindings.values(),
             *self._entry_bindings.values(),
             *self._tenants.values(),
+            *(binding for binding, _ in self._prompt_bindings.values()),
         ]
         stores = {id(binding.store): binding.store for binding in bindings}
         await asyncio.gather(*(store.aclose() for store in stores.values()))
@@ -158,6 +176,44 @@ class StoreRegistry:
             client=self._client,
         )
         return StoreBinding("langfuse", store, self._remote, _credential_key(base_url, credentials))
+
+    def _humanloop(self, base_url: str, api_key: str) -> StoreBinding:
+        store = HumanloopStore(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=self._settings.store_timeout_seconds,
+            client=self._client,
+        )
+        digest = hashlib.sha256(f"{base_url}\0{api_key}".encode()).hexdigest()
+        return StoreBinding("humanloop", store, self._remote, ("humanloop", digest))
+
+    def _entry_store(self, entry: ModelEntry) -> StoreBinding | None:
+        if entry.humanloop_api_key is not None:
+            base_url = entry.humanloop_base_url or self._settings.humanloop_base_url
+            return self._humanloop(base_url, entry.humanloop_api_key.get_secret_value())
+        return self._entry_langfuse(entry)
+
+    def _prompt_store(self, binding: PromptBinding) -> StoreBinding:
+        if binding.integration != "generic_prompt_management":
+            prefix = STORE_ALIASES.get(binding.integration, binding.integration)
+            configured = self._bindings.get(prefix)
+            if configured is None:
+                how = _HOW_TO_CONFIGURE.get(prefix, "")
+                raise ConfigurationError(
+                    f"The prompts entry for '{binding.prompt_id}' uses {binding.integration}, "
+                    f"which is not configured: {how}."
+                )
+            return configured
+        assert binding.api_base is not None  # checked when the config file was read
+        store = GenericPromptStore(
+            api_base=binding.api_base,
+            api_key=binding.api_key.get_secret_value() if binding.api_key else None,
+            query_params=binding.query_params,
+            timeout=self._settings.store_timeout_seconds,
+            client=self._client,
+        )
+        key = ("http", binding.api_base, tuple(sorted(binding.query_params.items())))
+        return StoreBinding("http", store, self._remote, key)
 
     def _entry_langfuse(self, entry: ModelEntry) -> StoreBinding | None:
         if entry.langfuse_public_key is None and entry.langfuse_secret_key is None:
@@ -189,3 +245,26 @@ def _credential_key(base_url: str, credentials: LangfuseCredentials) -> tuple[st
     # out of anything that might one day print them.
     material = f"{base_url}\0{credentials.public_key}\0{credentials.secret_key}".encode()
     return ("langfuse", hashlib.sha256(material).hexdigest())
+
+
+def _stores_from_settings(specs: tuple[str, ...]) -> dict[str, PromptStore]:
+    """``PROMPT_MIDDLEWARE_STORES``: ``prefix=package.module:factory`` items, each called once."""
+    stores: dict[str, PromptStore] = {}
+    for spec in specs:
+        prefix, equals, target = spec.partition("=")
+        module_name, colon, attribute = target.partition(":")
+        where = f"PROMPT_MIDDLEWARE_STORES item {spec!r}"
+        if not (equals and colon and prefix and module_name and attribute):
+            raise ConfigurationError(f"{where} must read prefix=package.module:factory.")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"{where} cannot be imported: {exc}.") from None
+        store = factory()
+        if not isinstance(store, PromptStore):
+            raise ConfigurationError(
+                f"{where} made a {type(store).__name__}, which lacks the PromptStore methods "
+                "get_prompt and aclose."
+            )
+        stores[prefix] = store
+    return stores

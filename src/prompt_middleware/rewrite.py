@@ -142,7 +142,15 @@ class RewriteEngine:
             return RewriteResult(body=_encode(output), model=bare_model, entry=entry)
 
         query = self._query(prompt_id, fields, entry)
-        binding = self._stores.resolve(prefix, entry, self._request_credentials(fields))
+        credentials = self._request_credentials(fields)
+        bound = self._stores.for_prompt(prompt_id) if prefix is None else None
+        if bound is not None:
+            binding, options = bound
+            use_prompt_model = not options.ignore_prompt_manager_model
+            use_prompt_params = not options.ignore_prompt_manager_optional_params
+        else:
+            binding = self._stores.resolve(prefix, entry, credentials)
+            use_prompt_model = use_prompt_params = True
         prompt, status = await self._get_prompt(binding, query)
         variables: dict[str, Any] = decode_field(fields, "prompt_variables", dict[str, Any]) or {}
         rendered = render_prompt(
@@ -160,14 +168,14 @@ class RewriteEngine:
             )
 
         config = prompt.config if isinstance(prompt.config, dict) else {}
-        configured_model = config.get("model")
+        configured_model = config.get("model") if use_prompt_model else None
         final_model = configured_model if isinstance(configured_model, str) else bare_model
         if final_model is not None:
             final_model = final_model.removeprefix(_PROVIDER_PREFIX)
             output["model"] = final_model
         output["messages"] = rendered.messages
         prompt_wins = self._settings.param_precedence == "prompt"
-        for key, value in config.items():
+        for key, value in config.items() if use_prompt_params else ():
             if key in CHAT_COMPLETION_PARAMETERS and (prompt_wins or key not in fields):
                 output[key] = value
         return RewriteResult(

@@ -20,7 +20,7 @@ from prompt_middleware.errors import ConfigurationError
 from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
 from prompt_middleware.render import ClientMessagesMode, RenderOptions
 
-__all__ = ["DEFAULT_ROUTES", "ModelEntry", "Secret", "Settings"]
+__all__ = ["DEFAULT_ROUTES", "ModelEntry", "PromptBinding", "Secret", "Settings"]
 
 logger = structlog.get_logger(__name__)
 
@@ -73,6 +73,25 @@ class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):
     langfuse_public_key: str | None = None
     langfuse_secret_key: Secret | None = None
     langfuse_host: str | None = None
+    humanloop_api_key: Secret | None = None
+    humanloop_base_url: str | None = None
+
+
+class PromptBinding(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of LiteLLM's ``prompts:`` section: a ``prompt_id`` bound to a store.
+
+    A request naming ``prompt_id`` is managed by ``integration`` whatever its model.
+    ``ignore_prompt_manager_model`` keeps the request's model; ``ignore_prompt_manager_
+    optional_params`` keeps the prompt's parameters out of the request.
+    """
+
+    prompt_id: str
+    integration: Literal["generic_prompt_management", "langfuse", "dotprompt", "humanloop"]
+    api_base: str | None = None
+    api_key: Secret | None = None
+    query_params: dict[str, str] = msgspec.field(default_factory=dict)
+    ignore_prompt_manager_model: bool = False
+    ignore_prompt_manager_optional_params: bool = False
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,7 +116,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     langfuse_public_key: str | None = None
     langfuse_secret_key: Secret | None = None
     langfuse_base_url: str = "https://cloud.langfuse.com"
+    humanloop_api_key: Secret | None = None
+    humanloop_base_url: str = "https://api.humanloop.com/v5"
+    stores: tuple[str, ...] = ()
     model_list: tuple[ModelEntry, ...] = ()
+    prompts: tuple[PromptBinding, ...] = ()
     # The sidecar (``prompt-middleware serve``) and its forwarder.
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 4000
@@ -145,6 +168,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if config_file is not None:
             config = _load_config_file(Path(config_file), env)
             values["model_list"] = config.model_list
+            values["prompts"] = config.prompts
             # LiteLLM's master key is one more accepted sidecar key.
             values["api_keys"] = (*values.get("api_keys", ()), *config.api_keys)
         return cls(**values)
@@ -158,15 +182,17 @@ _SPECIAL_NAMES: Final[dict[str, tuple[str, ...]]] = {
     "langfuse_public_key": ("LANGFUSE_PUBLIC_KEY",),
     "langfuse_secret_key": ("LANGFUSE_SECRET_KEY",),
     "langfuse_base_url": ("LANGFUSE_BASE_URL", "LANGFUSE_HOST"),
+    "humanloop_api_key": ("HUMANLOOP_API_KEY",),
+    "humanloop_base_url": ("HUMANLOOP_BASE_URL",),
 }
 _ENVIRONMENT: Final[dict[str, tuple[str, ...]]] = {
     field.name: _SPECIAL_NAMES.get(field.name, (_PREFIX + field.name.upper(),))
     for field in msgspec.structs.fields(Settings)
-    if field.name != "model_list"
+    if field.name not in ("model_list", "prompts")
 }
 
 _FIELD_TYPES: Final = {field.name: field.type for field in msgspec.structs.fields(Settings)}
-_LIST_FIELDS: Final = frozenset({"routes", "prewarm", "api_keys"})
+_LIST_FIELDS: Final = frozenset({"routes", "prewarm", "api_keys", "stores"})
 _SECRET_TYPES: Final = (Secret, Secret | None, tuple[Secret, ...])
 
 
@@ -202,14 +228,17 @@ _ENTRY_KEYS: Final = frozenset(
         "langfuse_secret_key",
         "langfuse_secret",
         "langfuse_host",
+        "humanloop_api_key",
+        "humanloop_base_url",
     }
 )
-_KNOWN_SECTIONS: Final = frozenset({"model_list", "general_settings"})
+_KNOWN_SECTIONS: Final = frozenset({"model_list", "general_settings", "prompts"})
 
 
 class _ConfigFile(msgspec.Struct, frozen=True):
     model_list: tuple[ModelEntry, ...] = ()
     api_keys: tuple[Secret, ...] = ()
+    prompts: tuple[PromptBinding, ...] = ()
 
 
 def _load_config_file(path: Path, environ: Mapping[str, str]) -> _ConfigFile:
@@ -242,7 +271,71 @@ def _load_config_file(path: Path, environ: Mapping[str, str]) -> _ConfigFile:
     if master_key is not None:
         where_key = f"{where}: general_settings.master_key"
         api_keys = (Secret(str(_resolve_environ(master_key, where_key, environ))),)
-    return _ConfigFile(model_list=entries, api_keys=api_keys)
+    raw_prompts = document.get("prompts")
+    if raw_prompts is None:
+        raw_prompts = []
+    if not isinstance(raw_prompts, list):
+        raise ConfigurationError(f"{where}: prompts must be a list.")
+    prompts = tuple(
+        _parse_prompt_binding(raw, f"{where}: prompts[{index}]", environ)
+        for index, raw in enumerate(raw_prompts)
+    )
+    return _ConfigFile(model_list=entries, api_keys=api_keys, prompts=prompts)
+
+
+_BINDING_KEYS: Final = frozenset(
+    {
+        "prompt_integration",
+        "api_base",
+        "api_key",
+        "provider_specific_query_params",
+        "ignore_prompt_manager_model",
+        "ignore_prompt_manager_optional_params",
+    }
+)
+
+
+def _parse_prompt_binding(raw: Any, where: str, environ: Mapping[str, str]) -> PromptBinding:
+    if not isinstance(raw, dict) or not isinstance(raw.get("prompt_id"), str):
+        raise ConfigurationError(f"{where}: an entry needs a string prompt_id.")
+    params = raw.get("litellm_params") or {}
+    if not isinstance(params, dict):
+        raise ConfigurationError(f"{where}: litellm_params must be a mapping.")
+    params = {
+        key: _resolve_environ(value, f"{where}.litellm_params.{key}", environ)
+        for key, value in params.items()
+    }
+    unused = sorted(key for key in params if key not in _BINDING_KEYS)
+    if unused:
+        logger.warning("prompt_binding_keys_ignored", prompt_id=raw["prompt_id"], keys=unused)
+    query = params.get("provider_specific_query_params") or {}
+    if not isinstance(query, dict):
+        raise ConfigurationError(f"{where}: provider_specific_query_params must be a mapping.")
+    fields = {
+        "prompt_id": raw["prompt_id"],
+        "integration": params.get("prompt_integration"),
+        "api_base": params.get("api_base"),
+        "api_key": params.get("api_key"),
+        # YAML reads `version: 2` as a number; a query string holds text.
+        "query_params": {str(k): _query_value(v) for k, v in query.items()},
+        "ignore_prompt_manager_model": params.get("ignore_prompt_manager_model", False),
+        "ignore_prompt_manager_optional_params": params.get(
+            "ignore_prompt_manager_optional_params", False
+        ),
+    }
+    try:
+        binding = msgspec.convert(fields, PromptBinding, strict=False, dec_hook=_decode_secret)
+    except msgspec.ValidationError as exc:
+        raise ConfigurationError(f"{where}: {exc}.") from None
+    if binding.integration == "generic_prompt_management" and binding.api_base is None:
+        raise ConfigurationError(f"{where}: generic_prompt_management needs an api_base.")
+    return binding
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _parse_entry(raw: Any, where: str, environ: Mapping[str, str]) -> ModelEntry:

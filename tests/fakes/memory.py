@@ -93,3 +93,8 @@ class MemoryStore:
 
 def unavailable() -> PromptStoreUnavailable:
     return PromptStoreUnavailable("The memory store is down.")
+
+
+def greeting_store() -> MemoryStore:
+    """A factory for ``PROMPT_MIDDLEWARE_STORES=mystore=tests.fakes.memory:greeting_store``."""
+    return MemoryStore(text_prompt("hello", "Hello {{name}} from my store"))
