@@ -650,3 +650,40 @@ async def test_absurdly_deep_json_is_a_400_not_a_500(client: httpx.AsyncClient) 
     response = await post(client, deep_variables)
     assert response.status_code == 400
     assert error_of(response)["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("variables", "fragment"),
+    [
+        ({f"v{i}": i for i in range(11)}, "more than 10 entries"),
+        ({"big": "x" * 2000}, "larger than 1000 bytes"),
+        ({"deep": [[[[["too deep"]]]]]}, "nested more than 3 levels"),
+    ],
+)
+async def test_limits_on_prompt_variables(
+    make_client: ClientFactory, store: MemoryStore, variables: dict[str, Any], fragment: str
+) -> None:
+    settings = Settings(
+        default_store="mem", max_variables=10, max_variables_bytes=1000, max_variables_depth=3
+    )
+    client = make_client(settings, stores={"mem": store})
+    response = await post(client, {"prompt_id": "greeting", "prompt_variables": variables})
+    assert response.status_code == 400
+    error = error_of(response)
+    assert (error["code"], error["param"]) == ("invalid_request", "prompt_variables")
+    assert fragment in error["message"]
+
+
+async def test_a_rendered_prompt_cannot_balloon(
+    make_client: ClientFactory, app: RecordingApp
+) -> None:
+    store = MemoryStore(text_prompt("echo", "{{x}}" * 1000))
+    client = make_client(
+        Settings(default_store="mem", max_rendered_chars=100_000), stores={"mem": store}
+    )
+    small = await post(client, {"prompt_id": "echo", "prompt_variables": {"x": "y" * 100}})
+    assert small.status_code == 200
+    assert len(app.last.json()["messages"][0]["content"]) == 100_000
+    huge = await post(client, {"prompt_id": "echo", "prompt_variables": {"x": "y" * 101}})
+    assert huge.status_code == 400
+    assert "PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS" in error_of(huge)["message"]

@@ -65,16 +65,47 @@ def find_variables(template: str) -> list[str]:
 
 def compile_template(template: str, variables: Mapping[str, Any]) -> str:
     """Fill ``{{name}}`` variables exactly as the Langfuse SDK's ``compile`` does."""
+    return _compile(template, variables, {}, _Budget(None))
+
+
+class _Budget:
+    """How many more characters rendering may produce (None: no limit)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int | None) -> None:
+        self.left = left
+
+    def spend(self, size: int) -> None:
+        if self.left is not None:
+            self.left -= size
+            if self.left < 0:
+                raise InvalidPromptRequest(
+                    "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
+                    "send smaller prompt_variables.",
+                    param="prompt_variables",
+                )
+
+
+def _compile(
+    template: str, variables: Mapping[str, Any], missing: dict[str, None], budget: _Budget
+) -> str:
+    # One pass: fill, note the variables that were not given, and count what is produced,
+    # so a variable repeated a thousand times cannot make a gigabyte.
     parts: list[str] = []
     for literal, name, written in _parse(template):
         parts.append(literal)
-        if name is None:
-            continue
-        if name in variables:
-            value = variables[name]
-            parts.append("" if value is None else str(value))
-        else:
-            parts.append(written)
+        size = len(literal)
+        if name is not None:
+            if name in variables:
+                value = variables[name]
+                text = "" if value is None else str(value)
+            else:
+                missing[name] = None
+                text = written
+            parts.append(text)
+            size += len(text)
+        budget.spend(size)
     return "".join(parts)
 
 
@@ -86,6 +117,7 @@ class RenderOptions:
     messages_placeholder: str = "messages"
     client_messages: ClientMessagesMode = "ignore"
     strict_variables: bool = False
+    max_rendered_chars: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +148,10 @@ def render_prompt(
     messages: list[Any] = []
     client_messages_used = False
 
+    budget = _Budget(options.max_rendered_chars)
+
     def fill(template: str) -> str:
-        for name in find_variables(template):
-            if name not in variables:
-                missing[name] = None
-        return compile_template(template, variables)
+        return _compile(template, variables, missing, budget)
 
     if isinstance(prompt.prompt, str):
         messages.append({"role": options.text_prompt_role, "content": fill(prompt.prompt)})

@@ -152,7 +152,7 @@ class RewriteEngine:
             binding = self._stores.resolve(prefix, entry, credentials)
             use_prompt_model = use_prompt_params = True
         prompt, status = await self._get_prompt(binding, query)
-        variables: dict[str, Any] = decode_field(fields, "prompt_variables", dict[str, Any]) or {}
+        variables = self._variables(fields)
         rendered = render_prompt(
             prompt,
             variables,
@@ -230,6 +230,33 @@ class RewriteEngine:
             return PromptQuery(prompt_id, version=version)
         return PromptQuery(prompt_id, label=label or DEFAULT_LABEL)
 
+    def _variables(self, fields: RequestFields) -> dict[str, Any]:
+        """``prompt_variables`` within the limits of the settings."""
+        raw = fields.get("prompt_variables")
+        if raw is None:
+            return {}
+        settings = self._settings
+        if len(raw) > settings.max_variables_bytes:
+            raise InvalidRequest(
+                f"'prompt_variables' is larger than {settings.max_variables_bytes} bytes "
+                "(PROMPT_MIDDLEWARE_MAX_VARIABLES_BYTES).",
+                param="prompt_variables",
+            )
+        variables: dict[str, Any] = decode_field(fields, "prompt_variables", dict[str, Any]) or {}
+        if len(variables) > settings.max_variables:
+            raise InvalidRequest(
+                f"'prompt_variables' has more than {settings.max_variables} entries "
+                "(PROMPT_MIDDLEWARE_MAX_VARIABLES).",
+                param="prompt_variables",
+            )
+        if _depth(variables, settings.max_variables_depth) > settings.max_variables_depth:
+            raise InvalidRequest(
+                f"'prompt_variables' is nested more than {settings.max_variables_depth} levels "
+                "deep (PROMPT_MIDDLEWARE_MAX_VARIABLES_DEPTH).",
+                param="prompt_variables",
+            )
+        return variables
+
     def _request_credentials(self, fields: RequestFields) -> LangfuseCredentials | None:
         """Per-request Langfuse keys, honoured only when the settings allow them."""
         public_key: str | None = decode_field(fields, "langfuse_public_key", str)
@@ -303,6 +330,21 @@ class RewriteEngine:
         finally:
             if self._observer is not None:
                 self._observer.store_fetch(binding.prefix, outcome, time.perf_counter() - started)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests, counted no further than ``limit + 1``."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        depth += 1
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return depth
 
 
 def _parse_prewarm(item: str) -> PromptQuery:

@@ -106,6 +106,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     strict_variables: bool = False
     param_precedence: Literal["prompt", "request"] = "prompt"
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    max_variables: PositiveInt = 256
+    max_variables_bytes: PositiveInt = 1024 * 1024
+    max_variables_depth: PositiveInt = 32
+    max_rendered_chars: PositiveInt = 4 * 1024 * 1024
     store_timeout_seconds: PositiveFloat = 5.0
     cache_ttl_seconds: NonNegativeFloat = 60.0
     cache_max_stale_seconds: NonNegativeFloat = 86400.0
@@ -142,6 +146,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             messages_placeholder=self.messages_placeholder,
             client_messages=self.client_messages,
             strict_variables=self.strict_variables,
+            max_rendered_chars=self.max_rendered_chars,
         )
 
     @property
