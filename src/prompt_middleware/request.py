@@ -20,7 +20,7 @@ __all__ = [
     "RequestFields",
     "decode_body",
     "decode_field",
-    "has_extension_fields",
+    "extension_fields",
     "is_extension_field",
 ]
 
@@ -54,12 +54,10 @@ def is_extension_field(name: str) -> bool:
 _starts_with_extension_prefix: Final = re.compile("|".join(_EXTENSION_PREFIXES)).match
 
 
-def has_extension_fields(fields: RequestFields) -> bool:
-    """Whether any field is an extension field; the hot path of every matched request."""
-    # map() over a compiled regex runs in C: no Python frame per field.
-    return not EXTENSION_FIELDS.isdisjoint(fields) or any(
-        map(_starts_with_extension_prefix, fields)
-    )
+def extension_fields(fields: RequestFields) -> list[str]:
+    """The extension fields present; on the hot path of every matched request."""
+    # Set intersection and filter() over a compiled regex run in C: no Python frame per field.
+    return [*EXTENSION_FIELDS.intersection(fields), *filter(_starts_with_extension_prefix, fields)]
 
 
 def decode_body(body: bytes) -> RequestFields:

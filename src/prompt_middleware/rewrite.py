@@ -42,8 +42,7 @@ from prompt_middleware.request import (
     decode_body,
     decode_field,
     decode_version,
-    has_extension_fields,
-    is_extension_field,
+    extension_fields,
 )
 from prompt_middleware.settings import ModelEntry, Settings
 from prompt_middleware.stores.base import PromptStore
@@ -120,9 +119,9 @@ class RewriteEngine:
         fields = decode_body(body)
         model: str | None = decode_field(fields, "model", str)
         entry = self._entries.get(model) if model is not None else None
-        has_extensions = has_extension_fields(fields)
+        extensions = extension_fields(fields)
         prefix, bare_model = self._split_store_prefix(entry.model if entry else model)
-        if entry is None and prefix is None and not has_extensions:
+        if entry is None and prefix is None and not extensions:
             return None
         if entry is not None and bare_model is not None:
             bare_model = bare_model.removeprefix(_PROVIDER_PREFIX)
@@ -130,7 +129,9 @@ class RewriteEngine:
         prompt_id: str | None = decode_field(fields, "prompt_id", str)
         if prompt_id is None and entry is not None:
             prompt_id = entry.prompt_id
-        output: dict[str, Any] = {k: v for k, v in fields.items() if not is_extension_field(k)}
+        output: dict[str, Any] = dict(fields)
+        for name in extensions:
+            del output[name]
         if entry is not None:
             for key, value in entry.params.items():
                 output.setdefault(key, value)
@@ -142,7 +143,11 @@ class RewriteEngine:
             return RewriteResult(body=_encode(output), model=bare_model, entry=entry)
 
         query = self._query(prompt_id, fields, entry)
-        credentials = self._request_credentials(fields)
+        credentials = (
+            self._request_credentials(fields)
+            if any(name.startswith("langfuse_") for name in extensions)
+            else None
+        )
         bound = self._stores.for_prompt(prompt_id) if prefix is None else None
         if bound is not None:
             binding, options = bound
