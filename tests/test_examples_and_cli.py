@@ -155,3 +155,43 @@ def test_render_reports_bad_settings_on_stderr() -> None:
     assert done.returncode == 2
     assert b"PROMPT_MIDDLEWARE_STRICT_VARIABLES='perhaps' is invalid" in done.stderr
     assert done.stdout == b""
+
+
+async def test_fastapi_example_rewrites_for_its_own_endpoint_and_the_forwarder() -> None:
+    from examples.fastapi_app.app import create_app as create_fastapi_app
+    from tests.fakes.server import serve_in_background
+    from tests.fakes.upstream import FakeUpstream
+
+    upstream = FakeUpstream()
+    async with serve_in_background(upstream) as upstream_url:
+        app = create_fastapi_app({"PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL": upstream_url + "/v1"})
+        transport = httpx.ASGITransport(app=app)
+        # The app's lifespan, as uvicorn runs it: its shutdown closes the forwarder's pool.
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://fastapi") as client,
+        ):
+            body = {
+                "model": "file/gpt-4o-mini",
+                "prompt_id": "greeting",
+                "prompt_variables": {"name": "Ada", "company": "Acme"},
+            }
+            own = await client.post("/v1/chat/completions", json=body)
+            proxied = await client.post("/proxy/v1/chat/completions", json=body)
+            plain = await client.post(
+                "/proxy/v1/chat/completions", json={"model": "gpt-4o", "messages": []}
+            )
+    expected = {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "user", "content": "Write a one-line greeting for Ada, who just joined Acme."}
+        ],
+    }
+    assert echoed(own) == expected
+    assert own.headers["x-prompt-name"] == "greeting"
+    assert proxied.status_code == 200
+    assert proxied.headers["x-prompt-store"] == "file"
+    sent = [request.json() for request in upstream.requests]
+    assert sent == [expected, {"model": "gpt-4o", "messages": []}]
+    assert [request.path for request in upstream.requests] == ["/v1/chat/completions"] * 2
+    assert plain.status_code == 200

@@ -14,6 +14,7 @@ from prompt_middleware.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from prompt_middleware.forwarder import Forwarder
 from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
 from prompt_middleware.render import RenderOptions, compile_template, render_prompt
@@ -27,6 +28,7 @@ __all__ = [
     "CacheStatus",
     "ChatMessage",
     "ConfigurationError",
+    "Forwarder",
     "InvalidApiKey",
     "InvalidPromptRequest",
     "InvalidRequest",

@@ -99,6 +99,9 @@ def _serve(settings: Settings) -> int:
         lifespan="on",
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
+        # The upstream's own server and date headers are passed back: no second copy.
+        server_header=False,
+        date_header=False,
     )
     return 0
 

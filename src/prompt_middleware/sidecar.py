@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prompt_middleware.echo import EchoUpstream
 from prompt_middleware.errors import ConfigurationError, InvalidApiKey
+from prompt_middleware.forwarder import Forwarder
 from prompt_middleware.logs import configure_logging
 from prompt_middleware.metrics import CONTENT_TYPE, PrometheusMetrics
 from prompt_middleware.middleware import PromptMiddleware
@@ -46,8 +47,6 @@ class Sidecar:
             upstream = EchoUpstream()
         elif upstream is None:
             _require_upstream(settings)
-            from prompt_middleware.forwarder import Forwarder
-
             upstream = Forwarder(
                 settings,
                 on_upstream_response=self.metrics.upstream_response,

@@ -1,0 +1,537 @@
+"""``Forwarder``: the embedded forwarder, an ASGI app that relays requests to an OpenAI-style API.
+
+    client --ASGI--> Forwarder --aiohttp--> <base_url>/<path>      (``/v1/<path>`` or ``/<path>``)
+
+The upstream is ``scope[UPSTREAM_SCOPE_KEY]`` when the middleware put one there (a model-list
+entry with an ``api_base``), else ``PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL``. Status, headers and
+body come back as the upstream sent them (compressed bodies stay compressed), relayed chunk by
+chunk as they arrive; only hop-by-hop headers are dropped, both ways.
+
+Why aiohttp and not httpx on this path: the upstream client decides the sidecar's speed, and as
+a bare pass-through proxy on one core aiohttp serves several times more requests than httpx's
+default transport and adds less latency per hop (``bench/upstream_clients.py`` measures it).
+httpx stays everywhere else (stores, ``PromptTransport``, tests).
+
+Errors before the upstream answers are ours, as JSON (CONTRACT §7): no upstream for the model
+400 ``invalid_prompt_request``; refused, unresolvable, reset, or not connected within
+``PROMPT_MIDDLEWARE_UPSTREAM_CONNECT_TIMEOUT_SECONDS`` 502 ``upstream_unavailable``; no response
+within ``PROMPT_MIDDLEWARE_UPSTREAM_TIMEOUT_SECONDS`` 504 ``upstream_timeout``. Once the
+response has started, a failing upstream ends the client's response without its final chunk,
+so the client sees a truncated transfer rather than a clean end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shlex
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Final
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+import structlog
+from starlette.types import Message, Receive, Scope, Send
+from yarl import URL
+
+from prompt_middleware.errors import (
+    ConfigurationError,
+    InvalidPromptRequest,
+    RequestError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from prompt_middleware.settings import Settings
+from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, Upstream
+
+__all__ = ["Forwarder", "UpstreamResponseCallback", "create_session"]
+
+logger = structlog.get_logger(__name__)
+
+UpstreamResponseCallback = Callable[[int, float], None]
+SessionFactory = Callable[[], aiohttp.ClientSession]
+
+# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded ("trailers" is the
+# value of TE, but old proxies send it as a header name, so drop that too).
+_HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Also never copied from the client: aiohttp writes host and content-length for the upstream,
+# and our server has already answered any "Expect: 100-continue".
+_DROP_REQUEST: Final = _HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+_DROP_REQUEST_AUTH: Final = _DROP_REQUEST | {b"authorization"}
+# aiohttp would add these when the client did not send them; a proxy adds nothing.
+_SKIP_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_PATH_SAFE: Final = "/!$&'()*+,;=:@~"
+_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_MAX_TARGETS: Final = 256
+_BUFFERED_BODY_BYTES: Final = 64 * 1024
+_MASK: Final = "**********"
+_SECRET_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+)
+_SECRET_QUERY: Final = re.compile(r"key|token|secret|sig|password", re.IGNORECASE)
+
+
+def create_session(settings: Settings) -> aiohttp.ClientSession:
+    """The pooled client session the forwarder uses unless given a factory; call in a loop.
+
+    One session and one connector for every upstream: the connector already keeps one
+    keep-alive pool per (scheme, host, port), so each upstream has its own pool while all
+    share one lifecycle. No connection limit: the server in front bounds concurrency, and a
+    cap here would queue long streams behind each other and time out the connect phase.
+    """
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=_SKIP_AUTO_HEADERS,
+        timeout=_timeout(settings),
+    )
+
+
+def _timeout(settings: Settings) -> aiohttp.ClientTimeout:
+    # No total: a stream may rightly last longer than any fixed bound. ``connect`` covers
+    # DNS, TCP and TLS; ``sock_read`` is the longest wait for the upstream's next bytes.
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=settings.upstream_connect_timeout_seconds,
+        sock_read=settings.upstream_timeout_seconds,
+    )
+
+
+class _Target:
+    """An upstream made ready to use: URL prefix, host for messages, Authorization value."""
+
+    __slots__ = ("authorization", "host", "prefix")
+
+    def __init__(self, base_url: str, authorization: str | None) -> None:
+        url = URL(base_url)
+        # Credentials in the URL would clash with the Authorization we set (and leak in logs).
+        if url.scheme not in ("http", "https") or not url.host or url.user is not None:
+            raise ValueError(base_url)
+        self.prefix = str(url.with_query(None).with_fragment(None)).rstrip("/")
+        self.host = url.raw_authority  # host[:port], for messages and logs
+        self.authorization = authorization
+
+
+class _Model(msgspec.Struct):
+    model: str | None = None
+
+
+_decode_model = msgspec.json.Decoder(_Model).decode
+
+
+class _Exchange:
+    """Per-request state shared by the relay and its disconnect watcher."""
+
+    __slots__ = ("body_done", "client_gone", "task")
+
+    def __init__(self, task: asyncio.Task[object], body_done: asyncio.Event | None) -> None:
+        self.task = task
+        self.body_done = body_done
+        self.client_gone = False
+
+    def leave(self) -> None:
+        # The client went away: cancel the relay, which closes the upstream connection.
+        self.client_gone = True
+        self.task.cancel()
+
+
+class Forwarder:
+    """Forward every HTTP request to the upstream, streaming both ways (see the module doc).
+
+    ``session_factory`` makes the aiohttp session, lazily, on the first request (it must be
+    made inside the running loop, which is also why this takes a factory, not a session);
+    the forwarder owns that session and :meth:`aclose` closes it (a lifespan shutdown calls
+    it too). ``on_upstream_response(status, seconds)`` is called once per upstream response
+    with the time from sending the request to its headers; it must not raise.
+    ``detailed_debug`` logs each upstream request as a ``curl`` command, secrets masked.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session_factory: SessionFactory | None = None,
+        on_upstream_response: UpstreamResponseCallback | None = None,
+        detailed_debug: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._session_factory = session_factory or (lambda: create_session(settings))
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = _timeout(settings)
+        self._on_upstream_response = on_upstream_response
+        self._detailed_debug = detailed_debug
+        self._targets: dict[Upstream, _Target] = {}
+        key = settings.upstream_api_key
+        self._default_authorization = None if key is None else f"Bearer {key.get_secret_value()}"
+        self._default: _Target | None = None
+        if settings.upstream_base_url is not None:
+            try:
+                self._default = _Target(settings.upstream_base_url, self._default_authorization)
+            except ValueError:
+                raise ConfigurationError(
+                    "PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL="
+                    f"{_without_credentials(settings.upstream_base_url)!r} is "
+                    "invalid: it must be an http(s) URL without credentials, such as "
+                    "https://api.openai.com/v1."
+                ) from None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            elif scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1003})
+            return
+        await self._handle(scope, receive, send)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections; a later request would open a new session."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        # Used on its own, the forwarder speaks lifespan itself; behind PromptMiddleware it
+        # gets the same messages through the middleware.
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Buffer a small body (a chat request: the middleware hands it over whole) so that it
+        # goes out with a Content-Length; stream a larger one (an upload) as it arrives.
+        parts: list[bytes] = []
+        size = 0
+        streamed_body = True
+        while streamed_body and size <= _BUFFERED_BODY_BYTES:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            part: bytes = message.get("body", b"")
+            if part:
+                parts.append(part)
+                size += len(part)
+            streamed_body = message.get("more_body", False)
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        try:
+            target = self._target(scope.get(UPSTREAM_SCOPE_KEY))
+        except RequestError as error:
+            await _send_error(send, error)
+            logger.info("upstream_request_failed", path=scope["path"], error=error.code)
+            return
+        if target is None:
+            refusal = _no_upstream(None if streamed_body else body)
+            await _send_error(send, refusal)
+            logger.info("upstream_request_failed", path=scope["path"], error=refusal.code)
+            return
+
+        task = asyncio.current_task()
+        assert task is not None
+        # A body still arriving is sent on as it comes; until it ends, its reader is the one
+        # that sees a disconnect. Chat routes arrive whole (the middleware buffered them).
+        exchange = _Exchange(task, asyncio.Event() if streamed_body else None)
+        data: bytes | AsyncIterator[bytes] | None = body or None
+        if streamed_body:
+            data = _stream_body(body, receive, exchange)
+        watcher = asyncio.create_task(_watch_disconnect(receive, exchange))
+        try:
+            await self._relay(scope, target, data, send)
+        except asyncio.CancelledError:
+            if not exchange.client_gone or task.uncancel() > 0:
+                raise
+            logger.info("client_disconnected", path=scope["path"], upstream=target.host)
+        finally:
+            watcher.cancel()
+
+    def _target(self, upstream: Upstream | None) -> _Target | None:
+        if upstream is None:
+            return self._default
+        target = self._targets.get(upstream)
+        if target is None:
+            # The entry's key, else PROMPT_MIDDLEWARE_UPSTREAM_API_KEY, else the client's.
+            authorization = self._default_authorization
+            if upstream.api_key is not None:
+                authorization = f"Bearer {upstream.api_key.get_secret_value()}"
+            try:
+                target = _Target(upstream.base_url, authorization)
+            except ValueError:
+                raise UpstreamUnavailable(
+                    f"The model's api_base {_without_credentials(upstream.base_url)!r} is not an "
+                    "http(s) URL without credentials."
+                ) from None
+            if len(self._targets) >= _MAX_TARGETS:
+                self._targets.clear()
+            self._targets[upstream] = target
+        return target
+
+    async def _relay(
+        self,
+        scope: Scope,
+        target: _Target,
+        data: bytes | AsyncIterator[bytes] | None,
+        send: Send,
+    ) -> None:
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        if path == "/v1" or path.startswith("/v1/"):
+            path = path[3:]
+        url = target.prefix + quote(path, safe=_PATH_SAFE)
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            url += "?" + query.decode("latin-1")
+        streamed = data is not None and not isinstance(data, bytes)
+        headers = _request_headers(scope["headers"], target.authorization, keep_length=streamed)
+        method: str = scope["method"]
+        if self._detailed_debug:
+            logger.info("upstream_request", curl=_curl(method, url, headers, data))
+
+        session = self._session
+        if session is None:
+            session = self._session = self._session_factory()
+        started = time.perf_counter()
+        try:
+            response = await session.request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                timeout=self._timeout,
+            )
+        except aiohttp.ClientError as exc:
+            error = self._translate(exc, target)
+            await _send_error(send, error)
+            logger.warning(
+                "upstream_request_failed",
+                path=scope["path"],
+                upstream=target.host,
+                error=error.code,
+                reason=type(exc).__name__,
+            )
+            return
+
+        try:
+            if self._on_upstream_response is not None:
+                self._on_upstream_response(response.status, time.perf_counter() - started)
+            start: Message = {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": _response_headers(response.raw_headers),
+            }
+            try:
+                await send(start)
+            except OSError:
+                return  # the client is gone (servers may raise instead of telling receive)
+            content = response.content
+            while True:
+                try:
+                    chunk = await content.readany()
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    # Too late for an error response: end without the final chunk, so the
+                    # client's HTTP library reports a truncated body instead of a clean end.
+                    logger.warning(
+                        "upstream_stream_failed",
+                        path=scope["path"],
+                        upstream=target.host,
+                        status=response.status,
+                        reason=type(exc).__name__,
+                    )
+                    return
+                # Finish with the last chunk when it is known to be last: one message fewer.
+                last = not chunk or content.at_eof()
+                try:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                except OSError:
+                    return
+                if last:
+                    break
+        finally:
+            # Read to the end, the connection is back in the pool already; otherwise
+            # (failure, client gone, cancelled) it cannot be reused and is closed.
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()
+
+    def _translate(self, exc: aiohttp.ClientError, target: _Target) -> RequestError:
+        settings = self._settings
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return UpstreamUnavailable(
+                f"Could not connect to the upstream {target.host} within "
+                f"{settings.upstream_connect_timeout_seconds:g} s "
+                "(PROMPT_MIDDLEWARE_UPSTREAM_CONNECT_TIMEOUT_SECONDS)."
+            )
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(
+                f"The upstream {target.host} sent no response within "
+                f"{settings.upstream_timeout_seconds:g} s "
+                "(PROMPT_MIDDLEWARE_UPSTREAM_TIMEOUT_SECONDS)."
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = exc.strerror or type(exc.os_error).__name__
+            return UpstreamUnavailable(
+                f"Could not connect to the upstream {target.host}: {reason}."
+            )
+        return UpstreamUnavailable(
+            f"The upstream {target.host} failed before answering ({type(exc).__name__})."
+        )
+
+
+def _request_headers(
+    raw: Iterable[tuple[bytes, bytes]],
+    authorization: str | None,
+    *,
+    keep_length: bool,
+) -> list[tuple[str, str]]:
+    drop = _DROP_REQUEST if authorization is None else _DROP_REQUEST_AUTH
+    headers: list[tuple[str, str]] = []
+    connection: bytes | None = None
+    for name, value in raw:
+        if name in drop:
+            if name == b"connection":
+                connection = value
+            elif name == b"content-length" and keep_length:
+                # A body sent on as it arrives keeps its declared length (else: chunked).
+                headers.append(("content-length", value.decode("latin-1")))
+            continue
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+    if connection is not None:
+        named = _connection_tokens(connection)
+        if named:
+            headers = [(k, v) for k, v in headers if k.encode("latin-1") not in named]
+    if authorization is not None:
+        headers.append(("authorization", authorization))
+    return headers
+
+
+def _response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    headers: list[tuple[bytes, bytes]] = []
+    connection: bytes | None = None
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered in _HOP_BY_HOP:
+            if lowered == b"connection":
+                connection = value
+            continue
+        headers.append((lowered, value))
+    if connection is not None:
+        named = _connection_tokens(connection)
+        if named:
+            headers = [(k, v) for k, v in headers if k not in named]
+    return headers
+
+
+def _connection_tokens(value: bytes) -> frozenset[bytes]:
+    # "Connection: keep-alive, X-Private" names headers for this hop only (RFC 9110 §7.6.1).
+    tokens = {token.strip().lower() for token in value.split(b",")}
+    return frozenset(tokens - _HOP_BY_HOP - {b""})
+
+
+async def _stream_body(first: bytes, receive: Receive, exchange: _Exchange) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            exchange.leave()
+            return
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            assert exchange.body_done is not None
+            exchange.body_done.set()
+            return
+
+
+async def _watch_disconnect(receive: Receive, exchange: _Exchange) -> None:
+    # Runs beside the relay so that a client leaving while we wait for the upstream, or in the
+    # middle of a stream, cancels the upstream request instead of letting it run on.
+    with contextlib.suppress(Exception):
+        if exchange.body_done is not None:
+            await exchange.body_done.wait()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        exchange.leave()
+
+
+def _without_credentials(url: str) -> str:
+    with contextlib.suppress(ValueError):
+        parsed = URL(url)
+        if parsed.user is not None or parsed.password is not None:
+            return str(parsed.with_user(None))
+    return url
+
+
+def _no_upstream(body: bytes | None) -> InvalidPromptRequest:
+    model = None
+    if body:
+        with contextlib.suppress(msgspec.DecodeError):
+            model = _decode_model(body).model
+    if model is not None:
+        return InvalidPromptRequest(
+            f"No upstream for model {model!r}: give its model_list entry an api_base or set "
+            "PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL.",
+            param="model",
+        )
+    return InvalidPromptRequest(
+        "No upstream to forward to: set PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL.", param="model"
+    )
+
+
+async def _send_error(send: Send, error: RequestError) -> None:
+    body = error.to_json()
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _curl(
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    data: bytes | AsyncIterator[bytes] | None,
+) -> str:
+    base, _, query = url.partition("?")
+    if query:
+        # Some APIs take their key in the query string (?key=..., ?api-key=...).
+        fields = [field.partition("=") for field in query.split("&")]
+        query = "&".join(
+            f"{name}={_MASK}" if _SECRET_QUERY.search(name) else f"{name}{eq}{value}"
+            for name, eq, value in fields
+        )
+        base = f"{base}?{query}"
+    parts = ["curl", "-sS", "-X", method, shlex.quote(base)]
+    for name, value in headers:
+        if name.lower() in _SECRET_HEADERS:
+            scheme, _, rest = value.partition(" ")
+            value = f"{scheme} {_MASK}" if rest else _MASK
+        parts += ["-H", shlex.quote(f"{name}: {value}")]
+    if isinstance(data, bytes):
+        parts += ["--data-binary", shlex.quote(data.decode("utf-8", "replace"))]
+    elif data is not None:
+        parts += ["--data-binary", "@-", "# body streamed, not shown"]
+    return " ".join(parts)
