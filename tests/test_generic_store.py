@@ -544,9 +544,7 @@ async def test_broken_body(
     with pytest.raises(PromptStoreUnavailable) as caught:
         await store.get_prompt(PromptQuery("p"))
 
-    assert caught.value.message.startswith(
-        "The prompt service at prompts.test returned an invalid prompt for 'p'"
-    )
+    assert caught.value.message.startswith("The prompt service returned an invalid prompt for 'p'")
     assert broken in caught.value.message
 
 

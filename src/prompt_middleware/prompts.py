@@ -53,6 +53,12 @@ class PromptQuery(msgspec.Struct, frozen=True):
 
     def describe(self) -> str:
         """``name`` with its label or version, for error messages and logs."""
+        name = _shorten(self.name)
         if self.version is not None:
-            return f"'{self.name}' version {self.version}"
-        return f"'{self.name}' with label '{self.label or 'production'}'"
+            return f"'{name}' version {self.version}"
+        return f"'{name}' with label '{_shorten(self.label or 'production')}'"
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    # Names come from clients: a 200 KB name must not make a 200 KB error or log line.
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -33,6 +33,9 @@ EXTENSION_FIELDS: Final = frozenset(
 )
 _EXTENSION_PREFIXES: Final = ("langfuse_", "humanloop_")
 
+# Versions are counted from 1; eighteen digits is more than any store will ever have.
+_MAX_VERSION_DIGITS: Final = 18
+
 _body_decoder: Final = msgspec.json.Decoder(RequestFields)
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
@@ -68,11 +71,17 @@ def decode_body(body: bytes) -> RequestFields:
         pass
     except RecursionError:
         raise _too_deep(None) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(None) from None
     # Tell "not JSON" from "JSON but not an object": the message should say which to fix.
     try:
         msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise _too_deep(None) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(None) from None
     raise InvalidRequest("The request body must be a JSON object.") from None
 
 
@@ -88,6 +97,8 @@ def decode_field(fields: RequestFields, name: str, type_: Any) -> Any:
         return decoder.decode(raw)
     except RecursionError:
         raise _too_deep(name) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(name) from None
     except msgspec.DecodeError:
         expected = _TYPE_NAMES.get(type_, str(type_))
         raise InvalidRequest(f"'{name}' must be {expected}.", param=name) from None
@@ -99,7 +110,7 @@ def decode_version(fields: RequestFields) -> int | None:
     if value is None:
         return None
     if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
+        if not (value.isascii() and value.isdigit() and len(value) <= _MAX_VERSION_DIGITS):
             raise InvalidRequest(
                 "'prompt_version' must be an integer or a string of digits.", param="prompt_version"
             )
@@ -107,6 +118,11 @@ def decode_version(fields: RequestFields) -> int | None:
     if value < 1:
         raise InvalidPromptRequest("'prompt_version' must be 1 or more.", param="prompt_version")
     return int(value)
+
+
+def _not_utf8(name: str | None) -> InvalidRequest:
+    where = f"'{name}'" if name else "A field name of the request body"
+    return InvalidRequest(f"{where} is not valid UTF-8.", param=name)
 
 
 def _too_deep(name: str | None) -> InvalidRequest:

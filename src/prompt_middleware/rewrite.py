@@ -56,7 +56,9 @@ _PROVIDER_PREFIX: Final = "openai/"
 _CREDENTIAL_FIELDS: Final = frozenset({"langfuse_public_key", "langfuse_secret_key"})
 
 _encode: Final = msgspec.json.Encoder().encode
-_HEADER_SAFE: Final = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+# Printable ASCII but "%" (the escape) and " " (a header value must not start or end with
+# one, and a name may): everything else is percent-encoded.
+_HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,12 +57,11 @@ Errors, translated once here::
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
-import time
 from collections.abc import Mapping
-from typing import Any, Final, NoReturn
+from dataclasses import replace
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -72,9 +71,9 @@ from prompt_middleware.errors import (
     ConfigurationError,
     InvalidPromptRequest,
     PromptNotFound,
-    PromptStoreUnavailable,
 )
 from prompt_middleware.prompts import ChatMessage, Prompt, PromptQuery
+from prompt_middleware.stores._http import HttpService, ServiceText
 
 __all__ = ["GenericPromptStore", "double_single_braces"]
 
@@ -207,12 +206,17 @@ def _error_message(body: bytes) -> str | None:
     return detail[:_MAX_MESSAGE_CHARS]
 
 
-def _is_json_object(body: bytes) -> bool:
-    try:
-        _decode_error(body)
-    except msgspec.DecodeError:
-        return False
-    return True
+_TEXT: Final = ServiceText(
+    name="The prompt service",
+    base_url="The prompt service's api_base",
+    example="http://localhost:8080",
+    credentials="set api_key",
+    check_base_url=f"check that api_base serves {_ENDPOINT}",
+    refused="the API key",
+    check_credentials="check the prompts: entry's api_key",
+    log_event="generic_prompts.fetch",
+    query_hint="; set provider_specific_query_params",
+)
 
 
 class GenericPromptStore:
@@ -240,22 +244,20 @@ class GenericPromptStore:
         retry_backoff: float = 0.05,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        url = httpx.URL(api_base)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigurationError(
-                "The prompt service's api_base must be an http:// or https:// URL with a "
-                "host, such as http://localhost:8080"
-            )
-        if url.userinfo:
-            # Never echo the URL: its user info is a secret.
-            raise ConfigurationError(
-                "The prompt service's api_base must not contain credentials; set api_key"
-            )
-        if url.query or url.fragment:
-            raise ConfigurationError(
-                "The prompt service's api_base must not have a query or fragment; set "
-                "provider_specific_query_params"
-            )
+        # Without a key, a refusal means the service wants one.
+        text = (
+            _TEXT
+            if api_key
+            else replace(_TEXT, check_credentials="it needs an api_key in the prompts: entry")
+        )
+        self._http = HttpService(
+            text,
+            base_url=api_base,
+            timeout=timeout,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            client=client,
+        )
         params = dict(query_params or {})
         for key, value in params.items():
             if not isinstance(key, str) or not key or not isinstance(value, str):
@@ -266,45 +268,18 @@ class GenericPromptStore:
             raise ConfigurationError(
                 "provider_specific_query_params must not set prompt_id: it is the prompt asked for"
             )
-        if timeout <= 0 or retries < 0 or retry_backoff < 0:
-            raise ConfigurationError(
-                "Generic prompt store: timeout must be > 0, retries and retry_backoff >= 0"
-            )
-        self._host = url.netloc.decode("ascii")  # host[:port], shown in error messages
-        path = url.raw_path.decode("ascii").rstrip("/")
-        self._url = f"{url.scheme}://{self._host}{path}{_ENDPOINT}"
+        self._url = self._http.base + _ENDPOINT
         self._query_params = params
         self._headers = {"accept": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._timeout = timeout
-        self._retries = retries
-        self._retry_backoff = retry_backoff
-        self._client = client
-        self._owns_client = client is None
-        self._closed = False
 
     def __repr__(self) -> str:
-        return f"GenericPromptStore(host={self._host!r})"
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._closed:
-            raise PromptStoreUnavailable("The generic prompt store has been closed")
-        if self._client is None:
-            # Created lazily so that it binds to the loop that serves requests.
-            self._client = httpx.AsyncClient(
-                timeout=self._timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            )
-        return self._client
+        return f"GenericPromptStore(host={self._http.host!r})"
 
     async def aclose(self) -> None:
         """Close the store's own client; an injected client is left to its owner."""
-        self._closed = True
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await client.aclose()
+        await self._http.aclose()
 
     async def get_prompt(self, query: PromptQuery) -> Prompt:
         if query.version is not None:
@@ -323,134 +298,25 @@ class GenericPromptStore:
             )
         if not query.name:
             raise PromptNotFound("The prompt name is empty", param="prompt_id")
-        client = self._http()
-        request = client.build_request(
+        request = self._http.client().build_request(
             "GET",
             self._url,
             params={"prompt_id": query.name, **self._query_params},
             headers=self._headers,
-            timeout=self._timeout,
+            timeout=self._http.timeout,
         )
-        response = await self._fetch(client, request, query.name)
-        return self._result(response, query.name)
-
-    async def _fetch(
-        self, client: httpx.AsyncClient, request: httpx.Request, name: str
-    ) -> httpx.Response:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                attempt = 0
-                while True:
-                    attempt += 1
-                    outcome = await self._send(client, request, name, attempt)
-                    if isinstance(outcome, httpx.Response) and not _retryable(outcome):
-                        return outcome
-                    delay = self._retry_backoff * 2 ** (attempt - 1)
-                    if attempt > self._retries or loop.time() + delay >= deadline:
-                        if isinstance(outcome, httpx.Response):
-                            self._raise_for_status(outcome, name)
-                        raise PromptStoreUnavailable(
-                            f"The prompt service at {self._host} could not be reached "
-                            f"({type(outcome).__name__}) while fetching prompt '{name}'"
-                        ) from outcome
-                    await asyncio.sleep(delay)
-        except TimeoutError as exc:
-            raise self._timed_out(name) from exc
-
-    def _timed_out(self, name: str) -> PromptStoreUnavailable:
-        return PromptStoreUnavailable(
-            f"The prompt service at {self._host} did not answer in time ({self._timeout:g}s) "
-            f"while fetching prompt '{name}'"
-        )
-
-    async def _send(
-        self, client: httpx.AsyncClient, request: httpx.Request, name: str, attempt: int
-    ) -> httpx.Response | httpx.TransportError:
-        """One request; a connect error is returned rather than raised (worth a retry)."""
-        started = time.perf_counter()
+        what = f"prompt '{query.name}'"
         # The query parameters' values are not logged: they are the operator's, and may be
         # tokens in disguise.
-        log = logger.bind(prompt=name, attempt=attempt)
-        try:
-            response = await client.send(request, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            log.debug("generic_prompts.fetch", error=type(exc).__name__, duration_ms=_ms(started))
-            return exc
-        except httpx.TimeoutException as exc:
-            raise self._timed_out(name) from exc
-        except httpx.HTTPError as exc:
-            raise PromptStoreUnavailable(
-                f"The prompt service at {self._host} failed while fetching prompt '{name}' "
-                f"({type(exc).__name__})"
-            ) from exc
-        log.debug("generic_prompts.fetch", status=response.status_code, duration_ms=_ms(started))
-        return response
-
-    def _result(self, response: httpx.Response, name: str) -> Prompt:
+        response = await self._http.send(request, what, prompt=query.name)
         if response.status_code != 200:
-            self._raise_for_status(response, name)
+            self._http.raise_for_status(
+                response,
+                what,
+                not_found=f"{self._http.at} has no prompt '{query.name}'",
+                detail=_error_message,
+            )
         try:
-            return _to_prompt(_decode_prompt(response.content), name)
-        except (msgspec.ValidationError, _InvalidPrompt) as exc:
-            detail = str(exc)
-            cause: Exception = exc
-        except msgspec.DecodeError as exc:
-            detail = f"the body is not JSON ({exc})"
-            cause = exc
-        raise PromptStoreUnavailable(
-            f"The prompt service at {self._host} returned an invalid prompt for '{name}': {detail}"
-        ) from cause
-
-    def _raise_for_status(self, response: httpx.Response, name: str) -> NoReturn:
-        status = response.status_code
-        where = f"The prompt service at {self._host}"
-        if status == 404:
-            if _is_json_object(response.content):
-                raise PromptNotFound(
-                    f"{where} has no prompt '{name}'",
-                    param="prompt_id",
-                )
-            # A FastAPI service answers JSON; an HTML or empty 404 comes from a proxy or a
-            # wrong api_base, and "not found" would make the cache evict.
-            raise PromptStoreUnavailable(
-                f"{where} answered HTTP 404 without a JSON body for prompt '{name}': check "
-                f"that api_base serves {_ENDPOINT}"
-            )
-        if status in (401, 403):
-            # The service's own message is not repeated: it could quote what it was sent.
-            hint = (
-                "check the prompts: entry's api_key"
-                if "authorization" in self._headers
-                else "it needs an api_key in the prompts: entry"
-            )
-            raise PromptStoreUnavailable(
-                f"{where} refused the API key (HTTP {status}) while fetching prompt "
-                f"'{name}': {hint}"
-            )
-        if status in (400, 422):
-            detail = _error_message(response.content)
-            raise PromptStoreUnavailable(
-                f"{where} rejected the request for prompt '{name}' (HTTP {status})"
-                + (f": {detail}" if detail else "")
-            )
-        if status == 429:
-            raise PromptStoreUnavailable(
-                f"{where} is rate-limiting requests (HTTP 429) for prompt '{name}'"
-            )
-        if 300 <= status < 400:
-            raise PromptStoreUnavailable(
-                f"{where} answered with a redirect (HTTP {status}) for prompt '{name}'; "
-                "redirects are not followed: check api_base"
-            )
-        kind = "failed" if status >= 500 else "answered"
-        raise PromptStoreUnavailable(f"{where} {kind} with HTTP {status} for prompt '{name}'")
-
-
-def _retryable(response: httpx.Response) -> bool:
-    return response.status_code == 429 or response.status_code >= 500
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
+            return _to_prompt(_decode_prompt(response.content), query.name)
+        except (msgspec.DecodeError, _InvalidPrompt) as exc:
+            raise self._http.invalid(f"'{query.name}'", exc) from exc

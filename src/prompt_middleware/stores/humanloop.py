@@ -51,11 +51,8 @@ Errors, translated once here::
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from typing import Any, Final, NoReturn
-from urllib.parse import quote
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -65,9 +62,9 @@ from prompt_middleware.errors import (
     ConfigurationError,
     InvalidPromptRequest,
     PromptNotFound,
-    PromptStoreUnavailable,
 )
 from prompt_middleware.prompts import ChatMessage, Prompt, PromptMessage, PromptQuery
+from prompt_middleware.stores._http import HttpService, ServiceText, path_segment
 
 __all__ = ["HumanloopStore"]
 
@@ -276,18 +273,16 @@ def _error_message(body: bytes) -> str | None:
     return detail[:_MAX_MESSAGE_CHARS]
 
 
-def _is_json_object(body: bytes) -> bool:
-    try:
-        _decode_error(body)
-    except msgspec.DecodeError:
-        return False
-    return True
-
-
-def _path_segment(value: str) -> str:
-    # Only ids (letters, digits, "_") get here, so this encodes nothing today; it keeps the id
-    # one path segment whatever the pattern above comes to accept.
-    return quote(value, safe="")
+_TEXT: Final = ServiceText(
+    name="Humanloop",
+    base_url="The Humanloop base URL (HUMANLOOP_BASE_URL)",
+    example=DEFAULT_BASE_URL,
+    credentials="set HUMANLOOP_API_KEY",
+    check_base_url="check HUMANLOOP_BASE_URL",
+    refused="the API key",
+    check_credentials="check HUMANLOOP_API_KEY or the model-list entry's humanloop_api_key",
+    log_event="humanloop.fetch",
+)
 
 
 class HumanloopStore:
@@ -312,57 +307,24 @@ class HumanloopStore:
         retry_backoff: float = 0.05,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigurationError(
-                "The Humanloop base URL (HUMANLOOP_BASE_URL) must be an http:// or https:// "
-                f"URL with a host, such as {DEFAULT_BASE_URL}"
-            )
-        if url.userinfo:
-            # Never echo the URL: its user info is a secret.
-            raise ConfigurationError(
-                "The Humanloop base URL must not contain credentials; set HUMANLOOP_API_KEY"
-            )
-        if url.query or url.fragment:
-            raise ConfigurationError("The Humanloop base URL must not have a query or fragment")
+        self._http = HttpService(
+            _TEXT,
+            base_url=base_url,
+            timeout=timeout,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            client=client,
+        )
         if not api_key:
             raise ConfigurationError("The Humanloop API key (HUMANLOOP_API_KEY) is empty")
-        if timeout <= 0 or retries < 0 or retry_backoff < 0:
-            raise ConfigurationError(
-                "Humanloop store: timeout must be > 0, retries and retry_backoff >= 0"
-            )
-        self._host = url.netloc.decode("ascii")  # host[:port], shown in error messages
-        path = url.raw_path.decode("ascii").rstrip("/")
-        self._base = f"{url.scheme}://{self._host}{path}"
         self._headers = {"x-api-key": api_key, "accept": "application/json"}
-        self._timeout = timeout
-        self._retries = retries
-        self._retry_backoff = retry_backoff
-        self._client = client
-        self._owns_client = client is None
-        self._closed = False
 
     def __repr__(self) -> str:
-        return f"HumanloopStore(host={self._host!r})"
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._closed:
-            raise PromptStoreUnavailable("The Humanloop prompt store has been closed")
-        if self._client is None:
-            # Created lazily so that it binds to the loop that serves requests.
-            self._client = httpx.AsyncClient(
-                timeout=self._timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            )
-        return self._client
+        return f"HumanloopStore(host={self._http.host!r})"
 
     async def aclose(self) -> None:
         """Close the store's own client; an injected client is left to its owner."""
-        self._closed = True
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await client.aclose()
+        await self._http.aclose()
 
     async def get_prompt(self, query: PromptQuery) -> Prompt:
         if query.version is not None:
@@ -376,158 +338,46 @@ class HumanloopStore:
             raise PromptNotFound("The prompt name is empty", param="prompt_id")
         environment = query.label if query.label not in (None, _DEFAULT_LABEL) else None
         params = {"environment": environment} if environment is not None else {}
-        what = _describe(query.name, environment)
-        client = self._http()
+        client = self._http.client()
         if _PROMPT_ID.fullmatch(query.name):
             request = client.build_request(
                 "GET",
-                self._base + _PROMPTS_PATH + _path_segment(query.name),
+                self._http.base + _PROMPTS_PATH + path_segment(query.name),
                 params=params,
                 headers=self._headers,
-                timeout=self._timeout,
+                timeout=self._http.timeout,
             )
         else:
             request = client.build_request(
                 "POST",
-                self._base + _BY_PATH,
+                self._http.base + _BY_PATH,
                 params=params,
                 headers=self._headers,
                 json={"path": query.name},
-                timeout=self._timeout,
+                timeout=self._http.timeout,
             )
-        response = await self._fetch(client, request, what, query.name, environment)
-        return self._result(response, query.name, what)
-
-    async def _fetch(
-        self,
-        client: httpx.AsyncClient,
-        request: httpx.Request,
-        what: str,
-        name: str,
-        environment: str | None,
-    ) -> httpx.Response:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                attempt = 0
-                while True:
-                    attempt += 1
-                    outcome = await self._send(client, request, what, name, environment, attempt)
-                    if isinstance(outcome, httpx.Response) and not _retryable(outcome):
-                        return outcome
-                    delay = self._retry_backoff * 2 ** (attempt - 1)
-                    if attempt > self._retries or loop.time() + delay >= deadline:
-                        if isinstance(outcome, httpx.Response):
-                            self._raise_for_status(outcome, what)
-                        raise PromptStoreUnavailable(
-                            f"Humanloop at {self._host} could not be reached "
-                            f"({type(outcome).__name__}) while fetching prompt {what}"
-                        ) from outcome
-                    await asyncio.sleep(delay)
-        except TimeoutError as exc:
-            raise self._timed_out(what) from exc
-
-    def _timed_out(self, what: str) -> PromptStoreUnavailable:
-        return PromptStoreUnavailable(
-            f"Humanloop at {self._host} did not answer in time ({self._timeout:g}s) while "
-            f"fetching prompt {what}"
+        subject = _describe(query.name, environment)
+        what = f"prompt {subject}"
+        response = await self._http.send(
+            request, what, prompt=query.name, environment=environment, method=request.method
         )
-
-    async def _send(
-        self,
-        client: httpx.AsyncClient,
-        request: httpx.Request,
-        what: str,
-        name: str,
-        environment: str | None,
-        attempt: int,
-    ) -> httpx.Response | httpx.TransportError:
-        """One request; a connect error is returned rather than raised (worth a retry)."""
-        started = time.perf_counter()
-        log = logger.bind(
-            prompt=name, environment=environment, method=request.method, attempt=attempt
-        )
-        try:
-            response = await client.send(request, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            log.debug("humanloop.fetch", error=type(exc).__name__, duration_ms=_ms(started))
-            return exc
-        except httpx.TimeoutException as exc:
-            raise self._timed_out(what) from exc
-        except httpx.HTTPError as exc:
-            raise PromptStoreUnavailable(
-                f"Humanloop at {self._host} failed while fetching prompt {what} "
-                f"({type(exc).__name__})"
-            ) from exc
-        log.debug("humanloop.fetch", status=response.status_code, duration_ms=_ms(started))
-        return response
-
-    def _result(self, response: httpx.Response, name: str, what: str) -> Prompt:
         if response.status_code != 200:
-            self._raise_for_status(response, what)
+            self._http.raise_for_status(
+                response,
+                what,
+                not_found=f"Humanloop has no prompt {subject}",
+                detail=_error_message,
+            )
         try:
-            return _to_prompt(_decode_prompt(response.content), name)
+            return _to_prompt(_decode_prompt(response.content), query.name)
         except _NotAPrompt as exc:
             raise PromptNotFound(
-                f"Humanloop's file '{name}' is a {exc}, not a prompt", param="prompt_id"
+                f"Humanloop's file '{query.name}' is a {exc}, not a prompt", param="prompt_id"
             ) from exc
-        except (msgspec.ValidationError, _InvalidPrompt) as exc:
-            detail = str(exc)
-            cause: Exception = exc
-        except msgspec.DecodeError as exc:
-            detail = f"the body is not JSON ({exc})"
-            cause = exc
-        raise PromptStoreUnavailable(
-            f"Humanloop returned an invalid prompt for {what}: {detail}"
-        ) from cause
-
-    def _raise_for_status(self, response: httpx.Response, what: str) -> NoReturn:
-        status = response.status_code
-        if status == 404:
-            if _is_json_object(response.content):
-                raise PromptNotFound(f"Humanloop has no prompt {what}", param="prompt_id")
-            # Humanloop's 404 is JSON; any other comes from a proxy or a wrong base URL, and
-            # reporting it as "not found" would make the cache evict.
-            raise PromptStoreUnavailable(
-                f"Humanloop at {self._host} answered HTTP 404 without Humanloop's JSON error "
-                f"body for prompt {what}: check HUMANLOOP_BASE_URL"
-            )
-        if status in (401, 403):
-            # Humanloop's own message is not repeated: it could quote what it was sent.
-            raise PromptStoreUnavailable(
-                f"Humanloop at {self._host} refused the API key (HTTP {status}) while fetching "
-                f"prompt {what}: check HUMANLOOP_API_KEY or the model-list entry's api_key"
-            )
-        if status in (400, 422):
-            detail = _error_message(response.content)
-            raise PromptStoreUnavailable(
-                f"Humanloop at {self._host} rejected the request for prompt {what} "
-                f"(HTTP {status})" + (f": {detail}" if detail else "")
-            )
-        if status == 429:
-            raise PromptStoreUnavailable(
-                f"Humanloop at {self._host} is rate-limiting requests (HTTP 429) for prompt {what}"
-            )
-        if 300 <= status < 400:
-            raise PromptStoreUnavailable(
-                f"Humanloop at {self._host} answered with a redirect (HTTP {status}) for prompt "
-                f"{what}; redirects are not followed: check HUMANLOOP_BASE_URL"
-            )
-        kind = "failed" if status >= 500 else "answered"
-        raise PromptStoreUnavailable(
-            f"Humanloop at {self._host} {kind} with HTTP {status} for prompt {what}"
-        )
+        except (msgspec.DecodeError, _InvalidPrompt) as exc:
+            raise self._http.invalid(subject, exc) from exc
 
 
 def _describe(name: str, environment: str | None) -> str:
     where = f"environment '{environment}'" if environment else "the default environment"
     return f"'{name}' in {where}"
-
-
-def _retryable(response: httpx.Response) -> bool:
-    return response.status_code == 429 or response.status_code >= 500
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
