@@ -376,7 +376,7 @@ async def test_prompt_name_header_cannot_be_split(
     store = MemoryStore(text_prompt("evil\r\nset-cookie: x=1 é", "text"))
     client = make_client(Settings(default_store="mem"), stores={"mem": store})
     response = await post(client, {"model": "m", "prompt_id": "evil\r\nset-cookie: x=1 é"})
-    assert response.headers["x-prompt-name"] == "evil%0D%0Aset-cookie: x=1 %C3%A9"
+    assert response.headers["x-prompt-name"] == "evil%0D%0Aset-cookie:%20x=1%20%C3%A9"
     assert "set-cookie" not in response.headers
 
 
