@@ -21,7 +21,6 @@ Knobs for tests: :attr:`latency`, :attr:`fail_with`, :meth:`fail_next`, :attr:`b
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes._faults import FaultKnobs
 
 __all__ = ["ENDPOINT", "INVALID_JSON", "WRONG_SHAPE", "FakeGenericPromptServer", "RecordedRequest"]
 
@@ -57,24 +58,15 @@ class _Stored:
     query: dict[str, str]
 
 
-class FakeGenericPromptServer:
+class FakeGenericPromptServer(FaultKnobs):
     """An in-memory prompt service; ``app`` is its ASGI app."""
 
     def __init__(self, *, api_key: str | None = None) -> None:
+        super().__init__()
         self.api_key = api_key
-        #: Seconds every request waits before it is answered.
-        self.latency: float = 0.0
-        #: When set, every request is answered with this status, before auth is checked.
-        self.fail_with: int | None = None
-        #: When set, a 200 is answered with these bytes instead of the prompt.
-        self.broken_body: bytes | None = None
         #: Every request on the route, in order.
         self.requests: list[RecordedRequest] = []
         self._prompts: dict[str, list[_Stored]] = {}
-        self._failures: list[int] = []
-        self._gate: asyncio.Event | None = None
-        self._held = 0
-        self._held_changed = asyncio.Condition()
         self.app = Starlette(routes=[Route(ENDPOINT, self._get_prompt, methods=["GET"])])
 
     def add_prompt(
@@ -102,28 +94,6 @@ class FakeGenericPromptServer:
     def fetch_count(self) -> int:
         return len(self.requests)
 
-    def fail_next(self, n: int, status: int) -> None:
-        """Answer the next ``n`` requests with ``status``."""
-        self._failures.extend([status] * n)
-
-    def hold(self) -> None:
-        """Hold every request, once recorded, until :meth:`release`."""
-        if self._gate is None:
-            self._gate = asyncio.Event()
-
-    def release(self) -> None:
-        if self._gate is not None:
-            self._gate.set()
-            self._gate = None
-
-    @property
-    def held(self) -> int:
-        return self._held
-
-    async def wait_for_held(self, n: int) -> None:
-        async with self._held_changed:
-            await self._held_changed.wait_for(lambda: self._held >= n)
-
     async def _get_prompt(self, request: Request) -> Response:
         self.requests.append(
             RecordedRequest(
@@ -134,7 +104,7 @@ class FakeGenericPromptServer:
             )
         )
         await self._wait()
-        status = self._failures.pop(0) if self._failures else self.fail_with
+        status = self._next_failure()
         if status is not None:
             return _failure(status)
         if self.api_key is not None and request.headers.get("authorization") != (
@@ -175,22 +145,6 @@ class FakeGenericPromptServer:
                 "prompt_template_optional_params": copy.deepcopy(found.optional_params),
             }
         )
-
-    async def _wait(self) -> None:
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        gate = self._gate
-        if gate is None:
-            return
-        async with self._held_changed:
-            self._held += 1
-            self._held_changed.notify_all()
-        try:
-            await gate.wait()
-        finally:
-            async with self._held_changed:
-                self._held -= 1
-                self._held_changed.notify_all()
 
 
 def _failure(status: int) -> Response:

@@ -27,7 +27,6 @@ Knobs for tests: :attr:`latency`, :attr:`fail_with`, :meth:`fail_next`, :attr:`b
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 import json
@@ -41,6 +40,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes._faults import FaultKnobs
 
 __all__ = ["INVALID_JSON", "WRONG_SHAPE", "FakeHumanloop", "RecordedRequest"]
 
@@ -101,7 +102,7 @@ class _File:
         return self.path.rsplit("/", 1)[-1]
 
 
-class FakeHumanloop:
+class FakeHumanloop(FaultKnobs):
     """An in-memory Humanloop organisation; ``app`` is its ASGI app."""
 
     def __init__(
@@ -111,6 +112,7 @@ class FakeHumanloop:
         environments: Sequence[str] = ("production", "staging"),
         default_environment: str = "production",
     ) -> None:
+        super().__init__()
         if default_environment not in environments:
             raise ValueError("the default environment must be one of the environments")
         self.api_key = api_key
@@ -119,20 +121,10 @@ class FakeHumanloop:
             name: (f"env_{index:021d}", datetime.now(UTC))
             for index, name in enumerate(environments)
         }
-        #: Seconds every request waits before it is answered.
-        self.latency: float = 0.0
-        #: When set, every request is answered with this status, before auth is checked.
-        self.fail_with: int | None = None
-        #: When set, a 200 is answered with these bytes instead of the file.
-        self.broken_body: bytes | None = None
         #: Every request on either route, in order.
         self.requests: list[RecordedRequest] = []
         self._files: dict[str, _File] = {}
         self._ids = itertools.count(1)
-        self._failures: list[int] = []
-        self._gate: asyncio.Event | None = None
-        self._held = 0
-        self._held_changed = asyncio.Condition()
         self.app = Starlette(
             routes=[
                 Route("/v5/prompts/{id}", self._get_prompt, methods=["GET"]),
@@ -210,28 +202,6 @@ class FakeHumanloop:
         """Every request on either route, whatever its answer."""
         return len(self.requests)
 
-    def fail_next(self, n: int, status: int) -> None:
-        """Answer the next ``n`` requests with ``status``."""
-        self._failures.extend([status] * n)
-
-    def hold(self) -> None:
-        """Hold every request, once recorded, until :meth:`release`."""
-        if self._gate is None:
-            self._gate = asyncio.Event()
-
-    def release(self) -> None:
-        if self._gate is not None:
-            self._gate.set()
-            self._gate = None
-
-    @property
-    def held(self) -> int:
-        return self._held
-
-    async def wait_for_held(self, n: int) -> None:
-        async with self._held_changed:
-            await self._held_changed.wait_for(lambda: self._held >= n)
-
     # --- the routes ---------------------------------------------------------------------------
 
     async def _get_prompt(self, request: Request) -> Response:
@@ -284,7 +254,7 @@ class FakeHumanloop:
             )
         )
         await self._wait()
-        status = self._failures.pop(0) if self._failures else self.fail_with
+        status = self._next_failure()
         if status is not None:
             return _failure(status)
         key = request.headers.get("x-api-key")
@@ -327,22 +297,6 @@ class FakeHumanloop:
                 }
             )
         return JSONResponse(self._serialise(stored, found))
-
-    async def _wait(self) -> None:
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        gate = self._gate
-        if gate is None:
-            return
-        async with self._held_changed:
-            self._held += 1
-            self._held_changed.notify_all()
-        try:
-            await gate.wait()
-        finally:
-            async with self._held_changed:
-                self._held -= 1
-                self._held_changed.notify_all()
 
     def _serialise(self, stored: _File, found: _Version) -> dict[str, Any]:
         created = found.created_at.isoformat()

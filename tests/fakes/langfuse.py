@@ -31,7 +31,6 @@ Knobs for tests: :attr:`latency`, :attr:`fail_with`, :meth:`fail_next`, :attr:`b
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -45,6 +44,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes._faults import FaultKnobs
 
 __all__ = [
     "INVALID_JSON",
@@ -121,7 +122,7 @@ class _StoredPrompt:
             stored.labels = [label for label in stored.labels if label not in taken]
 
 
-class FakeLangfuse:
+class FakeLangfuse(FaultKnobs):
     """An in-memory Langfuse project serving the prompts API; ``app`` is its ASGI app."""
 
     def __init__(
@@ -131,24 +132,14 @@ class FakeLangfuse:
         secret_key: str = "sk-lf-test",
         legacy_routing: bool = False,
     ) -> None:
+        super().__init__()
         self.public_key = public_key
         self.secret_key = secret_key
         self.legacy_routing = legacy_routing
-        #: Seconds every prompt request waits before it is answered.
-        self.latency: float = 0.0
-        #: When set, every prompt request is answered with this status, before auth is
-        #: checked (an outage comes before the application).
-        self.fail_with: int | None = None
-        #: When set, a 200 is answered with these bytes instead of the prompt.
-        self.broken_body: bytes | None = None
         #: Every GET on the prompts route, in order.
         self.requests: list[RecordedRequest] = []
         self._prompts: dict[str, _StoredPrompt] = {}
         self._fetches: Counter[FetchKey] = Counter()
-        self._failures: list[int] = []
-        self._gate: asyncio.Event | None = None
-        self._held = 0
-        self._held_changed = asyncio.Condition()
         self.app = Starlette(
             routes=[Route(PROMPTS_PATH + "{promptName:path}", self._get_prompt, methods=["GET"])]
         )
@@ -231,30 +222,6 @@ class FakeLangfuse:
     def fetch_counts(self) -> Counter[FetchKey]:
         return Counter(self._fetches)
 
-    def fail_next(self, n: int, status: int) -> None:
-        """Answer the next ``n`` prompt requests with ``status``."""
-        self._failures.extend([status] * n)
-
-    def hold(self) -> None:
-        """Hold every prompt request, once counted, until :meth:`release`."""
-        if self._gate is None:
-            self._gate = asyncio.Event()
-
-    def release(self) -> None:
-        """Let held requests (and later ones) be answered."""
-        if self._gate is not None:
-            self._gate.set()
-            self._gate = None
-
-    @property
-    def held(self) -> int:
-        return self._held
-
-    async def wait_for_held(self, n: int) -> None:
-        """Wait until ``n`` requests are being held."""
-        async with self._held_changed:
-            await self._held_changed.wait_for(lambda: self._held >= n)
-
     # --- the route ----------------------------------------------------------------------------
 
     async def _get_prompt(self, request: Request) -> Response:
@@ -281,7 +248,7 @@ class FakeLangfuse:
 
         await self._wait()
 
-        status = self._failures.pop(0) if self._failures else self.fail_with
+        status = self._next_failure()
         if status is not None:
             return _failure(status)
         if self.legacy_routing and b"/" in raw_path[len(PROMPTS_PATH) :]:
@@ -322,22 +289,6 @@ class FakeLangfuse:
         if self.broken_body is not None:
             return Response(self.broken_body, media_type="application/json")
         return JSONResponse(self._serialise(stored, found))
-
-    async def _wait(self) -> None:
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        gate = self._gate
-        if gate is None:
-            return
-        async with self._held_changed:
-            self._held += 1
-            self._held_changed.notify_all()
-        try:
-            await gate.wait()
-        finally:
-            async with self._held_changed:
-                self._held -= 1
-                self._held_changed.notify_all()
 
     def _check_auth(self, header: str | None) -> Response | None:
         if not header:
