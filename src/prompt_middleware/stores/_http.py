@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -23,7 +22,7 @@ import structlog
 
 from prompt_middleware.errors import ConfigurationError, PromptNotFound, PromptStoreUnavailable
 
-__all__ = ["HttpService", "ServiceText", "is_json_object", "path_segment"]
+__all__ = ["HttpService", "ServiceText", "error_detail", "is_json_object", "path_segment"]
 
 logger = structlog.get_logger("prompt_middleware.stores")
 
@@ -146,9 +145,8 @@ class HttpService:
         what: str,
         *,
         not_found: str,
-        detail: Callable[[bytes], str | None],
     ) -> NoReturn:
-        """Raise the error a non-200 ``response`` means; ``detail`` reads the service's message."""
+        """Raise the error a non-200 ``response`` means; ``not_found`` is the 404's message."""
         status = response.status_code
         if status == 404:
             if is_json_object(response.content):
@@ -166,7 +164,7 @@ class HttpService:
                 f"{self.text.check_credentials}"
             )
         if status in (400, 422):
-            message = detail(response.content)
+            message = error_detail(response.content)
             raise PromptStoreUnavailable(
                 f"{self.at} rejected the request for {what} (HTTP {status})"
                 + (f": {message}" if message else "")
@@ -242,6 +240,41 @@ def path_segment(name: str) -> str:
     if segment in (".", ".."):
         segment = segment.replace(".", "%2E")
     return segment
+
+
+class _ErrorBody(msgspec.Struct, frozen=True):
+    """An error body: Langfuse's ``{"message", "error"}`` or FastAPI's ``{"detail"}`` (a
+    string, an object, or the 422 list of errors)."""
+
+    detail: Any = None
+    message: Any = None
+
+
+_decode_error = msgspec.json.Decoder(_ErrorBody).decode
+_MAX_DETAIL_CHARS = 300
+
+
+def error_detail(body: bytes) -> str | None:
+    """The service's own explanation of a 400/422, shortened; None when it gives none."""
+    try:
+        error = _decode_error(body)
+    except msgspec.DecodeError:
+        return None
+    detail = error.detail if error.detail is not None else error.message
+    if isinstance(detail, dict):
+        detail = detail.get("msg") or detail.get("message") or detail.get("description")
+    if isinstance(detail, list):
+        # FastAPI's 422: [{"loc": ["query", "environment"], "msg": "...", "type": ...}, ...]
+        parts = []
+        for item in detail:
+            if isinstance(item, dict) and isinstance(item.get("msg"), str):
+                loc = item.get("loc")
+                where = ".".join(str(x) for x in loc) if isinstance(loc, list) else ""
+                parts.append(f"{where}: {item['msg']}" if where else item["msg"])
+        detail = "; ".join(parts)
+    if not isinstance(detail, str) or not detail:
+        return None
+    return detail[:_MAX_DETAIL_CHARS]
 
 
 def is_json_object(body: bytes) -> bool:

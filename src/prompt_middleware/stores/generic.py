@@ -81,7 +81,6 @@ logger = structlog.get_logger(__name__)
 
 _ENDPOINT: Final = "/beta/litellm_prompt_management"
 _DEFAULT_LABEL: Final = "production"
-_MAX_MESSAGE_CHARS: Final = 300
 _VERSION_DIGITS: Final = 12
 _SINGLE_BRACE_VARIABLE: Final = re.compile(r"(?<!\{)\{([^\W\d]\w*)\}(?!\})")
 _OPENING: Final = "{{"
@@ -108,15 +107,7 @@ class _PromptResponse(msgspec.Struct, frozen=True):
     prompt_template_optional_params: dict[str, Any] | None = None
 
 
-class _ErrorBody(msgspec.Struct, frozen=True):
-    """FastAPI's ``{"detail": ...}`` (what LiteLLM's example server answers) or ``message``."""
-
-    detail: Any = None
-    message: Any = None
-
-
 _decode_prompt = msgspec.json.Decoder(_PromptResponse).decode
-_decode_error = msgspec.json.Decoder(_ErrorBody).decode
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
@@ -184,26 +175,6 @@ def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
         prompt=messages,
         config=config,
     )
-
-
-def _error_message(body: bytes) -> str | None:
-    try:
-        error = _decode_error(body)
-    except msgspec.DecodeError:
-        return None
-    detail = error.detail if error.detail is not None else error.message
-    if isinstance(detail, list):
-        # FastAPI's 422: [{"loc": ["query", "slug"], "msg": "Field required", ...}, ...]
-        parts = []
-        for item in detail:
-            if isinstance(item, dict) and isinstance(item.get("msg"), str):
-                loc = item.get("loc")
-                where = ".".join(str(x) for x in loc) if isinstance(loc, list) else ""
-                parts.append(f"{where}: {item['msg']}" if where else item["msg"])
-        detail = "; ".join(parts)
-    if not isinstance(detail, str) or not detail:
-        return None
-    return detail[:_MAX_MESSAGE_CHARS]
 
 
 _TEXT: Final = ServiceText(
@@ -311,10 +282,7 @@ class GenericPromptStore:
         response = await self._http.send(request, what, prompt=query.name)
         if response.status_code != 200:
             self._http.raise_for_status(
-                response,
-                what,
-                not_found=f"{self._http.at} has no prompt '{query.name}'",
-                detail=_error_message,
+                response, what, not_found=f"{self._http.at} has no prompt '{query.name}'"
             )
         try:
             return _to_prompt(_decode_prompt(response.content), query.name)

@@ -76,7 +76,6 @@ _BY_PATH: Final = "/files/retrieve-by-path"
 _PROMPT_ID: Final = re.compile(r"pr_[A-Za-z0-9]{12,}")
 # The label a request without prompt_label arrives with: Humanloop's default environment.
 _DEFAULT_LABEL: Final = "production"
-_MAX_MESSAGE_CHARS: Final = 300
 # Sent as they are when not null; max_tokens, reasoning_effort and response_format need care.
 _PLAIN_PARAMETERS: Final = (
     "temperature",
@@ -138,15 +137,7 @@ class _PromptResponse(msgspec.Struct, frozen=True):
     environments: tuple[_Environment, ...] | None = None
 
 
-class _ErrorBody(msgspec.Struct, frozen=True):
-    """FastAPI's ``{"detail": ...}``: a string, an object, or the 422 list of errors."""
-
-    detail: Any = None
-    message: Any = None
-
-
 _decode_prompt = msgspec.json.Decoder(_PromptResponse).decode
-_decode_error = msgspec.json.Decoder(_ErrorBody).decode
 
 
 class _InvalidPrompt(ValueError):
@@ -251,28 +242,6 @@ def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
     )
 
 
-def _error_message(body: bytes) -> str | None:
-    try:
-        error = _decode_error(body)
-    except msgspec.DecodeError:
-        return None
-    detail = error.detail if error.detail is not None else error.message
-    if isinstance(detail, dict):
-        detail = detail.get("msg") or detail.get("message") or detail.get("description")
-    if isinstance(detail, list):
-        # FastAPI's 422: [{"loc": ["query", "environment"], "msg": "...", "type": ...}, ...]
-        parts = []
-        for item in detail:
-            if isinstance(item, dict) and isinstance(item.get("msg"), str):
-                loc = item.get("loc")
-                where = ".".join(str(x) for x in loc) if isinstance(loc, list) else ""
-                parts.append(f"{where}: {item['msg']}" if where else item["msg"])
-        detail = "; ".join(parts)
-    if not isinstance(detail, str) or not detail:
-        return None
-    return detail[:_MAX_MESSAGE_CHARS]
-
-
 _TEXT: Final = ServiceText(
     name="Humanloop",
     base_url="The Humanloop base URL (HUMANLOOP_BASE_URL)",
@@ -363,10 +332,7 @@ class HumanloopStore:
         )
         if response.status_code != 200:
             self._http.raise_for_status(
-                response,
-                what,
-                not_found=f"Humanloop has no prompt {subject}",
-                detail=_error_message,
+                response, what, not_found=f"Humanloop has no prompt {subject}"
             )
         try:
             return _to_prompt(_decode_prompt(response.content), query.name)

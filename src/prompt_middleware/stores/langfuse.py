@@ -32,7 +32,6 @@ from prompt_middleware.stores._http import HttpService, ServiceText, path_segmen
 __all__ = ["LangfuseStore"]
 
 _PROMPTS_PATH: Final = "/api/public/v2/prompts/"
-_MAX_MESSAGE_CHARS: Final = 300
 
 
 # --- the wire format (components/schemas/Prompt of the API excerpt) -------------------------
@@ -65,14 +64,7 @@ class _ChatPrompt(msgspec.Struct, frozen=True, tag_field="type", tag="chat"):
     labels: tuple[str, ...] = ()
 
 
-class _ErrorBody(msgspec.Struct, frozen=True):
-    """Langfuse's error body: ``{"message": ..., "error": ...}`` (any JSON object)."""
-
-    message: Any = None
-
-
 _decode_prompt = msgspec.json.Decoder(_TextPrompt | _ChatPrompt).decode
-_decode_error = msgspec.json.Decoder(_ErrorBody).decode
 
 
 class _InvalidPrompt(ValueError):
@@ -112,16 +104,6 @@ def _to_prompt(wire: _TextPrompt | _ChatPrompt) -> Prompt:
         config=config,
         labels=wire.labels,
     )
-
-
-def _error_message(body: bytes) -> str | None:
-    try:
-        message = _decode_error(body).message
-    except msgspec.DecodeError:
-        return None
-    if not isinstance(message, str) or not message:
-        return None
-    return message[:_MAX_MESSAGE_CHARS]
 
 
 _TEXT: Final = ServiceText(
@@ -205,10 +187,7 @@ class LangfuseStore:
         )
         if response.status_code != 200:
             self._http.raise_for_status(
-                response,
-                what,
-                not_found=f"Langfuse has no prompt {query.describe()}",
-                detail=_error_message,
+                response, what, not_found=f"Langfuse has no prompt {query.describe()}"
             )
         try:
             return _to_prompt(_decode_prompt(response.content))
