@@ -256,6 +256,10 @@ class Forwarder:
             data = _stream_body(body, receive, exchange)
         watcher = asyncio.create_task(_watch_disconnect(receive, exchange))
         try:
+            # Let the watcher read what is already queued before anything is sent: a client
+            # that left while its prompt was fetched must not cost an upstream call (with a
+            # pooled connection the request would be written before the first suspension).
+            await asyncio.sleep(0)
             await self._relay(scope, target, data, send)
         except asyncio.CancelledError:
             if not exchange.client_gone or task.uncancel() > 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import struct
@@ -162,20 +163,38 @@ def chunk(data: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Resources:
-    """What this process holds that a request could leak."""
+    """What this process holds that a request could leak: tasks, descriptors, sockets.
+
+    ``detail`` names the tasks, for the assertion message; it is not compared.
+    """
 
     tasks: int
     fds: int
-    detail: list[str] = field(default_factory=list, compare=False)
+    sockets: int
+    detail: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def now(cls) -> Resources:
-        fds = os.listdir("/proc/self/fd")
         tasks = asyncio.all_tasks()
-        return cls(len(tasks), len(fds), sorted(repr(task.get_coro()) for task in tasks))
+        fds = os.listdir("/proc/self/fd")
+        sockets = 0
+        for fd in fds:
+            # The descriptor listdir itself used is gone by now: skip what cannot be read.
+            with contextlib.suppress(OSError):
+                sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        names = tuple(sorted(getattr(task.get_coro(), "__qualname__", "?") for task in tasks))
+        return cls(len(tasks), len(fds), sockets, names)
 
-    def plus(self, *, tasks: int = 0, fds: int = 0) -> Resources:
-        return Resources(self.tasks + tasks, self.fds + fds)
+    @classmethod
+    def baseline(cls) -> Resources:
+        """:meth:`now`, after collecting garbage: an earlier test's lost socket closing later
+        must not look like this test's doing."""
+        gc.collect()
+        return cls.now()
+
+    def plus(self, *, tasks: int = 0, sockets: int = 0) -> Resources:
+        """This, with ``tasks`` more tasks and ``sockets`` more sockets (each one descriptor)."""
+        return Resources(self.tasks + tasks, self.fds + sockets, self.sockets + sockets)
 
 
 async def settle(condition: Callable[[], bool]) -> bool:
