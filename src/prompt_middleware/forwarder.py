@@ -47,7 +47,7 @@ from prompt_middleware.errors import (
 from prompt_middleware.settings import Settings
 from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, Upstream
 
-__all__ = ["Forwarder", "UpstreamResponseCallback", "create_session"]
+__all__ = ["Forwarder", "UpstreamResponseCallback", "create_session", "upstream_timeout"]
 
 logger = structlog.get_logger(__name__)
 
@@ -99,11 +99,12 @@ def create_session(settings: Settings) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         skip_auto_headers=_SKIP_AUTO_HEADERS,
-        timeout=_timeout(settings),
+        timeout=upstream_timeout(settings),
     )
 
 
-def _timeout(settings: Settings) -> aiohttp.ClientTimeout:
+def upstream_timeout(settings: Settings) -> aiohttp.ClientTimeout:
+    """The upstream timeouts of CONTRACT §6 as aiohttp takes them."""
     # No total: a stream may rightly last longer than any fixed bound. ``connect`` covers
     # DNS, TCP and TLS; ``sock_read`` is the longest wait for the upstream's next bytes.
     return aiohttp.ClientTimeout(
@@ -173,7 +174,7 @@ class Forwarder:
         self._settings = settings
         self._session_factory = session_factory or (lambda: create_session(settings))
         self._session: aiohttp.ClientSession | None = None
-        self._timeout = _timeout(settings)
+        self._timeout = upstream_timeout(settings)
         self._on_upstream_response = on_upstream_response
         self._detailed_debug = detailed_debug
         self._targets: dict[Upstream, _Target] = {}
