@@ -58,8 +58,9 @@ class OneStore:
         pass
 
 
-def body_of(size: int, *, managed: bool) -> bytes:
-    """A chat request of about ``size`` bytes: system + few-shot messages, tools, metadata."""
+def body_of(size: int, *, managed: bool, store: str = "mem") -> bytes:
+    """A chat request of about ``size`` bytes: system + few-shot messages, tools, metadata;
+    a managed one names ``support/answer`` in ``store``."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": "You are helpful."}]
     tools = [
         {
@@ -76,7 +77,7 @@ def body_of(size: int, *, managed: bool) -> bytes:
         }
     ]
     request: dict[str, Any] = {
-        "model": "mem/gpt-4o-mini" if managed else "gpt-4o-mini",
+        "model": f"{store}/gpt-4o-mini" if managed else "gpt-4o-mini",
         "messages": messages,
         "tools": tools,
         "metadata": {"tenant": "acme", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"},

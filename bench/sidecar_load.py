@@ -1,0 +1,315 @@
+"""The sidecar under load, against the fake upstream hit directly and the floor, in one run.
+
+Four servers, each uvicorn with one worker (uvloop, httptools) in its own process:
+
+* the fast fake upstream, on the load generator's core: the sidecar's and the floor's upstream;
+* ``direct``: a second fake upstream on the tested core, hit directly (the ceiling);
+* ``floor``: the bare aiohttp pass-through proxy (``bench/_common.py``, as measured by
+  ``bench/upstream_clients.py``) on the tested core: same server, same upstream client, no
+  prompt work, the fastest a Python sidecar of this design can be;
+* ``sidecar``: ``prompt-middleware serve`` itself (``cli.main(["serve", ...])`` with its
+  settings in the environment) on the tested core: the ``Sidecar`` app with metrics on, sidecar
+  keys off, the forwarder, prompts from a local folder in a temp dir, logging at warning.
+
+Three cases, with the 2 KB body of ``bench/hot_path.py``: a managed request (``support/answer``
+from the prompt folder, a cache hit after the first), an unmanaged one, and a managed one with
+``"stream": true`` (the fake upstream streams six SSE events). For each: requests per second and
+p50/p99 latency at 32 connections, and p50 latency at one connection. ``--rounds`` rounds,
+the servers' order rotating, medians of per-round ratios.
+
+    .venv/bin/python bench/sidecar_load.py            # 3 rounds of 5 s per case and server
+    .venv/bin/python bench/sidecar_load.py --smoke    # about 1 s each, for CI
+
+Everything listens on 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from _common import (
+    PATH,
+    Load,
+    LoadGenerator,
+    Result,
+    add_load_arguments,
+    aiohttp_proxy,
+    clean_rounds,
+    configure_logging,
+    contention_note,
+    describe,
+    loadgen_kind,
+    mark,
+    measure,
+    median,
+    probe,
+    running,
+    script_server,
+    serve_app,
+    split_cores,
+    table,
+    upstream_app,
+    usage,
+)
+from hot_path import PROMPT, body_of
+
+from prompt_middleware import ChatMessage
+
+SERVERS: Final = ("direct", "floor", "sidecar")
+MANAGED: Final = body_of(2_000, managed=True, store="file")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    load: Load
+
+
+CASES: Final = (
+    Case("managed", Load(PATH, MANAGED)),
+    Case("unmanaged", Load(PATH, body_of(2_000, managed=False))),
+    Case("streaming", Load(PATH, json.dumps({**json.loads(MANAGED), "stream": True}).encode())),
+)
+# Ratios of the managed case against issue 5's targets.
+TARGET_DIRECT: Final = 0.30
+TARGET_FLOOR: Final = 0.80
+TARGET_ADDED_MS: Final = 0.6
+
+
+def write_prompt(folder: Path) -> None:
+    """``bench/hot_path.py``'s prompt as a file of the local prompt folder."""
+    assert not isinstance(PROMPT.prompt, str)
+    messages: list[dict[str, Any]] = [
+        {"role": m.role, "content": m.content}
+        if isinstance(m, ChatMessage)
+        else {"type": "placeholder", "name": m.name}
+        for m in PROMPT.prompt
+    ]
+    document = {
+        "type": PROMPT.type,
+        "prompt": messages,
+        "config": PROMPT.config,
+        "labels": list(PROMPT.labels),
+        "version": PROMPT.version,
+    }
+    path = folder / f"{PROMPT.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+
+
+def serve_sidecar(port: int, upstream: str, prompts_dir: str) -> int:
+    """Run ``prompt-middleware serve`` in this process, configured as a deployment would be."""
+    from prompt_middleware.cli import main as cli
+
+    for name in list(os.environ):  # nothing inherited may configure it
+        if name.startswith(("PROMPT_MIDDLEWARE_", "LANGFUSE_", "HUMANLOOP_")):
+            del os.environ[name]
+    os.environ.update(
+        {
+            "PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL": upstream,
+            "PROMPT_MIDDLEWARE_PROMPTS_DIR": prompts_dir,
+            "PROMPT_MIDDLEWARE_DEFAULT_STORE": "file",
+            "PROMPT_MIDDLEWARE_LOG_LEVEL": "warning",
+        }
+    )
+    return cli(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
+
+
+def check(urls: dict[str, str]) -> None:
+    """Every case answers 200 everywhere, the sidecar's managed cases really are managed, and
+    the streams stream."""
+    for case in CASES:
+        for server in SERVERS:
+            status, headers, body = probe(urls[server], case.load.path, case.load.body)
+            where = f"{case.name} on {server}"
+            if status != 200:
+                raise RuntimeError(f"{where}: {status} {body[:300]!r}")
+            managed = headers.get("x-prompt-store") == "file"
+            if managed != (server == "sidecar" and case.name != "unmanaged"):
+                raise RuntimeError(f"{where}: x-prompt-store is {headers.get('x-prompt-store')}")
+            streamed = headers.get("content-type", "").startswith("text/event-stream")
+            if streamed != (case.name == "streaming") or (
+                streamed and not body.endswith(b"data: [DONE]\n\n")
+            ):
+                raise RuntimeError(f"{where}: not the expected answer: {body[:300]!r}")
+
+
+Round = tuple[Result, Result]  # at 32 connections, at one
+Results = dict[tuple[str, str], list[Round]]  # (case, server) -> rounds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_load_arguments(parser)
+    parser.add_argument("--prompts-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve == "sidecar":
+        return serve_sidecar(args.port, args.upstream, args.prompts_dir)
+    if args.serve:
+        configure_logging("warning")
+        app = upstream_app if args.serve == "upstream" else aiohttp_proxy(args.upstream)
+        serve_app(app, args.port)
+        return 0
+
+    duration, rounds = (1.0, 1) if args.smoke else (args.duration, args.rounds)
+    careful = not args.smoke
+    kind = loadgen_kind(parser, args.loadgen)
+    cores = split_cores()
+    print(describe(kind, cores, args.connections, duration, rounds), flush=True)
+    results: Results = {(case.name, server): [] for case in CASES for server in SERVERS}
+    with tempfile.TemporaryDirectory() as scratch:
+        prompts = Path(scratch, "prompts")
+        write_prompt(prompts)
+        servers = [
+            script_server("upstream", __file__, "upstream", cores.upstream),
+            script_server("direct", __file__, "upstream", cores.tested),
+            script_server("floor", __file__, "floor", cores.tested),
+            script_server(
+                "sidecar", __file__, "sidecar", cores.tested, ["--prompts-dir", str(prompts)]
+            ),
+        ]
+        with running(servers) as started:
+            check({name: server.url for name, server in started.items()})
+            generator = LoadGenerator(kind, cores.loadgen, Path(scratch))
+            if not args.smoke:  # warm up: pools filled, code paths hot
+                for case in CASES:
+                    for server in SERVERS:
+                        generator.run(started[server].url, case.load, args.connections, 1.0)
+            for round_ in range(rounds):
+                # Rotate the servers' order: a machine that slows down during a round must not
+                # always penalise the same one.
+                order = SERVERS[round_ % 3 :] + SERVERS[: round_ % 3]
+                for case in CASES:
+                    for server in order:
+                        running_server = started[server]
+                        loaded = measure(
+                            generator,
+                            running_server,
+                            case.load,
+                            args.connections,
+                            duration,
+                            careful=careful,
+                        )
+                        single = measure(
+                            generator, running_server, case.load, 1, duration, careful=careful
+                        )
+                        results[(case.name, server)].append((loaded, single))
+                        print(
+                            f"  round {round_ + 1} {case.name:9} {server:7} "
+                            f"{loaded.rps:7.0f} req/s p50 {loaded.p50_ms or 0:6.2f} ms "
+                            f"p99 {loaded.p99_ms or 0:6.2f} ms p50@1 {single.p50_ms or 0:.3f} ms "
+                            f"{usage(loaded)} errors {loaded.errors + single.errors}",
+                            flush=True,
+                        )
+    print()
+    print(_servers_table(results))
+    print()
+    print(_ratios_table(results))
+    print(contention_note(r for rounds in results.values() for pair in rounds for r in pair))
+    return 0
+
+
+def _servers_table(results: Results) -> str:
+    rows = []
+    for case in CASES:
+        for server in SERVERS:
+            rounds = clean_rounds(results[(case.name, server)])
+            rows.append(
+                [
+                    case.name,
+                    server,
+                    f"{median(r.rps for r, _ in rounds):,.0f}",
+                    f"{median(r.p50_ms for r, _ in rounds):.2f} ms",
+                    f"{median(r.p99_ms for r, _ in rounds):.2f} ms",
+                    f"{median(s.p50_ms for _, s in rounds):.3f} ms",
+                    f"{median(r.server_cpu for r, _ in rounds):.0f} %",
+                    f"{median(r.loadgen_cpu for r, _ in rounds):.0f} %",
+                    str(sum(r.errors + s.errors for r, s in rounds)),
+                    f"{len(rounds)} / {len(results[(case.name, server)])}",
+                ]
+            )
+    header = [
+        "case",
+        "server",
+        "req/s (32 conn.)",
+        "p50 (32 conn.)",
+        "p99 (32 conn.)",
+        "p50 (1 conn.)",
+        "server CPU",
+        "load generator CPU",
+        "errors",
+        "rounds used",
+    ]
+    return table(header, rows, "llrrrrrrrr")
+
+
+def _throughput(ours: Round, theirs: Round) -> float:
+    return ours[0].rps / theirs[0].rps
+
+
+def _added_p50(ours: Round, theirs: Round) -> float | None:
+    single, baseline = ours[1].p50_ms, theirs[1].p50_ms
+    return None if single is None or baseline is None else single - baseline
+
+
+@dataclass(frozen=True)
+class Ratio:
+    label: str
+    server: str
+    baseline: str
+    of: Callable[[Round, Round], float | None]  # one round of each -> the ratio or difference
+    unit: str = ""
+    target: float | None = None  # issue 5's, for the managed case
+    at_most: bool = False
+
+
+RATIOS: Final = (
+    Ratio("sidecar / direct upstream, req/s", "sidecar", "direct", _throughput, target=0.30),
+    Ratio("sidecar / floor, req/s", "sidecar", "floor", _throughput, target=0.80),
+    Ratio("floor / direct upstream, req/s", "floor", "direct", _throughput),
+    Ratio(
+        "added p50 at 1 connection, vs direct", "sidecar", "direct", _added_p50, " ms", 0.6, True
+    ),
+    Ratio("added p50 at 1 connection, vs floor", "sidecar", "floor", _added_p50, " ms"),
+)
+
+
+def _ratios_table(results: Results) -> str:
+    rows = []
+    for ratio in RATIOS:
+        values = {}
+        for case in CASES:
+            # Paired by round: both sides of a ratio were measured minutes apart at most.
+            pairs = clean_rounds(
+                [
+                    (*ours, *theirs)
+                    for ours, theirs in zip(
+                        results[(case.name, ratio.server)],
+                        results[(case.name, ratio.baseline)],
+                        strict=True,
+                    )
+                ]
+            )
+            values[case.name] = median(ratio.of((a, b), (c, d)) for a, b, c, d in pairs)
+        goal, met = "—", ""
+        if ratio.target is not None:
+            goal = f"{'≤' if ratio.at_most else '≥'} {ratio.target:.2f}{ratio.unit}"
+            value = values["managed"]
+            met = mark(value <= ratio.target if ratio.at_most else value >= ratio.target)
+        cells = [f"{values[case.name]:.2f}{ratio.unit}" for case in CASES]
+        rows.append([ratio.label, *cells, goal, met])
+    header = ["median of per-round ratios", *(c.name for c in CASES), "target (managed)", "met"]
+    return table(header, rows, "lrrrrl")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    raise SystemExit(main())

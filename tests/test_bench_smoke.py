@@ -1,0 +1,83 @@
+"""The benchmark suite, run in its smoke mode so that it never rots.
+
+Benchmarks are not tests: timings are never checked (a slow CI machine must not fail), only
+that each script runs to the end and prints its table; without wrk the scripts fall back to
+the Python load generator, which this exercises on machines that lack wrk. The stampede's
+single store fetch is a correctness property, so that one is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.server import serve_in_background
+from tests.fakes.upstream import FakeUpstream
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_smoke(script: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "header"),
+    [
+        ("hot_path.py", "µs/req"),
+        ("upstream_clients.py", "| client | req/s |"),
+        ("wrapped_load.py", "| case (2 KB body) | unwrapped req/s | wrapped req/s |"),
+        ("sidecar_load.py", "| case | server | req/s (32 conn.) |"),
+    ],
+)
+def test_a_benchmark_runs_and_prints_its_table(script: str, header: str) -> None:
+    assert header in run_smoke(script)
+
+
+def test_the_stampede_fetches_the_prompt_once() -> None:
+    output = run_smoke("stampede.py")
+    found = re.search(r"^\| store fetches \(per round\) \| ([\d, ]+) \|", output, re.MULTILINE)
+    assert found is not None, output
+    assert [int(n) for n in found.group(1).split(",")] == [1]
+
+
+async def test_the_python_load_generator_reads_plain_and_streamed_answers(tmp_path: Path) -> None:
+    # The fallback when wrk is missing, checked even where wrk is installed: the fake upstream
+    # answers a Content-Length body, or a chunked SSE stream for "stream": true. The upstream
+    # is served in this process, so its start-up is awaited, not polled.
+    async with serve_in_background(FakeUpstream()) as base:
+        body_file = tmp_path / "body.json"
+        for body in (b'{"model":"m"}', b'{"model":"m","stream":true}'):
+            body_file.write_bytes(body)
+            loadgen = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(ROOT / "bench" / "loadgen.py"),
+                f"{base}/v1/chat/completions",
+                str(body_file),
+                "--connections",
+                "2",
+                "--duration",
+                "0.3",
+                stdout=asyncio.subprocess.PIPE,
+            )
+            stdout, _ = await asyncio.wait_for(loadgen.communicate(), timeout=30)
+            assert loadgen.returncode == 0
+            result = json.loads(stdout)
+            assert result["rps"] > 0
+            assert result["errors"] == 0
+            assert 0 < result["p50_ms"] <= result["p99_ms"]
