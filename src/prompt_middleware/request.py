@@ -9,7 +9,7 @@ have, only when the rewrite reads it.
 from __future__ import annotations
 
 import re
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import msgspec
 
@@ -20,11 +20,9 @@ __all__ = [
     "RequestFields",
     "decode_body",
     "decode_field",
+    "decode_version",
     "extension_fields",
-    "is_extension_field",
 ]
-
-T = TypeVar("T")
 
 RequestFields = dict[str, msgspec.Raw]
 
@@ -47,11 +45,6 @@ _TYPE_NAMES: Final[dict[Any, str]] = {
     list[msgspec.Raw]: "a JSON array",
     str | int: "an integer or a string of digits",
 }
-
-
-def is_extension_field(name: str) -> bool:
-    """A field the middleware reads and removes: the upstream never sees it."""
-    return name in EXTENSION_FIELDS or name.startswith(_EXTENSION_PREFIXES)
 
 
 _starts_with_extension_prefix: Final = re.compile("|".join(_EXTENSION_PREFIXES)).match
