@@ -7,7 +7,7 @@ worker per container.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -39,6 +39,10 @@ class PrometheusMetrics:
             ("result",),
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, int], Any] = {}
+        self._cache_children = {
+            result: self._cache.labels(result) for result in ("hit", "miss", "stale")
+        }
         self._overhead = Histogram(
             "prompt_middleware_overhead_seconds",
             "Time spent in the middleware per request, upstream excluded.",
@@ -61,9 +65,16 @@ class PrometheusMetrics:
         )
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
-        self._requests.labels(route, str(status)).inc()
+        # labels() builds and looks up a key on every call; the few (route, status) children
+        # are kept here instead. Routes are the configured ones, so this stays small.
+        child = self._request_children.get((route, status))
+        if child is None:
+            child = self._request_children[(route, status)] = self._requests.labels(
+                route, str(status)
+            )
+        child.inc()
         if cache is not None:
-            self._cache.labels(cache).inc()
+            self._cache_children[cache].inc()
         self._overhead.observe(overhead_seconds)
 
     def store_fetch(self, store: str, outcome: FetchOutcome, seconds: float) -> None:
