@@ -406,6 +406,17 @@ async def test_no_response_in_time_is_504(fake: FakeUpstream, upstream: str) -> 
             await fake.stream_cancelled.wait()
 
 
+async def test_the_optional_total_timeout_is_504(fake: FakeUpstream, upstream: str) -> None:
+    fake.hold_headers = asyncio.Event()  # never set: the upstream never answers
+    settings = settings_for(upstream, upstream_total_timeout_seconds=0.2)
+    async with forwarding(settings) as (client, _):
+        response = await client.post("/v1/chat/completions", json=CHAT)
+        assert response.status_code == 504
+        error = error_of(response)
+        assert error["code"] == "upstream_timeout"
+        assert "PROMPT_MIDDLEWARE_UPSTREAM_TOTAL_TIMEOUT_SECONDS" in error["message"]
+
+
 async def test_upstream_dropping_mid_stream_ends_the_clients_stream(
     fake: FakeUpstream, upstream: str
 ) -> None:

@@ -241,6 +241,8 @@ def test_the_read_timeout_bounds_each_wait_not_the_whole_stream() -> None:
     settings = Settings(upstream_connect_timeout_seconds=2.5, upstream_timeout_seconds=42.0)
     timeout = upstream_timeout(settings)
     assert (timeout.total, timeout.sock_read, timeout.connect) == (None, 42.0, 2.5)
+    bounded = upstream_timeout(Settings(upstream_total_timeout_seconds=900.0))
+    assert bounded.total == 900.0
 
 
 @pytest.mark.parametrize("framing", ["chunked", "content-length"])

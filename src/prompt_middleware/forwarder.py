@@ -105,10 +105,11 @@ def create_session(settings: Settings) -> aiohttp.ClientSession:
 
 def upstream_timeout(settings: Settings) -> aiohttp.ClientTimeout:
     """The upstream timeouts of CONTRACT §6 as aiohttp takes them."""
-    # No total: a stream may rightly last longer than any fixed bound. ``connect`` covers
-    # DNS, TCP and TLS; ``sock_read`` is the longest wait for the upstream's next bytes.
+    # No total unless asked for: a stream may rightly last longer than any fixed bound.
+    # ``connect`` covers DNS, TCP and TLS; ``sock_read`` is the longest wait for the
+    # upstream's next bytes.
     return aiohttp.ClientTimeout(
-        total=None,
+        total=settings.upstream_total_timeout_seconds,
         connect=settings.upstream_connect_timeout_seconds,
         sock_read=settings.upstream_timeout_seconds,
     )
@@ -326,7 +327,7 @@ class Forwarder:
                 allow_redirects=False,
                 timeout=self._timeout,
             )
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             error = self._translate(exc, target)
             await _send_error(send, error)
             logger.warning(
@@ -381,13 +382,20 @@ class Forwarder:
             else:
                 response.close()
 
-    def _translate(self, exc: aiohttp.ClientError, target: _Target) -> RequestError:
+    def _translate(self, exc: aiohttp.ClientError | TimeoutError, target: _Target) -> RequestError:
         settings = self._settings
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return UpstreamUnavailable(
                 f"Could not connect to the upstream {target.host} within "
                 f"{settings.upstream_connect_timeout_seconds:g} s "
                 "(PROMPT_MIDDLEWARE_UPSTREAM_CONNECT_TIMEOUT_SECONDS)."
+            )
+        total = settings.upstream_total_timeout_seconds
+        if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientError):
+            # aiohttp's total timeout is a plain TimeoutError; its read timeout a ClientError.
+            return UpstreamTimeout(
+                f"The upstream {target.host} did not finish within {total or 0:g} s "
+                "(PROMPT_MIDDLEWARE_UPSTREAM_TOTAL_TIMEOUT_SECONDS)."
             )
         if isinstance(exc, TimeoutError):
             return UpstreamTimeout(

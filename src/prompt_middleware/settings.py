@@ -133,6 +133,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upstream_api_key: Secret | None = None
     upstream_connect_timeout_seconds: PositiveFloat = 5.0
     upstream_timeout_seconds: PositiveFloat = 600.0
+    upstream_total_timeout_seconds: PositiveFloat | None = None
     api_keys: tuple[Secret, ...] = ()
     echo: bool = False
     detailed_debug: bool = False
