@@ -74,6 +74,7 @@ from prompt_middleware.errors import (
 )
 from prompt_middleware.prompts import ChatMessage, Prompt, PromptQuery
 from prompt_middleware.stores._http import HttpService, ServiceText
+from prompt_middleware.stores._wire import InvalidPrompt, WireMessage, text_content
 
 __all__ = ["GenericPromptStore", "double_single_braces"]
 
@@ -90,18 +91,8 @@ _CLOSING: Final = "}}"
 # --- the wire format -----------------------------------------------------------------------
 
 
-class _Part(msgspec.Struct, frozen=True):
-    type: str
-    text: str | None = None
-
-
-class _Message(msgspec.Struct, frozen=True):
-    role: str
-    content: str | tuple[_Part, ...] | None = None
-
-
 class _PromptResponse(msgspec.Struct, frozen=True):
-    prompt_template: tuple[_Message, ...]
+    prompt_template: tuple[WireMessage, ...]
     prompt_id: Any = None
     prompt_template_model: str | None = None
     prompt_template_optional_params: dict[str, Any] | None = None
@@ -109,10 +100,6 @@ class _PromptResponse(msgspec.Struct, frozen=True):
 
 _decode_prompt = msgspec.json.Decoder(_PromptResponse).decode
 _encode = msgspec.json.Encoder(order="sorted").encode
-
-
-class _InvalidPrompt(ValueError):
-    pass
 
 
 def double_single_braces(text: str) -> str:
@@ -138,25 +125,9 @@ def double_single_braces(text: str) -> str:
     return "".join(parts)
 
 
-def _content(message: _Message) -> str:
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return message.content
-    texts: list[str] = []
-    for part in message.content:
-        if part.type != "text" or part.text is None:
-            raise _InvalidPrompt(
-                f"a {message.role} message has a content part of type {part.type!r}; only "
-                "text parts can be served"
-            )
-        texts.append(part.text)
-    return "".join(texts)
-
-
 def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
     messages = tuple(
-        ChatMessage(role=m.role, content=double_single_braces(_content(m)))
+        ChatMessage(role=m.role, content=double_single_braces(text_content(m)))
         for m in wire.prompt_template
     )
     # A fresh dict per fetch: nothing in it is shared with another Prompt.
@@ -286,5 +257,5 @@ class GenericPromptStore:
             )
         try:
             return _to_prompt(_decode_prompt(response.content), query.name)
-        except (msgspec.DecodeError, _InvalidPrompt) as exc:
+        except (msgspec.DecodeError, InvalidPrompt) as exc:
             raise self._http.invalid(f"'{query.name}'", exc) from exc

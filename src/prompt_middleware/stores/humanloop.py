@@ -65,6 +65,7 @@ from prompt_middleware.errors import (
 )
 from prompt_middleware.prompts import ChatMessage, Prompt, PromptMessage, PromptQuery
 from prompt_middleware.stores._http import HttpService, ServiceText, path_segment
+from prompt_middleware.stores._wire import InvalidPrompt, WireMessage, text_content
 
 __all__ = ["HumanloopStore"]
 
@@ -92,16 +93,6 @@ _JINJA_EXPRESSION: Final = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 # --- the wire format (the SDK's PromptResponse, the fields read here) -----------------------
 
 
-class _Part(msgspec.Struct, frozen=True):
-    type: str
-    text: str | None = None
-
-
-class _Message(msgspec.Struct, frozen=True):
-    role: str
-    content: str | tuple[_Part, ...] | None = None
-
-
 class _Tool(msgspec.Struct, frozen=True):
     """A ``ToolFunction`` or a ``LinkedToolResponse`` (which adds ``id``, ``version_id``)."""
 
@@ -117,7 +108,7 @@ class _Environment(msgspec.Struct, frozen=True):
 
 class _PromptResponse(msgspec.Struct, frozen=True):
     version_id: str
-    template: str | tuple[_Message, ...] | None = None
+    template: str | tuple[WireMessage, ...] | None = None
     # retrieve-by-path answers any file; a prompt says "prompt" (or, older, nothing).
     type: str | None = None
     model: str | None = None
@@ -140,28 +131,8 @@ class _PromptResponse(msgspec.Struct, frozen=True):
 _decode_prompt = msgspec.json.Decoder(_PromptResponse).decode
 
 
-class _InvalidPrompt(ValueError):
-    pass
-
-
 class _NotAPrompt(ValueError):
     pass
-
-
-def _content(message: _Message) -> str:
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return message.content
-    texts: list[str] = []
-    for part in message.content:
-        if part.type != "text" or part.text is None:
-            raise _InvalidPrompt(
-                f"a {message.role} message has a content part of type {part.type!r}; only "
-                "text parts can be served"
-            )
-        texts.append(part.text)
-    return "".join(texts)
 
 
 def _tool(tool: _Tool) -> dict[str, Any]:
@@ -214,20 +185,20 @@ def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
     if wire.type not in (None, "prompt"):
         raise _NotAPrompt(wire.type)
     if wire.template is None:
-        raise _InvalidPrompt("it has no `template`")
+        raise InvalidPrompt("it has no `template`")
     texts: list[str]
     if isinstance(wire.template, str):
         prompt: str | tuple[PromptMessage, ...] = wire.template
         texts = [wire.template]
     else:
-        messages = tuple(ChatMessage(role=m.role, content=_content(m)) for m in wire.template)
+        messages = tuple(ChatMessage(role=m.role, content=text_content(m)) for m in wire.template)
         prompt = messages
         texts = [m.content for m in messages]
     if wire.template_language not in (None, "default"):
         for text in texts:
             found = _jinja_logic(text)
             if found is not None:
-                raise _InvalidPrompt(
+                raise InvalidPrompt(
                     f"its {wire.template_language} template uses {found}, which "
                     "prompt-middleware does not render (only {{variable}} placeholders are "
                     "filled): use plain placeholders or the default template language"
@@ -340,7 +311,7 @@ class HumanloopStore:
             raise PromptNotFound(
                 f"Humanloop's file '{query.name}' is a {exc}, not a prompt", param="prompt_id"
             ) from exc
-        except (msgspec.DecodeError, _InvalidPrompt) as exc:
+        except (msgspec.DecodeError, InvalidPrompt) as exc:
             raise self._http.invalid(subject, exc) from exc
 
 

@@ -28,6 +28,7 @@ import msgspec
 from prompt_middleware.errors import PromptNotFound
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptMessage, PromptQuery
 from prompt_middleware.stores._http import HttpService, ServiceText, path_segment
+from prompt_middleware.stores._wire import InvalidPrompt
 
 __all__ = ["LangfuseStore"]
 
@@ -67,19 +68,15 @@ class _ChatPrompt(msgspec.Struct, frozen=True, tag_field="type", tag="chat"):
 _decode_prompt = msgspec.json.Decoder(_TextPrompt | _ChatPrompt).decode
 
 
-class _InvalidPrompt(ValueError):
-    pass
-
-
 def _message(raw: _Message) -> PromptMessage:
     if raw.type == "placeholder":
         if raw.name is None:
-            raise _InvalidPrompt("a placeholder message has no `name`")
+            raise InvalidPrompt("a placeholder message has no `name`")
         return Placeholder(name=raw.name)
     if raw.type not in (None, "chatmessage"):
-        raise _InvalidPrompt(f"a chat message has the unknown type {raw.type!r}")
+        raise InvalidPrompt(f"a chat message has the unknown type {raw.type!r}")
     if raw.role is None or raw.content is None:
-        raise _InvalidPrompt("a chat message lacks `role` or `content`")
+        raise InvalidPrompt("a chat message lacks `role` or `content`")
     return ChatMessage(role=raw.role, content=raw.content)
 
 
@@ -191,5 +188,5 @@ class LangfuseStore:
             )
         try:
             return _to_prompt(_decode_prompt(response.content))
-        except (msgspec.DecodeError, _InvalidPrompt) as exc:
+        except (msgspec.DecodeError, InvalidPrompt) as exc:
             raise self._http.invalid(query.describe(), exc) from exc
