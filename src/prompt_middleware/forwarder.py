@@ -45,7 +45,7 @@ from prompt_middleware.errors import (
     UpstreamUnavailable,
 )
 from prompt_middleware.settings import Settings
-from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, Upstream
+from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, Upstream, upstream_path
 
 __all__ = ["Forwarder", "UpstreamResponseCallback", "create_session", "upstream_timeout"]
 
@@ -302,9 +302,7 @@ class Forwarder:
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]
-        if path == "/v1" or path.startswith("/v1/"):
-            path = path[3:]
-        url = target.prefix + quote(path, safe=_PATH_SAFE)
+        url = target.prefix + quote(upstream_path(path), safe=_PATH_SAFE)
         query: bytes = scope.get("query_string", b"")
         if query:
             url += "?" + query.decode("latin-1")

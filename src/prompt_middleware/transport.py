@@ -25,7 +25,7 @@ from prompt_middleware.report import report_error, report_request
 from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.upstream import Upstream, upstream_of
+from prompt_middleware.upstream import Upstream, upstream_of, upstream_path
 
 __all__ = ["PromptTransport"]
 
@@ -187,9 +187,9 @@ def _rewritten(request: httpx.Request, result: RewriteResult, route: str) -> htt
 
 
 def _upstream_url(upstream: Upstream, route: str, original: httpx.URL) -> httpx.URL:
-    # The forwarder's rule, applied to the route matched: "/v1/<path>" or "/<path>" goes to
-    # the OpenAI-style base URL + "/<path>". The query (Azure's api-version) is kept.
-    path = route.removeprefix("/v1") if route.startswith("/v1/") else route
+    # The forwarder's rule, applied to the route matched. The query (Azure's api-version) is
+    # kept.
+    path = upstream_path(route)
     return httpx.URL(upstream.base_url.rstrip("/") + path, params=original.params)
 
 

@@ -14,7 +14,7 @@ import msgspec
 
 from prompt_middleware.settings import ModelEntry, Secret
 
-__all__ = ["UPSTREAM_SCOPE_KEY", "Upstream", "upstream_of"]
+__all__ = ["UPSTREAM_SCOPE_KEY", "Upstream", "upstream_of", "upstream_path"]
 
 UPSTREAM_SCOPE_KEY: Final = "prompt_middleware.upstream"
 
@@ -31,3 +31,11 @@ def upstream_of(entry: ModelEntry | None) -> Upstream | None:
     if entry is None or entry.api_base is None:
         return None
     return Upstream(base_url=entry.api_base, api_key=entry.api_key)
+
+
+def upstream_path(path: str) -> str:
+    """CONTRACT §6: ``/v1/<path>`` or ``/<path>`` goes to the OpenAI-style base URL (which
+    already ends in ``/v1``) + ``/<path>``."""
+    if path == "/v1" or path.startswith("/v1/"):
+        return path[3:]
+    return path
