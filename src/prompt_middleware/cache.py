@@ -107,6 +107,18 @@ class PromptCache:
             logger.warning("prompt_served_stale", store=key[0], prompt=key[1].name)
             return entry.prompt, CacheStatus.STALE
 
+    def get_fresh(self, key: CacheKey) -> Prompt | None:
+        """The prompt for ``key`` if the cache holds it unexpired, without awaiting anything.
+
+        The hot path of a cache hit: no coroutine, no fetch closure. None means "ask
+        :meth:`get`", which also handles stale entries and misses.
+        """
+        entry = self._entries.get(key)
+        if entry is None or self._clock() >= entry.expires_at:
+            return None
+        self._entries.move_to_end(key)
+        return entry.prompt
+
     def invalidate(self, key: CacheKey) -> None:
         """Forget ``key``: the next request fetches it."""
         self._entries.pop(key, None)

@@ -68,9 +68,9 @@ class PromptMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         route: str = scope["path"]
-        request_id = _header(scope, b"x-request-id")
+        declared_size, request_id = _request_headers(scope)
         try:
-            body = await self._read_body(scope, receive)
+            body = await self._read_body(declared_size, receive)
             if body is None:
                 return  # the client went away before it finished sending
             result = await self._engine.rewrite(body)
@@ -111,23 +111,31 @@ class PromptMiddleware:
             observer=self._observer,
         )
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
-            raise _too_large(self._max_body_bytes)
-        chunks: list[bytes] = []
-        size = 0
+    async def _read_body(self, declared_size: str | None, receive: Receive) -> bytes | None:
+        limit = self._max_body_bytes
+        if declared_size is not None and declared_size.isdigit() and int(declared_size) > limit:
+            raise _too_large(limit)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise _too_large(limit)
+        if not message.get("more_body", False):
+            return body  # the usual case: the whole body in one message
+        chunks = [body]
+        size = len(body)
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body_bytes:
-                raise _too_large(self._max_body_bytes)
+            if size > limit:
+                raise _too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return b"".join(chunks)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_started = False
@@ -167,11 +175,15 @@ class PromptMiddleware:
                 return
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def _request_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """``content-length`` and ``x-request-id``, in one pass over the headers."""
+    size = request_id = None
     for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+        if key == b"content-length":
+            size = value.decode("latin-1")
+        elif key == b"x-request-id":
+            request_id = value.decode("latin-1")
+    return size, request_id
 
 
 def _too_large(limit: int) -> RequestTooLarge:
@@ -208,9 +220,10 @@ def _with_body(scope: Scope, result: RewriteResult) -> Scope:
 def _add_prompt_headers(
     send: Send, result: RewriteResult, overhead_seconds: float, status: list[int]
 ) -> Send:
-    extra = result.response_headers
-    overhead_ms = f"{overhead_seconds * 1000:.3f}".encode("ascii")
-    extra.append((b"x-prompt-middleware-overhead-ms", overhead_ms))
+    extra = (
+        *result.headers,
+        (b"x-prompt-middleware-overhead-ms", b"%.3f" % (overhead_seconds * 1000)),
+    )
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":

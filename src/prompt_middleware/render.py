@@ -17,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from prompt_middleware.errors import InvalidPromptRequest
 from prompt_middleware.prompts import ChatMessage, Prompt
 
 __all__ = [
     "ClientMessagesMode",
+    "PreparedPrompt",
     "RenderOptions",
     "RenderedPrompt",
     "compile_template",
@@ -65,7 +66,7 @@ def find_variables(template: str) -> list[str]:
 
 def compile_template(template: str, variables: Mapping[str, Any]) -> str:
     """Fill ``{{name}}`` variables exactly as the Langfuse SDK's ``compile`` does."""
-    return _compile(template, variables, {}, _Budget(None))
+    return _fill(_parse(template), variables, {}, None)
 
 
 class _Budget:
@@ -87,13 +88,16 @@ class _Budget:
                 )
 
 
-def _compile(
-    template: str, variables: Mapping[str, Any], missing: dict[str, None], budget: _Budget
+def _fill(
+    segments: tuple[_Segment, ...],
+    variables: Mapping[str, Any],
+    missing: dict[str, None],
+    budget: _Budget | None,
 ) -> str:
     # One pass: fill, note the variables that were not given, and count what is produced,
     # so a variable repeated a thousand times cannot make a gigabyte.
     parts: list[str] = []
-    for literal, name, written in _parse(template):
+    for literal, name, written in segments:
         parts.append(literal)
         size = len(literal)
         if name is not None:
@@ -105,7 +109,8 @@ def _compile(
                 text = written
             parts.append(text)
             size += len(text)
-        budget.spend(size)
+        if budget is not None:
+            budget.spend(size)
     return "".join(parts)
 
 
@@ -131,7 +136,7 @@ class RenderedPrompt:
 def render_prompt(
     prompt: Prompt,
     variables: Mapping[str, Any],
-    client_messages: Callable[[], Sequence[Any]] | None,
+    client_messages: Callable[[], Sequence[Any] | None] | None,
     options: RenderOptions,
 ) -> RenderedPrompt:
     """Render ``prompt`` into chat messages.
@@ -144,28 +149,71 @@ def render_prompt(
     Raises :class:`InvalidPromptRequest` for an unfilled or malformed placeholder, and for
     missing variables when ``options.strict_variables`` is set.
     """
-    missing: dict[str, None] = {}
-    messages: list[Any] = []
-    client_messages_used = False
+    return PreparedPrompt(prompt).render(variables, client_messages, options)
 
-    budget = _Budget(options.max_rendered_chars)
 
-    def fill(template: str) -> str:
-        return _compile(template, variables, missing, budget)
+# What a prompt is made of, once parsed: a message with no variables, a message template,
+# a placeholder. ``role`` None is a text prompt's: RenderOptions.text_prompt_role says which.
+_STATIC: Final = 0
+_TEMPLATE: Final = 1
+_PLACEHOLDER: Final = 2
+_Step = tuple[int, str | None, Any]
 
-    if isinstance(prompt.prompt, str):
-        messages.append({"role": options.text_prompt_role, "content": fill(prompt.prompt)})
-    else:
+
+class PreparedPrompt:
+    """A prompt parsed once, to be rendered many times (what the cache keeps per prompt).
+
+    ``render`` is :func:`render_prompt` without the per-call work of walking the prompt and
+    looking its templates up: a message without variables is already its final text.
+    """
+
+    __slots__ = ("_steps", "prompt")
+
+    def __init__(self, prompt: Prompt) -> None:
+        self.prompt = prompt
+        steps: list[_Step] = []
+        if isinstance(prompt.prompt, str):
+            steps.append(_template_step(None, prompt.prompt))
+        else:
+            for item in prompt.prompt:
+                if isinstance(item, ChatMessage):
+                    steps.append(_template_step(item.role, item.content))
+                else:
+                    steps.append((_PLACEHOLDER, None, item.name))
+        self._steps: tuple[_Step, ...] = tuple(steps)
+
+    def render(
+        self,
+        variables: Mapping[str, Any],
+        client_messages: Callable[[], Sequence[Any] | None] | None,
+        options: RenderOptions,
+    ) -> RenderedPrompt:
+        """Render with ``variables``; see :func:`render_prompt`."""
+        missing: dict[str, None] = {}
+        messages: list[Any] = []
+        budget = None if options.max_rendered_chars is None else _Budget(options.max_rendered_chars)
+        client_messages_used = False
         unfilled: list[str] = []
-        for item in prompt.prompt:
-            if isinstance(item, ChatMessage):
-                messages.append({"role": item.role, "content": fill(item.content)})
-                continue
-            if item.name in variables:
-                source = f"prompt_variables.{item.name}"
-                messages.extend(_fill_placeholder(item.name, variables[item.name], source, fill))
+        text_role = options.text_prompt_role
+        for kind, role, value in self._steps:
+            if kind == _STATIC:
+                if budget is not None:
+                    budget.spend(len(value))
+                messages.append({"role": text_role if role is None else role, "content": value})
+            elif kind == _TEMPLATE:
+                content = _fill(value, variables, missing, budget)
+                messages.append({"role": text_role if role is None else role, "content": content})
+            elif value in variables:
+                messages.extend(
+                    _fill_placeholder(
+                        value,
+                        variables[value],
+                        f"prompt_variables.{value}",
+                        lambda template: _fill(_parse(template), variables, missing, budget),
+                    )
+                )
             elif (
-                item.name == options.messages_placeholder
+                value == options.messages_placeholder
                 and client_messages is not None
                 and (conversation := client_messages()) is not None
             ):
@@ -174,26 +222,33 @@ def render_prompt(
                 messages.extend(conversation)
                 client_messages_used = True
             else:
-                unfilled.append(item.name)
+                unfilled.append(value)
         if unfilled:
             raise InvalidPromptRequest(
-                f"Prompt '{prompt.name}' has unfilled placeholders {unfilled}: pass each as a "
-                "list of messages in prompt_variables (an empty list removes it).",
+                f"Prompt '{self.prompt.name}' has unfilled placeholders {unfilled}: pass each "
+                "as a list of messages in prompt_variables (an empty list removes it).",
                 param="prompt_variables",
             )
 
-    if options.client_messages == "append" and not client_messages_used and client_messages:
-        appended = client_messages()
-        if appended is not None:
-            messages.extend(appended)
+        if options.client_messages == "append" and not client_messages_used and client_messages:
+            appended = client_messages()
+            if appended is not None:
+                messages.extend(appended)
 
-    if missing and options.strict_variables:
-        raise InvalidPromptRequest(
-            f"Prompt '{prompt.name}' needs variables that prompt_variables does not give: "
-            f"{sorted(missing)}.",
-            param="prompt_variables",
-        )
-    return RenderedPrompt(messages=messages, missing_variables=tuple(missing))
+        if missing and options.strict_variables:
+            raise InvalidPromptRequest(
+                f"Prompt '{self.prompt.name}' needs variables that prompt_variables does not "
+                f"give: {sorted(missing)}.",
+                param="prompt_variables",
+            )
+        return RenderedPrompt(messages=messages, missing_variables=tuple(missing))
+
+
+def _template_step(role: str | None, template: str) -> _Step:
+    segments = _parse(template)
+    if len(segments) == 1:  # no variables: the text is final
+        return (_STATIC, role, template)
+    return (_TEMPLATE, role, segments)
 
 
 def _fill_placeholder(

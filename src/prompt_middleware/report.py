@@ -6,6 +6,7 @@ is reported the same way whichever way it came in.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -15,7 +16,7 @@ from prompt_middleware.errors import RequestError
 from prompt_middleware.observe import Observer
 from prompt_middleware.rewrite import RewriteResult
 
-__all__ = ["report_error", "report_request"]
+__all__ = ["enabled", "report_error", "report_request"]
 
 logger = structlog.get_logger("prompt_middleware")
 
@@ -31,19 +32,23 @@ def report_request(
     observer: Observer | None,
 ) -> None:
     """Log ``prompt_request`` (debug for a request passed on unchanged) and observe it."""
-    cache = result.cache_status.value if result is not None and result.cache_status else None
     if observer is not None:
+        cache = result.cache_status.value if result is not None and result.cache_status else None
         observer.request(route, status, cache, overhead_seconds)
+    log = logger.bind()
     if result is None:
-        logger.debug(
-            "prompt_request",
-            route=route,
-            request_id=request_id,
-            status=status,
-            managed=False,
-            duration_ms=_ms(duration_seconds),
-        )
+        if enabled(log, logging.DEBUG):
+            log.debug(
+                "prompt_request",
+                route=route,
+                request_id=request_id,
+                status=status,
+                managed=False,
+                duration_ms=_ms(duration_seconds),
+            )
         return
+    if not enabled(log, logging.INFO):
+        return  # the level is off: build nothing
     fields: dict[str, Any] = {
         "route": route,
         "request_id": request_id or _new_request_id(),
@@ -57,9 +62,19 @@ def report_request(
             prompt=result.prompt.name,
             version=result.prompt.version,
             store=result.store,
-            cache=cache,
+            cache=result.cache_status.value if result.cache_status else None,
         )
-    logger.info("prompt_request", **fields)
+    log.info("prompt_request", **fields)
+
+
+def enabled(log: Any, level: int) -> bool:
+    """Whether ``log`` (a bound structlog logger) would emit at ``level``.
+
+    structlog's filtering loggers and its stdlib logger both answer ``is_enabled_for``; a
+    logger that cannot say is taken to emit everything.
+    """
+    is_enabled_for = getattr(log, "is_enabled_for", None)
+    return is_enabled_for is None or bool(is_enabled_for(level))
 
 
 def report_error(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import quote
@@ -36,7 +35,7 @@ from prompt_middleware.registry import (
     StoreBinding,
     StoreRegistry,
 )
-from prompt_middleware.render import RenderOptions, render_prompt
+from prompt_middleware.render import PreparedPrompt, RenderOptions
 from prompt_middleware.request import (
     RequestFields,
     decode_body,
@@ -61,8 +60,7 @@ _encode: Final = msgspec.json.Encoder().encode
 _HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 
-@dataclass(frozen=True, slots=True)
-class RewriteResult:
+class RewriteResult(msgspec.Struct, frozen=True, kw_only=True):
     """A rewritten request: the new body and what the response headers and log report."""
 
     body: bytes
@@ -71,18 +69,32 @@ class RewriteResult:
     prompt: Prompt | None = None
     store: str | None = None
     cache_status: CacheStatus | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
     @property
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """The ``x-prompt-*`` headers of a managed request (none for an unmanaged one)."""
-        if self.prompt is None or self.store is None or self.cache_status is None:
-            return []
-        return [
-            (b"x-prompt-name", _header_value(self.prompt.name)),
-            (b"x-prompt-version", _header_value(str(self.prompt.version))),
-            (b"x-prompt-store", _header_value(self.store)),
-            (b"x-prompt-cache", self.cache_status.value.encode()),
-        ]
+        return list(self.headers)
+
+
+class _Plan:
+    """What a cached prompt gives every request, worked out once per prompt version."""
+
+    __slots__ = ("headers", "model", "params", "prepared", "prompt")
+
+    def __init__(self, prompt: Prompt) -> None:
+        self.prompt = prompt
+        self.prepared = PreparedPrompt(prompt)
+        config = prompt.config if isinstance(prompt.config, dict) else {}
+        model = config.get("model")
+        self.model = model.removeprefix(_PROVIDER_PREFIX) if isinstance(model, str) else None
+        self.params = tuple(
+            (key, value) for key, value in config.items() if key in CHAT_COMPLETION_PARAMETERS
+        )
+        self.headers = (
+            (b"x-prompt-name", _header_value(prompt.name)),
+            (b"x-prompt-version", _header_value(str(prompt.version))),
+        )
 
 
 class RewriteEngine:
@@ -103,6 +115,11 @@ class RewriteEngine:
         self._cache = cache or PromptCache(max_entries=settings.cache_max_entries)
         self._entries = {entry.model_name: entry for entry in settings.model_list}
         self._stores = StoreRegistry(settings, stores=stores, http_client=http_client)
+        self._prompt_wins = settings.param_precedence == "prompt"
+        # Plans are keyed by the identity of the cached prompt they were made from: a new
+        # version is a new object, so it gets a new plan, and no prompt needs to be hashable.
+        self._plans: dict[int, _Plan] = {}
+        self._max_plans = 2 * settings.cache_max_entries + 16
 
     @property
     def settings(self) -> Settings:
@@ -120,10 +137,10 @@ class RewriteEngine:
         """
         fields = decode_body(body)
         model: str | None = decode_field(fields, "model", str)
-        entry = self._entries.get(model) if model is not None else None
-        extensions = extension_fields(fields)
+        entry = self._entries.get(model) if model is not None and self._entries else None
+        extensions, prefixed = extension_fields(fields)
         prefix, bare_model = self._split_store_prefix(entry.model if entry else model)
-        if entry is None and prefix is None and not extensions:
+        if entry is None and prefix is None and not extensions and not prefixed:
             return None
         if entry is not None and bare_model is not None:
             bare_model = bare_model.removeprefix(_PROVIDER_PREFIX)
@@ -133,6 +150,8 @@ class RewriteEngine:
             prompt_id = entry.prompt_id
         output: dict[str, Any] = dict(fields)
         for name in extensions:
+            del output[name]
+        for name in prefixed:
             del output[name]
         if entry is not None:
             for key, value in entry.params.items():
@@ -147,7 +166,7 @@ class RewriteEngine:
         query = self._query(prompt_id, fields, entry)
         credentials = (
             self._request_credentials(fields)
-            if any(name.startswith("langfuse_") for name in extensions)
+            if prefixed and any(name.startswith("langfuse_") for name in prefixed)
             else None
         )
         bound = self._stores.for_prompt(prompt_id) if prefix is None else None
@@ -158,11 +177,15 @@ class RewriteEngine:
         else:
             binding = self._stores.resolve(prefix, entry, credentials)
             use_prompt_model = use_prompt_params = True
-        prompt, status = await self._get_prompt(binding, query)
-        variables = self._variables(fields)
-        rendered = render_prompt(
-            prompt,
-            variables,
+        cache_key = (binding.cache_key, query)
+        hit = self._cache.get_fresh(cache_key)
+        if hit is not None:
+            prompt, status = hit, CacheStatus.HIT
+        else:
+            prompt, status = await self._get_prompt(binding, query)
+        plan = self._plan(prompt)
+        rendered = plan.prepared.render(
+            self._variables(fields),
             lambda: decode_field(fields, "messages", list[msgspec.Raw]),
             self._render_options,
         )
@@ -174,17 +197,18 @@ class RewriteEngine:
                 variables=list(rendered.missing_variables),
             )
 
-        config = prompt.config if isinstance(prompt.config, dict) else {}
-        configured_model = config.get("model") if use_prompt_model else None
-        final_model = configured_model if isinstance(configured_model, str) else bare_model
+        final_model = plan.model if use_prompt_model and plan.model is not None else bare_model
         if final_model is not None:
             final_model = final_model.removeprefix(_PROVIDER_PREFIX)
             output["model"] = final_model
         output["messages"] = rendered.messages
-        prompt_wins = self._settings.param_precedence == "prompt"
-        for key, value in config.items() if use_prompt_params else ():
-            if key in CHAT_COMPLETION_PARAMETERS and (prompt_wins or key not in fields):
-                output[key] = value
+        if use_prompt_params:
+            if self._prompt_wins:
+                output.update(plan.params)
+            else:
+                for name, value in plan.params:
+                    if name not in fields:
+                        output[name] = value
         return RewriteResult(
             body=_encode(output),
             model=final_model,
@@ -192,7 +216,16 @@ class RewriteEngine:
             prompt=prompt,
             store=binding.prefix,
             cache_status=status,
+            headers=(*plan.headers, *_store_headers(binding.prefix, status)),
         )
+
+    def _plan(self, prompt: Prompt) -> _Plan:
+        plan = self._plans.get(id(prompt))
+        if plan is None or plan.prompt is not prompt:
+            if len(self._plans) >= self._max_plans:
+                self._plans.clear()  # prompts the cache no longer holds; rebuilt on demand
+            plan = self._plans[id(prompt)] = _Plan(prompt)
+        return plan
 
     async def prewarm(self) -> None:
         """Fetch the prompts of ``PROMPT_MIDDLEWARE_PREWARM`` into the cache."""
@@ -223,8 +256,11 @@ class RewriteEngine:
     ) -> PromptQuery:
         if not prompt_id:
             raise InvalidPromptRequest("'prompt_id' must not be empty.", param="prompt_id")
-        label: str | None = decode_field(fields, "prompt_label", str)
-        version = decode_version(fields)
+        label: str | None = None
+        version: int | None = None
+        if "prompt_label" in fields or "prompt_version" in fields:
+            label = decode_field(fields, "prompt_label", str)
+            version = decode_version(fields)
         if label is not None and version is not None:
             raise InvalidPromptRequest(
                 "Give prompt_label or prompt_version, not both: a version is already one "
@@ -256,7 +292,8 @@ class RewriteEngine:
                 "(PROMPT_MIDDLEWARE_MAX_VARIABLES).",
                 param="prompt_variables",
             )
-        if _depth(variables, settings.max_variables_depth) > settings.max_variables_depth:
+        limit = settings.max_variables_depth
+        if _may_nest_deeper(raw, limit) and _depth(variables, limit) > limit:
             raise InvalidRequest(
                 f"'prompt_variables' is nested more than {settings.max_variables_depth} levels "
                 "deep (PROMPT_MIDDLEWARE_MAX_VARIABLES_DEPTH).",
@@ -339,6 +376,13 @@ class RewriteEngine:
                 self._observer.store_fetch(binding.prefix, outcome, time.perf_counter() - started)
 
 
+def _may_nest_deeper(raw: msgspec.Raw, limit: int) -> bool:
+    # JSON nests no deeper than it has opening brackets (those inside strings only add to
+    # the count): counting them in C spares the walk for the usual flat variables.
+    text = bytes(raw)
+    return text.count(b"{") + text.count(b"[") > limit
+
+
 def _depth(value: Any, limit: int) -> int:
     """How deeply ``value`` nests, counted no further than ``limit + 1``."""
     depth, level = 0, [value]
@@ -357,6 +401,11 @@ def _depth(value: Any, limit: int) -> int:
 def _parse_prewarm(item: str) -> PromptQuery:
     name, _, label = item.partition("@")
     return PromptQuery(name, label=label or DEFAULT_LABEL)
+
+
+@lru_cache(maxsize=64)
+def _store_headers(store: str, status: CacheStatus) -> tuple[tuple[bytes, bytes], ...]:
+    return ((b"x-prompt-store", _header_value(store)), (b"x-prompt-cache", status.value.encode()))
 
 
 @lru_cache(maxsize=4096)
