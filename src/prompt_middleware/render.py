@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
 
+import msgspec
+
 from prompt_middleware.errors import InvalidPromptRequest
 from prompt_middleware.prompts import ChatMessage, Prompt
 
@@ -94,12 +96,14 @@ def _fill(
     missing: dict[str, None],
     budget: _Budget | None,
 ) -> str:
-    # One pass: fill, note the variables that were not given, and count what is produced,
-    # so a variable repeated a thousand times cannot make a gigabyte.
+    # One pass: fill, and note the variables that were not given. The parts are counted
+    # before they are joined, so a variable repeated a thousand times is refused before a
+    # gigabyte is built (the list holds references, not copies).
     parts: list[str] = []
+    size = 0
     for literal, name, written in segments:
         parts.append(literal)
-        size = len(literal)
+        size += len(literal)
         if name is not None:
             if name in variables:
                 value = variables[name]
@@ -109,8 +113,8 @@ def _fill(
                 text = written
             parts.append(text)
             size += len(text)
-        if budget is not None:
-            budget.spend(size)
+    if budget is not None:
+        budget.spend(size)
     return "".join(parts)
 
 
@@ -125,8 +129,7 @@ class RenderOptions:
     max_rendered_chars: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RenderedPrompt:
+class RenderedPrompt(msgspec.Struct, frozen=True, kw_only=True):
     """The messages to send, and the variables the templates asked for that were not given."""
 
     messages: list[Any]

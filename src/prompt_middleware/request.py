@@ -37,6 +37,7 @@ _MAX_VERSION_DIGITS: Final = 18
 _body_decoder: Final = msgspec.json.Decoder(RequestFields)
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
+_VERSION: Final = str | int
 _TYPE_NAMES: Final[dict[Any, str]] = {
     str: "a string",
     int: "an integer",
@@ -111,7 +112,7 @@ def decode_field(fields: RequestFields, name: str, type_: Any) -> Any:
 
 def decode_version(fields: RequestFields) -> int | None:
     """``prompt_version`` as a positive integer; a string of digits is accepted."""
-    value = decode_field(fields, "prompt_version", str | int)
+    value = decode_field(fields, "prompt_version", _VERSION)
     if value is None:
         return None
     if isinstance(value, str):

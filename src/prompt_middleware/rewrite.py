@@ -8,6 +8,7 @@ thin doors onto :meth:`RewriteEngine.rewrite`.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Mapping
 from functools import lru_cache
@@ -18,7 +19,7 @@ import httpx
 import msgspec
 import structlog
 
-from prompt_middleware.cache import CacheStatus, PromptCache
+from prompt_middleware.cache import CacheKey, CacheStatus, PromptCache
 from prompt_middleware.errors import (
     InvalidPromptRequest,
     InvalidRequest,
@@ -55,6 +56,11 @@ _PROVIDER_PREFIX: Final = "openai/"
 _CREDENTIAL_FIELDS: Final = frozenset({"langfuse_public_key", "langfuse_secret_key"})
 
 _encode: Final = msgspec.json.Encoder().encode
+_OPEN_BRACKET: Final = ord("[")
+_MAX_REMEMBERED: Final = 1024
+_VARIABLES: Final = dict[str, Any]
+_JSON_WHITESPACE: Final = frozenset(b" \t\n\r")
+_is_blank: Final = re.compile(rb"[ \t\n\r]*").fullmatch
 # Printable ASCII but "%" (the escape) and " " (a header value must not start or end with
 # one, and a name may): everything else is percent-encoded.
 _HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
@@ -75,6 +81,34 @@ class RewriteResult(msgspec.Struct, frozen=True, kw_only=True):
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """The ``x-prompt-*`` headers of a managed request (none for an unmanaged one)."""
         return list(self.headers)
+
+
+class _Target:
+    """The store and prompt a request names, and whether the prompt's config applies."""
+
+    __slots__ = (
+        "binding",
+        "cache_key",
+        "query",
+        "store_header",
+        "use_prompt_model",
+        "use_prompt_params",
+    )
+
+    def __init__(
+        self,
+        binding: StoreBinding,
+        query: PromptQuery,
+        *,
+        use_prompt_model: bool = True,
+        use_prompt_params: bool = True,
+    ) -> None:
+        self.binding = binding
+        self.query = query
+        self.cache_key: CacheKey = (binding.cache_key, query)
+        self.store_header = (b"x-prompt-store", _header_value(binding.prefix))
+        self.use_prompt_model = use_prompt_model
+        self.use_prompt_params = use_prompt_params
 
 
 class _Plan:
@@ -120,6 +154,9 @@ class RewriteEngine:
         # version is a new object, so it gets a new plan, and no prompt needs to be hashable.
         self._plans: dict[int, _Plan] = {}
         self._max_plans = 2 * settings.cache_max_entries + 16
+        # A service sends a handful of model names: split each into store and model once.
+        self._splits: dict[str, tuple[str | None, str | None]] = {}
+        self._targets: dict[tuple[str | None, ...] | tuple[Any, ...], _Target] = {}
 
     @property
     def settings(self) -> Settings:
@@ -163,30 +200,22 @@ class RewriteEngine:
                 output["model"] = bare_model
             return RewriteResult(body=_encode(output), model=bare_model, entry=entry)
 
-        query = self._query(prompt_id, fields, entry)
         credentials = (
             self._request_credentials(fields)
             if prefixed and any(name.startswith("langfuse_") for name in prefixed)
             else None
         )
-        bound = self._stores.for_prompt(prompt_id) if prefix is None else None
-        if bound is not None:
-            binding, options = bound
-            use_prompt_model = not options.ignore_prompt_manager_model
-            use_prompt_params = not options.ignore_prompt_manager_optional_params
-        else:
-            binding = self._stores.resolve(prefix, entry, credentials)
-            use_prompt_model = use_prompt_params = True
-        cache_key = (binding.cache_key, query)
-        hit = self._cache.get_fresh(cache_key)
+        target = self._target(prefix, entry, prompt_id, fields, credentials)
+        binding = target.binding
+        hit = self._cache.get_fresh(target.cache_key)
         if hit is not None:
             prompt, status = hit, CacheStatus.HIT
         else:
-            prompt, status = await self._get_prompt(binding, query)
+            prompt, status = await self._get_prompt(binding, target.query)
         plan = self._plan(prompt)
         rendered = plan.prepared.render(
             self._variables(fields),
-            lambda: decode_field(fields, "messages", list[msgspec.Raw]),
+            lambda: _client_messages(fields),
             self._render_options,
         )
         if rendered.missing_variables:
@@ -197,12 +226,13 @@ class RewriteEngine:
                 variables=list(rendered.missing_variables),
             )
 
-        final_model = plan.model if use_prompt_model and plan.model is not None else bare_model
+        use_prompt_model = target.use_prompt_model and plan.model is not None
+        final_model = plan.model if use_prompt_model else bare_model
         if final_model is not None:
             final_model = final_model.removeprefix(_PROVIDER_PREFIX)
             output["model"] = final_model
         output["messages"] = rendered.messages
-        if use_prompt_params:
+        if target.use_prompt_params:
             if self._prompt_wins:
                 output.update(plan.params)
             else:
@@ -216,7 +246,7 @@ class RewriteEngine:
             prompt=prompt,
             store=binding.prefix,
             cache_status=status,
-            headers=(*plan.headers, *_store_headers(binding.prefix, status)),
+            headers=(*plan.headers, target.store_header, _cache_header(status)),
         )
 
     def _plan(self, prompt: Prompt) -> _Plan:
@@ -246,27 +276,72 @@ class RewriteEngine:
     def _split_store_prefix(self, model: str | None) -> tuple[str | None, str | None]:
         if model is None:
             return None, None
-        head, slash, rest = model.partition("/")
-        if slash and head in self._stores.prefixes:
-            return STORE_ALIASES.get(head, head), rest.removeprefix(_PROVIDER_PREFIX)
-        return None, model
+        split = self._splits.get(model)
+        if split is None:
+            head, slash, rest = model.partition("/")
+            if slash and head in self._stores.prefixes:
+                split = STORE_ALIASES.get(head, head), rest.removeprefix(_PROVIDER_PREFIX)
+            else:
+                split = None, model
+            if len(self._splits) >= _MAX_REMEMBERED:
+                self._splits.clear()  # bounded: made-up model names cannot grow memory
+            self._splits[model] = split
+        return split
 
-    def _query(
-        self, prompt_id: str, fields: RequestFields, entry: ModelEntry | None
-    ) -> PromptQuery:
-        if not prompt_id:
-            raise InvalidPromptRequest("'prompt_id' must not be empty.", param="prompt_id")
-        label: str | None = None
-        version: int | None = None
+    def _target(
+        self,
+        prefix: str | None,
+        entry: ModelEntry | None,
+        prompt_id: str,
+        fields: RequestFields,
+        credentials: LangfuseCredentials | None,
+    ) -> _Target:
+        """Which prompt of which store the request names."""
+        label = version = None
         if "prompt_label" in fields or "prompt_version" in fields:
-            label = decode_field(fields, "prompt_label", str)
-            version = decode_version(fields)
+            label, version = self._pinned(fields)
+        # Without per-request credentials the answer depends on these alone, and a service
+        # sends few distinct ones: work each out once.
+        key = (prefix, entry.model_name if entry else None, prompt_id, label, version)
+        target = self._targets.get(key) if credentials is None else None
+        if target is not None:
+            return target
+        query = self._query(prompt_id, label, version, entry)
+        bound = self._stores.for_prompt(prompt_id) if prefix is None else None
+        if bound is not None:
+            binding, options = bound
+            target = _Target(
+                binding,
+                query,
+                use_prompt_model=not options.ignore_prompt_manager_model,
+                use_prompt_params=not options.ignore_prompt_manager_optional_params,
+            )
+        else:
+            binding = self._stores.resolve(prefix, entry, credentials)
+            target = _Target(binding, query)
+        if credentials is None:
+            if len(self._targets) >= _MAX_REMEMBERED:
+                self._targets.clear()  # bounded: made-up prompt names cannot grow memory
+            self._targets[key] = target
+        return target
+
+    @staticmethod
+    def _pinned(fields: RequestFields) -> tuple[str | None, int | None]:
+        label: str | None = decode_field(fields, "prompt_label", str)
+        version = decode_version(fields)
         if label is not None and version is not None:
             raise InvalidPromptRequest(
                 "Give prompt_label or prompt_version, not both: a version is already one "
                 "exact prompt.",
                 param="prompt_version",
             )
+        return label, version
+
+    def _query(
+        self, prompt_id: str, label: str | None, version: int | None, entry: ModelEntry | None
+    ) -> PromptQuery:
+        if not prompt_id:
+            raise InvalidPromptRequest("'prompt_id' must not be empty.", param="prompt_id")
         if label is None and version is None and entry is not None:
             label, version = entry.prompt_label, entry.prompt_version
         if version is not None:
@@ -285,7 +360,7 @@ class RewriteEngine:
                 "(PROMPT_MIDDLEWARE_MAX_VARIABLES_BYTES).",
                 param="prompt_variables",
             )
-        variables: dict[str, Any] = decode_field(fields, "prompt_variables", dict[str, Any]) or {}
+        variables: dict[str, Any] = decode_field(fields, "prompt_variables", _VARIABLES) or {}
         if len(variables) > settings.max_variables:
             raise InvalidRequest(
                 f"'prompt_variables' has more than {settings.max_variables} entries "
@@ -376,9 +451,35 @@ class RewriteEngine:
                 self._observer.store_fetch(binding.prefix, outcome, time.perf_counter() - started)
 
 
+def _client_messages(fields: RequestFields) -> list[msgspec.Raw] | None:
+    """The request's own conversation, as one item standing for all of its messages.
+
+    The item is the bytes between the client's ``[`` and ``]``: the encoder writes a
+    ``Raw`` verbatim, so in our messages array those bytes become the client's messages,
+    in order, copied as sent. The conversation (most of a chat request) is neither split
+    into items nor re-encoded.
+    """
+    raw = fields.get("messages")
+    if raw is None:
+        return None
+    # The body decoder checked that the value is JSON: its first byte says which kind.
+    view = memoryview(raw)
+    if view[0] == _OPEN_BRACKET:
+        items = view[1:-1]
+        if items and items[0] not in _JSON_WHITESPACE:
+            return [msgspec.Raw(items)]
+        return [] if _is_blank(items) else [msgspec.Raw(items)]
+    if bytes(view) == b"null":
+        return None
+    raise InvalidRequest("'messages' must be a JSON array.", param="messages")
+
+
 def _may_nest_deeper(raw: msgspec.Raw, limit: int) -> bool:
     # JSON nests no deeper than it has opening brackets (those inside strings only add to
-    # the count): counting them in C spares the walk for the usual flat variables.
+    # the count), and has two bytes per level at least: both spare the walk for the usual
+    # flat variables.
+    if len(raw) < 2 * (limit + 1):
+        return False
     text = bytes(raw)
     return text.count(b"{") + text.count(b"[") > limit
 
@@ -403,9 +504,14 @@ def _parse_prewarm(item: str) -> PromptQuery:
     return PromptQuery(name, label=label or DEFAULT_LABEL)
 
 
-@lru_cache(maxsize=64)
-def _store_headers(store: str, status: CacheStatus) -> tuple[tuple[bytes, bytes], ...]:
-    return ((b"x-prompt-store", _header_value(store)), (b"x-prompt-cache", status.value.encode()))
+def _cache_header(status: CacheStatus) -> tuple[bytes, bytes]:
+    return _CACHE_HIT_HEADER if status is CacheStatus.HIT else _CACHE_HEADERS[status.value]
+
+
+_CACHE_HEADERS: Final = {
+    status.value: (b"x-prompt-cache", status.value.encode()) for status in CacheStatus
+}
+_CACHE_HIT_HEADER: Final = _CACHE_HEADERS[CacheStatus.HIT.value]
 
 
 @lru_cache(maxsize=4096)
