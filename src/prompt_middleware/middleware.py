@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prompt_middleware.errors import RequestError, RequestTooLarge
 from prompt_middleware.observe import Observer
-from prompt_middleware.report import report_error, report_request
+from prompt_middleware.report import passed_on_is_reported, report_error, report_request
 from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
@@ -94,6 +94,9 @@ class PromptMiddleware:
         overhead = time.perf_counter() - started
         status = [0]
         if result is None:
+            if not passed_on_is_reported(self._observer):
+                await self.app(scope, _replay(body, receive), send)
+                return
             await self.app(scope, _replay(body, receive), _record_status(send, status))
         else:
             await self.app(

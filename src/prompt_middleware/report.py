@@ -16,7 +16,7 @@ from prompt_middleware.errors import RequestError
 from prompt_middleware.observe import Observer
 from prompt_middleware.rewrite import RewriteResult
 
-__all__ = ["enabled", "report_error", "report_request"]
+__all__ = ["enabled", "passed_on_is_reported", "report_error", "report_request"]
 
 logger = structlog.get_logger("prompt_middleware")
 
@@ -65,6 +65,11 @@ def report_request(
             cache=result.cache_status.value if result.cache_status else None,
         )
     log.info("prompt_request", **fields)
+
+
+def passed_on_is_reported(observer: Observer | None) -> bool:
+    """Whether a request passed on unchanged is reported at all: it is logged at debug."""
+    return observer is not None or enabled(logger.bind(), logging.DEBUG)
 
 
 def enabled(log: Any, level: int) -> bool:

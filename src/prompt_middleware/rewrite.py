@@ -146,7 +146,9 @@ class RewriteEngine:
         self._settings = settings
         self._observer = observer
         self._render_options: RenderOptions = settings.render_options
-        self._cache = cache or PromptCache(max_entries=settings.cache_max_entries)
+        self._cache = (
+            cache if cache is not None else PromptCache(max_entries=settings.cache_max_entries)
+        )
         self._entries = {entry.model_name: entry for entry in settings.model_list}
         self._stores = StoreRegistry(settings, stores=stores, http_client=http_client)
         self._prompt_wins = settings.param_precedence == "prompt"
