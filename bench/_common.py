@@ -188,6 +188,7 @@ def serve_app(app: ASGIApp, port: int, *, lifespan: Literal["auto", "on", "off"]
         access_log=False,
         server_header=False,
         date_header=False,
+        proxy_headers=False,
     )
 
 

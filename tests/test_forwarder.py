@@ -18,10 +18,11 @@ import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prompt_middleware import forwarder as forwarder_module
 from prompt_middleware.errors import ConfigurationError
 from prompt_middleware.forwarder import Forwarder, create_session
 from prompt_middleware.settings import Secret, Settings
-from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, Upstream
+from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, WAITED_SCOPE_KEY, Upstream
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import CannedResponse, FakeUpstream
 
@@ -499,6 +500,56 @@ async def test_client_leaving_before_the_response_cancels_the_upstream_request(
             waiting.cancel()  # the client gives up and closes its connection
             await fake.stream_cancelled.wait()
     assert waiting.cancelled()
+    assert fake.cancelled == 1
+
+
+async def test_a_quick_answer_starts_no_watcher(
+    fake: FakeUpstream, upstream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watched: list[object] = []
+
+    async def recording_watch(receive: Receive, exchange: object) -> None:
+        watched.append(exchange)
+
+    stop_watching = forwarder_module._Exchange.stop_watching
+    timers: list[asyncio.TimerHandle | None] = []
+
+    def recording_stop(exchange: Any) -> None:
+        stop_watching(exchange)
+        timers.append(exchange.timer)
+
+    monkeypatch.setattr(forwarder_module, "_watch_disconnect", recording_watch)
+    monkeypatch.setattr(forwarder_module, "_WATCH_AFTER_SECONDS", 3600.0)
+    monkeypatch.setattr(forwarder_module._Exchange, "stop_watching", recording_stop)
+    async with forwarding(settings_for(upstream)) as (client, _):
+        for _ in range(3):
+            assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+    assert watched == []
+    # Each exchange's timer was cancelled when it ended: none is left to fire later.
+    assert len(timers) == 3
+    assert all(timer is not None and timer.cancelled() for timer in timers)
+
+
+async def test_a_request_that_waited_is_watched_at_once(
+    fake: FakeUpstream, upstream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The middleware waited for a prompt store: the client may be gone, so the watcher runs
+    # before the upstream call, whatever the delay for other requests.
+    monkeypatch.setattr(forwarder_module, "_WATCH_AFTER_SECONDS", 3600.0)
+    fake.hold_headers = asyncio.Event()  # never set
+
+    def waited(app: ASGIApp) -> ASGIApp:
+        async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+            await app({**scope, WAITED_SCOPE_KEY: True}, receive, send)
+
+        return wrapped
+
+    async with forwarding(settings_for(upstream), wrap=waited) as (client, _):
+        waiting = asyncio.create_task(client.post("/v1/chat/completions", json=CHAT))
+        async with asyncio.timeout(SAFETY):
+            await fake.request_received.wait()
+            waiting.cancel()
+            await fake.stream_cancelled.wait()
     assert fake.cancelled == 1
 
 

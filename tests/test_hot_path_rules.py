@@ -17,7 +17,8 @@ import structlog
 
 import prompt_middleware.report
 import prompt_middleware.rewrite
-from prompt_middleware import Settings
+import prompt_middleware.upstream
+from prompt_middleware import PromptMiddleware, Settings
 from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
 from prompt_middleware.observe import FetchOutcome
 from prompt_middleware.prompts import Prompt, PromptQuery
@@ -620,3 +621,30 @@ async def test_with_info_on_the_line_names_the_prompt(
         }
     ]
     assert observer.requests == [(URL, 201, "hit", 0.25)]
+
+
+async def test_the_forwarder_is_told_when_the_rewrite_waited_for_the_store(
+    store: MemoryStore,
+) -> None:
+    # A miss waited for the store (the client may have left meanwhile); a hit did not.
+    seen: list[object] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        seen.append(scope.get(prompt_middleware.upstream.WAITED_SCOPE_KEY))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    middleware = PromptMiddleware(app, Settings(default_store="mem"), stores={"mem": store})
+    body = {"model": "mem/gpt-4o", "prompt_id": "plain", "messages": []}
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        first = await client.post(URL, json=body)
+        second = await client.post(URL, json=body)
+        unmanaged = await client.post(URL, json={"model": "gpt-4o", "messages": []})
+    assert [r.headers.get("x-prompt-cache") for r in (first, second, unmanaged)] == [
+        "miss",
+        "hit",
+        None,
+    ]
+    assert seen == [True, None, None]

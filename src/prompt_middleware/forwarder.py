@@ -45,7 +45,12 @@ from prompt_middleware.errors import (
     UpstreamUnavailable,
 )
 from prompt_middleware.settings import Settings
-from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, Upstream, upstream_path
+from prompt_middleware.upstream import (
+    UPSTREAM_SCOPE_KEY,
+    WAITED_SCOPE_KEY,
+    Upstream,
+    upstream_path,
+)
 
 __all__ = ["Forwarder", "UpstreamResponseCallback", "create_session", "upstream_timeout"]
 
@@ -79,6 +84,9 @@ _PATH_SAFE: Final = "/!$&'()*+,;=:@~"
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _MAX_TARGETS: Final = 256
 _BUFFERED_BODY_BYTES: Final = 64 * 1024
+# A client is watched for once its upstream call has lasted this long: a departure within
+# it costs at most this much upstream work, and a quick answer costs no watcher at all.
+_WATCH_AFTER_SECONDS: Final = 0.05
 _MASK: Final = "**********"
 _SECRET_HEADERS: Final = frozenset(
     {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
@@ -140,12 +148,28 @@ _decode_model = msgspec.json.Decoder(_Model).decode
 class _Exchange:
     """Per-request state shared by the relay and its disconnect watcher."""
 
-    __slots__ = ("body_done", "client_gone", "task")
+    __slots__ = ("body_done", "client_gone", "task", "timer", "watcher")
 
     def __init__(self, task: asyncio.Task[object], body_done: asyncio.Event | None) -> None:
         self.task = task
         self.body_done = body_done
         self.client_gone = False
+        self.watcher: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def watch(self, receive: Receive) -> None:
+        """Start watching for the client's departure."""
+        self.watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, self))
+
+    def watch_later(self, receive: Receive, delay_seconds: float) -> None:
+        """Start watching after ``delay_seconds``, unless the exchange is over by then."""
+        self.timer = asyncio.get_running_loop().call_later(delay_seconds, self.watch, receive)
+
+    def stop_watching(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
 
     def leave(self) -> None:
         # The client went away: cancel the relay, which closes the upstream connection.
@@ -256,19 +280,25 @@ class Forwarder:
         data: bytes | AsyncIterator[bytes] | None = body or None
         if streamed_body:
             data = _stream_body(body, receive, exchange)
-        watcher = asyncio.create_task(_watch_disconnect(receive, exchange))
-        try:
-            # Let the watcher read what is already queued before anything is sent: a client
-            # that left while its prompt was fetched must not cost an upstream call (with a
-            # pooled connection the request would be written before the first suspension).
+        if streamed_body or scope.get(WAITED_SCOPE_KEY):
+            # The client may have left already (while its prompt was fetched): let the
+            # watcher read what is queued before anything is sent, so that costs no upstream
+            # call (with a pooled connection the request would be written before the first
+            # suspension).
+            exchange.watch(receive)
             await asyncio.sleep(0)
+        else:
+            # Watching costs a task per request, and matters only for requests that last:
+            # an answer that comes back within the delay never pays for it.
+            exchange.watch_later(receive, _WATCH_AFTER_SECONDS)
+        try:
             await self._relay(scope, target, data, send)
         except asyncio.CancelledError:
             if not exchange.client_gone or task.uncancel() > 0:
                 raise
             logger.info("client_disconnected", path=scope["path"], upstream=target.host)
         finally:
-            watcher.cancel()
+            exchange.stop_watching()
 
     def _target(self, upstream: Upstream | None) -> _Target | None:
         if upstream is None:

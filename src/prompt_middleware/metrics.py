@@ -56,6 +56,7 @@ class PrometheusMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._upstream_children: dict[int, Any] = {}  # HTTP statuses: a small set
         self._upstream = Histogram(
             "prompt_middleware_upstream_seconds",
             "Time until the upstream's response headers, by status.",
@@ -81,7 +82,10 @@ class PrometheusMetrics:
         self._store.labels(store, outcome).observe(seconds)
 
     def upstream_response(self, status: int, seconds: float) -> None:
-        self._upstream.labels(str(status)).observe(seconds)
+        child = self._upstream_children.get(status)
+        if child is None:
+            child = self._upstream_children[status] = self._upstream.labels(str(status))
+        child.observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -15,7 +15,7 @@ from prompt_middleware.report import passed_on_is_reported, report_error, report
 from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, upstream_of
+from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, WAITED_SCOPE_KEY, upstream_of
 
 __all__ = ["PromptMiddleware"]
 
@@ -217,6 +217,8 @@ def _with_body(scope: Scope, result: RewriteResult) -> Scope:
     upstream = upstream_of(result.entry)
     if upstream is not None:
         rewritten[UPSTREAM_SCOPE_KEY] = upstream
+    if result.waited:
+        rewritten[WAITED_SCOPE_KEY] = True
     return rewritten
 
 

@@ -76,6 +76,8 @@ class RewriteResult(msgspec.Struct, frozen=True, kw_only=True):
     store: str | None = None
     cache_status: CacheStatus | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    #: True when the prompt was not in the cache fresh, so the rewrite awaited the cache.
+    waited: bool = False
 
     @property
     def response_headers(self) -> list[tuple[bytes, bytes]]:
@@ -210,6 +212,7 @@ class RewriteEngine:
         target = self._target(prefix, entry, prompt_id, fields, credentials)
         binding = target.binding
         hit = self._cache.get_fresh(target.cache_key)
+        waited = hit is None
         if hit is not None:
             prompt, status = hit, CacheStatus.HIT
         else:
@@ -249,6 +252,7 @@ class RewriteEngine:
             store=binding.prefix,
             cache_status=status,
             headers=(*plan.headers, target.store_header, _cache_header(status)),
+            waited=waited,
         )
 
     def _plan(self, prompt: Prompt) -> _Plan:

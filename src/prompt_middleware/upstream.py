@@ -3,7 +3,8 @@
 The middleware knows which model-list entry a request used; the forwarder knows how to send
 it. The middleware records the entry's upstream in the ASGI scope under
 :data:`UPSTREAM_SCOPE_KEY`, and the forwarder reads it there; a request without one goes to
-the forwarder's default upstream.
+the forwarder's default upstream. :data:`WAITED_SCOPE_KEY` tells the forwarder that the
+request waited for a prompt store on its way.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import msgspec
 
 from prompt_middleware.settings import ModelEntry, Secret
 
-__all__ = ["UPSTREAM_SCOPE_KEY", "Upstream", "upstream_of", "upstream_path"]
+__all__ = ["UPSTREAM_SCOPE_KEY", "WAITED_SCOPE_KEY", "Upstream", "upstream_of", "upstream_path"]
 
 UPSTREAM_SCOPE_KEY: Final = "prompt_middleware.upstream"
+#: True when the middleware waited (for a prompt store) before handing the request on: the
+#: client may have left meanwhile, so the forwarder looks before it calls the upstream.
+WAITED_SCOPE_KEY: Final = "prompt_middleware.waited"
 
 
 class Upstream(msgspec.Struct, frozen=True):
