@@ -33,6 +33,7 @@ from prompt_middleware import (
     PromptQuery,
     PromptTransport,
     Settings,
+    report,
 )
 from prompt_middleware.render import compile_template
 
@@ -234,6 +235,9 @@ async def logging_case(settings: Settings, rounds: int, scale: float) -> None:
         logger_factory=structlog.WriteLoggerFactory(null),
         cache_logger_on_first_use=True,
     )
+    # The library's logger proxy cached the WARNING-filtered logger on first use (as it
+    # should in production): give it a fresh proxy, so the new configuration applies.
+    report.logger = structlog.get_logger("prompt_middleware")
     wrapped = PromptMiddleware(noop_app, settings, stores={"mem": OneStore()})
     body = body_of(2_000, managed=True)
     await asgi_call(wrapped, URL, body)()

@@ -1,5 +1,10 @@
 """Prometheus metrics for the sidecar: an :class:`Observer` over ``prometheus_client``.
 
+Requests only add to plain counters; ``prometheus_client`` turns them into metric families
+when ``/metrics`` is scraped. Its own ``Counter`` and ``Histogram`` take a lock on every
+increment, which a single-threaded event loop does not need and which cost a few
+microseconds per request on the hot path.
+
 Each instance has its own registry, so several apps in one process (tests) never clash.
 With several workers each worker counts its own requests; scrape them one by one or run one
 worker per container.
@@ -7,10 +12,14 @@ worker per container.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from prompt_middleware.observe import FetchOutcome
 
@@ -20,6 +29,30 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # Sub-millisecond buckets: the middleware's overhead is measured in microseconds.
 _OVERHEAD_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_CACHE_RESULTS: Final = ("hit", "miss", "stale")
+
+
+class _Histogram:
+    """Counts per bucket and a sum; made cumulative only when scraped."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # Prometheus buckets are "less than or equal": the first bound >= value.
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            buckets.append((_bound(bound), float(cumulative)))
+        family.add_metric(labels, buckets, self.total)
 
 
 class PrometheusMetrics:
@@ -27,66 +60,86 @@ class PrometheusMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter(
-            "prompt_middleware_requests",
-            "Requests on the middleware's routes, by route and status.",
-            ("route", "status"),
-            registry=self.registry,
-        )
-        self._cache = Counter(
-            "prompt_middleware_prompt_cache",
-            "Managed requests by how the prompt cache served them (hit, miss, stale).",
-            ("result",),
-            registry=self.registry,
-        )
-        self._request_children: dict[tuple[str, int], Any] = {}
-        self._cache_children = {
-            result: self._cache.labels(result) for result in ("hit", "miss", "stale")
-        }
-        self._overhead = Histogram(
-            "prompt_middleware_overhead_seconds",
-            "Time spent in the middleware per request, upstream excluded.",
-            buckets=_OVERHEAD_BUCKETS,
-            registry=self.registry,
-        )
-        self._store = Histogram(
-            "prompt_middleware_store_fetch_seconds",
-            "Prompt store calls (cache misses and refreshes), by store and outcome.",
-            ("store", "outcome"),
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self._upstream_children: dict[int, Any] = {}  # HTTP statuses: a small set
-        self._upstream = Histogram(
-            "prompt_middleware_upstream_seconds",
-            "Time until the upstream's response headers, by status.",
-            ("status",),
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self._requests: dict[tuple[str, int], int] = {}
+        self._cache = dict.fromkeys(_CACHE_RESULTS, 0)
+        self._overhead = _Histogram(_OVERHEAD_BUCKETS)
+        self._store: dict[tuple[str, str], _Histogram] = {}
+        self._upstream: dict[int, _Histogram] = {}
+        self.registry.register(_Families(self))
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
-        # labels() builds and looks up a key on every call; the few (route, status) children
-        # are kept here instead. Routes are the configured ones, so this stays small.
-        child = self._request_children.get((route, status))
-        if child is None:
-            child = self._request_children[(route, status)] = self._requests.labels(
-                route, str(status)
-            )
-        child.inc()
+        # Routes are the configured ones and statuses few: these dicts stay small.
+        key = (route, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
         if cache is not None:
-            self._cache_children[cache].inc()
+            self._cache[cache] += 1
         self._overhead.observe(overhead_seconds)
 
     def store_fetch(self, store: str, outcome: FetchOutcome, seconds: float) -> None:
-        self._store.labels(store, outcome).observe(seconds)
+        histogram = self._store.get((store, outcome))
+        if histogram is None:
+            histogram = self._store[(store, outcome)] = _Histogram(_LATENCY_BUCKETS)
+        histogram.observe(seconds)
 
     def upstream_response(self, status: int, seconds: float) -> None:
-        child = self._upstream_children.get(status)
-        if child is None:
-            child = self._upstream_children[status] = self._upstream.labels(str(status))
-        child.observe(seconds)
+        histogram = self._upstream.get(status)
+        if histogram is None:
+            histogram = self._upstream[status] = _Histogram(_LATENCY_BUCKETS)
+        histogram.observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+    def families(self) -> Iterator[Metric]:
+        """The counts so far as Prometheus metric families (what a scrape reads)."""
+        requests = CounterMetricFamily(
+            "prompt_middleware_requests",
+            "Requests on the middleware's routes, by route and status.",
+            labels=("route", "status"),
+        )
+        for (route, status), count in sorted(self._requests.items()):
+            requests.add_metric([route, str(status)], count)
+        yield requests
+        cache = CounterMetricFamily(
+            "prompt_middleware_prompt_cache",
+            "Managed requests by how the prompt cache served them (hit, miss, stale).",
+            labels=("result",),
+        )
+        for result, count in self._cache.items():
+            cache.add_metric([result], count)
+        yield cache
+        overhead = HistogramMetricFamily(
+            "prompt_middleware_overhead_seconds",
+            "Time spent in the middleware per request, upstream excluded.",
+        )
+        self._overhead.add_to(overhead, [])
+        yield overhead
+        store = HistogramMetricFamily(
+            "prompt_middleware_store_fetch_seconds",
+            "Prompt store calls (cache misses and refreshes), by store and outcome.",
+            labels=("store", "outcome"),
+        )
+        for (name, outcome), histogram in sorted(self._store.items()):
+            histogram.add_to(store, [name, outcome])
+        yield store
+        upstream = HistogramMetricFamily(
+            "prompt_middleware_upstream_seconds",
+            "Time until the upstream's response headers, by status.",
+            labels=("status",),
+        )
+        for status, histogram in sorted(self._upstream.items()):
+            histogram.add_to(upstream, [str(status)])
+        yield upstream
+
+
+class _Families(Collector):
+    def __init__(self, metrics: PrometheusMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.families()
+
+
+def _bound(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
