@@ -18,6 +18,7 @@ first, medians reported; the CPU columns show that the server, not wrk, was satu
 
     .venv/bin/python bench/wrapped_load.py            # 3 rounds of 5 s per case
     .venv/bin/python bench/wrapped_load.py --smoke    # about 1 s per case, for CI
+    .venv/bin/python bench/wrapped_load.py --app parse   # an app that parses its request
 
 Everything listens on 127.0.0.1 and stops by itself.
 """
@@ -25,6 +26,7 @@ Everything listens on 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -85,15 +87,28 @@ async def json_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return  # no lifespan of its own: the middleware speaks it when wrapped
     await read_body(receive)
+    await _answer(send)
+
+
+async def parsing_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The same, but it parses the request as any chat endpoint must (``--app parse``)."""
+    if scope["type"] != "http":
+        return
+    json.loads(await read_body(receive))
+    await _answer(send)
+
+
+async def _answer(send: Send) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(ANSWER))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": ANSWER})
 
 
-def build_app(kind: str) -> ASGIApp:
+def build_app(kind: str, app_kind: str) -> ASGIApp:
+    app = parsing_app if app_kind == "parse" else json_app
     if kind == "unwrapped":
-        return json_app
-    return PromptMiddleware(json_app, Settings(default_store="mem"), stores={"mem": OneStore()})
+        return app
+    return PromptMiddleware(app, Settings(default_store="mem"), stores={"mem": OneStore()})
 
 
 def check(started: dict[str, str]) -> None:
@@ -112,10 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_load_arguments(parser)
     parser.add_argument("--log-level", choices=("warning", "info"), default="warning")
+    parser.add_argument(
+        "--app",
+        choices=("bare", "parse"),
+        default="bare",
+        help="the app wrapped: 'bare' reads the body only (the worst case, and the one the "
+        "targets are for); 'parse' also parses it with json.loads, as a chat endpoint must",
+    )
     args = parser.parse_args(argv)
     if args.serve:
         configure_logging(args.log_level)
-        serve_app(build_app(args.serve), args.port, lifespan="auto")
+        serve_app(build_app(args.serve, args.app), args.port, lifespan="auto")
         return 0
 
     duration, rounds = (1.0, 1) if args.smoke else (args.duration, args.rounds)
@@ -128,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         "cache_logger_on_first_use=True (the canonical prompt_request line is at INFO)",
         flush=True,
     )
-    servers = [script_server(name, __file__, name, cores.tested) for name in SERVERS]
+    print(f"wrapped app: {args.app}", flush=True)
+    extra = ["--app", args.app]
+    servers = [script_server(name, __file__, name, cores.tested, extra) for name in SERVERS]
     results: dict[tuple[str, str], list[Result]] = {
         (case.name, server): [] for case in CASES for server in SERVERS
     }

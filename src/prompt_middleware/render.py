@@ -71,30 +71,11 @@ def compile_template(template: str, variables: Mapping[str, Any]) -> str:
     return _fill(_parse(template), variables, {}, None)
 
 
-class _Budget:
-    """How many more characters rendering may produce (None: no limit)."""
-
-    __slots__ = ("left",)
-
-    def __init__(self, left: int | None) -> None:
-        self.left = left
-
-    def spend(self, size: int) -> None:
-        if self.left is not None:
-            self.left -= size
-            if self.left < 0:
-                raise InvalidPromptRequest(
-                    "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
-                    "send smaller prompt_variables.",
-                    param="prompt_variables",
-                )
-
-
 def _fill(
     segments: tuple[_Segment, ...],
     variables: Mapping[str, Any],
     missing: dict[str, None],
-    budget: _Budget | None,
+    limit: int | None,
 ) -> str:
     # One pass: fill, and note the variables that were not given. The parts are counted
     # before they are joined, so a variable repeated a thousand times is refused before a
@@ -113,9 +94,17 @@ def _fill(
                 text = written
             parts.append(text)
             size += len(text)
-    if budget is not None:
-        budget.spend(size)
+    if limit is not None and size > limit:
+        raise _too_large()
     return "".join(parts)
+
+
+def _too_large() -> InvalidPromptRequest:
+    return InvalidPromptRequest(
+        "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
+        "send smaller prompt_variables.",
+        param="prompt_variables",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,27 +183,33 @@ class PreparedPrompt:
         """Render with ``variables``; see :func:`render_prompt`."""
         missing: dict[str, None] = {}
         messages: list[Any] = []
-        budget = None if options.max_rendered_chars is None else _Budget(options.max_rendered_chars)
+        left = options.max_rendered_chars  # what rendering may still produce; None: no limit
         client_messages_used = False
         unfilled: list[str] = []
         text_role = options.text_prompt_role
+
+        def fill(template: str) -> str:
+            nonlocal left
+            text = _fill(_parse(template), variables, missing, left)
+            if left is not None:
+                left -= len(text)
+            return text
+
         for kind, role, value in self._steps:
             if kind == _STATIC:
-                if budget is not None:
-                    budget.spend(len(value))
+                if left is not None:
+                    left -= len(value)
+                    if left < 0:
+                        raise _too_large()
                 messages.append({"role": text_role if role is None else role, "content": value})
             elif kind == _TEMPLATE:
-                content = _fill(value, variables, missing, budget)
+                content = _fill(value, variables, missing, left)
+                if left is not None:
+                    left -= len(content)
                 messages.append({"role": text_role if role is None else role, "content": content})
             elif value in variables:
-                messages.extend(
-                    _fill_placeholder(
-                        value,
-                        variables[value],
-                        f"prompt_variables.{value}",
-                        lambda template: _fill(_parse(template), variables, missing, budget),
-                    )
-                )
+                source = f"prompt_variables.{value}"
+                messages.extend(_fill_placeholder(value, variables[value], source, fill))
             elif (
                 value == options.messages_placeholder
                 and client_messages is not None
