@@ -23,9 +23,9 @@ from tests.fakes.upstream import FakeUpstream
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_smoke(script: str) -> str:
+def run_smoke(script: str, *arguments: str) -> str:
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), "--smoke"],
+        [sys.executable, str(ROOT / "bench" / script), "--smoke", *arguments],
         capture_output=True,
         text=True,
         timeout=90,
@@ -47,6 +47,12 @@ def run_smoke(script: str) -> str:
 )
 def test_a_benchmark_runs_and_prints_its_table(script: str, header: str) -> None:
     assert header in run_smoke(script)
+
+
+def test_the_wrapped_app_can_parse_its_request() -> None:
+    output = run_smoke("wrapped_load.py", "--app", "parse")
+    assert "wrapped app: parse" in output
+    assert "| case (2 KB body) | unwrapped req/s | wrapped req/s |" in output
 
 
 def test_the_stampede_fetches_the_prompt_once() -> None:

@@ -402,6 +402,20 @@ async def test_remembered_targets_stay_bounded_and_right(make_engine: EngineFact
     assert msgspec.json.decode(first.body)["messages"] == [{"role": "user", "content": "p0"}]
 
 
+async def test_plans_stay_bounded_by_the_cache_size(make_engine: EngineFactory) -> None:
+    # A plan per prompt version the cache holds, and some slack: twice the cache, plus 16.
+    store = EveryNameStore()
+    engine = make_engine(Settings(default_store="mem", cache_max_entries=4), stores={"mem": store})
+    sizes = []
+    for i in range(100):
+        result = await managed(engine, {"model": "m", "prompt_id": f"p{i}"})
+        assert msgspec.json.decode(result.body)["messages"] == [
+            {"role": "user", "content": f"p{i}"}
+        ]
+        sizes.append(len(engine._plans))  # private: the memo under test has no public view
+    assert max(sizes) == 2 * 4 + 16
+
+
 async def test_remembered_model_splits_stay_bounded_and_right(make_engine: EngineFactory) -> None:
     engine = make_engine()
     sizes = []
