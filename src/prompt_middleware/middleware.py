@@ -179,12 +179,12 @@ class PromptMiddleware:
 
 
 def _request_headers(scope: Scope) -> tuple[str | None, str | None]:
-    """``content-length`` and ``x-request-id``, in one pass over the headers."""
+    """``content-length`` and ``x-request-id`` (the first of each), in one pass."""
     size = request_id = None
     for key, value in scope["headers"]:
-        if key == b"content-length":
+        if key == b"content-length" and size is None:
             size = value.decode("latin-1")
-        elif key == b"x-request-id":
+        elif key == b"x-request-id" and request_id is None:
             request_id = value.decode("latin-1")
     return size, request_id
 

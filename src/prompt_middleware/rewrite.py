@@ -160,7 +160,7 @@ class RewriteEngine:
         self._max_plans = 2 * settings.cache_max_entries + 16
         # A service sends a handful of model names: split each into store and model once.
         self._splits: dict[str, tuple[str | None, str | None]] = {}
-        self._targets: dict[tuple[str | None, ...] | tuple[Any, ...], _Target] = {}
+        self._targets: dict[tuple[Any, ...], _Target] = {}
 
     @property
     def settings(self) -> Settings:
