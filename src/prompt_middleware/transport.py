@@ -12,7 +12,6 @@ came, without being read.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Final
 
@@ -85,7 +84,8 @@ class PromptTransport(httpx.AsyncBaseTransport):
         started = time.perf_counter()
         path = request.url.path
         route = next(r for r in self._routes if path.endswith(r))
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        # None unless the client sent one: the report makes one only for a line it logs.
+        request_id = request.headers.get("x-request-id")
         try:
             body, request = await self._read_body(request)
             result = await self._engine.rewrite(body)
