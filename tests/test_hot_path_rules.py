@@ -23,7 +23,7 @@ from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
 from prompt_middleware.observe import FetchOutcome
 from prompt_middleware.prompts import Prompt, PromptQuery
 from prompt_middleware.report import report_request
-from prompt_middleware.request import _MAX_CLASSIFIED, _classified, decode_body, extension_fields
+from prompt_middleware.request import _MAX_CLASSIFIED, _classify, decode_body, extension_fields
 from prompt_middleware.rewrite import _MAX_REMEMBERED, RewriteEngine, RewriteResult
 from tests.conftest import ClientFactory, RecordingApp
 from tests.fakes.memory import MemoryStore, chat_prompt, text_prompt
@@ -395,7 +395,8 @@ async def test_remembered_targets_stay_bounded_and_right(make_engine: EngineFact
         result = await managed(engine, {"model": "m", "prompt_id": f"p{i}"})
         assert result.prompt is not None
         assert result.prompt.name == f"p{i}"
-        sizes.append(len(engine._targets))  # private: the memo under test has no public view
+        # private: the memo under test has no public view
+        sizes.append(engine._remembered_target.cache_info().currsize)
     assert max(sizes) == _MAX_REMEMBERED
     assert store.total_calls == _MAX_REMEMBERED + 100
     first = await managed(engine, {"model": "m", "prompt_id": "p0"})
@@ -423,7 +424,8 @@ async def test_remembered_model_splits_stay_bounded_and_right(make_engine: Engin
         result = await engine.rewrite(b'{"model":"mem/m%d"}' % i)
         assert result is not None
         assert (result.body, result.model) == (b'{"model":"m%d"}' % i, f"m{i}")
-        sizes.append(len(engine._splits))  # private: the memo under test has no public view
+        # private: the memo under test has no public view
+        sizes.append(engine._store_prefix_of.cache_info().currsize)
     assert max(sizes) == _MAX_REMEMBERED
     again = await engine.rewrite(b'{"model":"mem/m0"}')
     assert again is not None
@@ -464,7 +466,7 @@ def test_extension_field_classification_memo_is_bounded() -> None:
     for i in range(_MAX_CLASSIFIED + 100):
         fields = {"model": msgspec.Raw(b'"m"'), f"field_{i}": msgspec.Raw(b"1")}
         assert extension_fields(fields) == ((), ())
-        sizes.append(len(_classified))
+        sizes.append(_classify.cache_info().currsize)
     assert max(sizes) == _MAX_CLASSIFIED
     assert extension_fields(decode_body(b'{"prompt_id":"p","humanloop_a":1}')) == (
         ("prompt_id",),
@@ -574,6 +576,19 @@ async def test_brackets_inside_strings_are_not_nesting(
 # --- 7. a log line is built only when it is logged -------------------------------------------
 
 
+def report(result: RewriteResult, status: int, observer: RecordingObserver) -> None:
+    """The canonical report of a request that spent 0.25 s in the middleware, 0.5 s in all."""
+    report_request(
+        route=URL,
+        request_id=None,
+        result=result,
+        status=status,
+        overhead_seconds=0.25,
+        duration_seconds=0.5,
+        observer=observer,
+    )
+
+
 async def test_with_info_off_nothing_is_built_but_the_observer_is_called(
     make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch, structlog_config: None
 ) -> None:
@@ -585,15 +600,7 @@ async def test_with_info_off_nothing_is_built_but_the_observer_is_called(
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     observer = RecordingObserver()
     with structlog.testing.capture_logs() as logs:
-        report_request(
-            route=URL,
-            request_id=None,
-            result=result,
-            status=200,
-            overhead_seconds=0.25,
-            duration_seconds=0.5,
-            observer=observer,
-        )
+        report(result, 200, observer)
     assert logs == []
     assert observer.requests == [(URL, 200, "miss", 0.25)]
     assert observer.fetches == []
@@ -609,15 +616,7 @@ async def test_with_info_on_the_line_names_the_prompt(
     monkeypatch.setattr(prompt_middleware.report, "_new_request_id", lambda: "made-here")
     observer = RecordingObserver()
     with structlog.testing.capture_logs() as logs:
-        report_request(
-            route=URL,
-            request_id=None,
-            result=result,
-            status=201,
-            overhead_seconds=0.25,
-            duration_seconds=0.5,
-            observer=observer,
-        )
+        report(result, 201, observer)
     assert logs == [
         {
             "event": "prompt_request",

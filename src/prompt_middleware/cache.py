@@ -85,13 +85,13 @@ class PromptCache:
         self, key: CacheKey, fetch: Fetch, policy: CachePolicy
     ) -> tuple[Prompt, CacheStatus]:
         """The prompt for ``key``, calling ``fetch`` only when the cache cannot answer."""
+        fresh = self.get_fresh(key)
+        if fresh is not None:
+            return fresh, CacheStatus.HIT
         entry = self._entries.get(key)
         if entry is None:
             return await self._fetch_once(key, fetch, policy), CacheStatus.MISS
         now = self._clock()
-        if now < entry.expires_at:
-            self._entries.move_to_end(key)
-            return entry.prompt, CacheStatus.HIT
         servable = now - entry.expires_at <= policy.max_stale_seconds
         if servable and policy.revalidate_in_background:
             if now >= entry.next_refresh_at and key not in self._in_flight:

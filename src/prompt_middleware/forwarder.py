@@ -28,6 +28,7 @@ import re
 import shlex
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from functools import lru_cache
 from typing import Final
 from urllib.parse import quote
 
@@ -202,7 +203,7 @@ class Forwarder:
         self._timeout = upstream_timeout(settings)
         self._on_upstream_response = on_upstream_response
         self._detailed_debug = detailed_debug
-        self._targets: dict[Upstream, _Target] = {}
+        self._upstream_target = lru_cache(maxsize=_MAX_TARGETS)(self._new_target)
         key = settings.upstream_api_key
         self._default_authorization = None if key is None else f"Bearer {key.get_secret_value()}"
         self._default: _Target | None = None
@@ -301,25 +302,20 @@ class Forwarder:
             exchange.stop_watching()
 
     def _target(self, upstream: Upstream | None) -> _Target | None:
-        if upstream is None:
-            return self._default
-        target = self._targets.get(upstream)
-        if target is None:
-            # The entry's key, else PROMPT_MIDDLEWARE_UPSTREAM_API_KEY, else the client's.
-            authorization = self._default_authorization
-            if upstream.api_key is not None:
-                authorization = f"Bearer {upstream.api_key.get_secret_value()}"
-            try:
-                target = _Target(upstream.base_url, authorization)
-            except ValueError:
-                raise UpstreamUnavailable(
-                    f"The model's api_base {_without_credentials(upstream.base_url)!r} is not an "
-                    "http(s) URL without credentials."
-                ) from None
-            if len(self._targets) >= _MAX_TARGETS:
-                self._targets.clear()
-            self._targets[upstream] = target
-        return target
+        return self._default if upstream is None else self._upstream_target(upstream)
+
+    def _new_target(self, upstream: Upstream) -> _Target:
+        # The entry's key, else PROMPT_MIDDLEWARE_UPSTREAM_API_KEY, else the client's.
+        authorization = self._default_authorization
+        if upstream.api_key is not None:
+            authorization = f"Bearer {upstream.api_key.get_secret_value()}"
+        try:
+            return _Target(upstream.base_url, authorization)
+        except ValueError:
+            raise UpstreamUnavailable(
+                f"The model's api_base {_without_credentials(upstream.base_url)!r} is not an "
+                "http(s) URL without credentials."
+            ) from None
 
     async def _relay(
         self,

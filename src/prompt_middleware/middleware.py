@@ -68,7 +68,7 @@ class PromptMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         route: str = scope["path"]
-        declared_size, request_id = _request_headers(scope)
+        declared_size, request_id = _size_and_request_id(scope)
         try:
             body = await self._read_body(declared_size, receive)
             if body is None:
@@ -178,7 +178,7 @@ class PromptMiddleware:
                 return
 
 
-def _request_headers(scope: Scope) -> tuple[str | None, str | None]:
+def _size_and_request_id(scope: Scope) -> tuple[str | None, str | None]:
     """``content-length`` and ``x-request-id`` (the first of each), in one pass."""
     size = request_id = None
     for key, value in scope["headers"]:

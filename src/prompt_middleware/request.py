@@ -9,6 +9,7 @@ have, only when the rewrite reads it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Final
 
 import msgspec
@@ -49,7 +50,6 @@ _TYPE_NAMES: Final[dict[Any, str]] = {
 
 
 _starts_with_extension_prefix: Final = re.compile("|".join(_EXTENSION_PREFIXES)).match
-_classified: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 _MAX_CLASSIFIED: Final = 1024
 
 
@@ -57,16 +57,15 @@ def extension_fields(fields: RequestFields) -> tuple[tuple[str, ...], tuple[str,
     """The extension fields present: the ``prompt_*`` ones, and the ``langfuse_*`` and
     ``humanloop_*`` ones. On the hot path of every matched request."""
     # A client sends the same set of fields request after request: classify each set once.
-    names = tuple(fields)
-    found = _classified.get(names)
-    if found is None:
-        if len(_classified) >= _MAX_CLASSIFIED:
-            _classified.clear()  # bounded: made-up field names cannot grow memory
-        found = _classified[names] = (
-            tuple(name for name in names if name in EXTENSION_FIELDS),
-            tuple(filter(_starts_with_extension_prefix, names)),
-        )
-    return found
+    return _classify(tuple(fields))
+
+
+@lru_cache(maxsize=_MAX_CLASSIFIED)  # bounded: made-up field names cannot grow memory
+def _classify(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (
+        tuple(name for name in names if name in EXTENSION_FIELDS),
+        tuple(filter(_starts_with_extension_prefix, names)),
+    )
 
 
 def decode_body(body: bytes) -> RequestFields:

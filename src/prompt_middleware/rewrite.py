@@ -59,7 +59,6 @@ _encode: Final = msgspec.json.Encoder().encode
 _OPEN_BRACKET: Final = ord("[")
 _MAX_REMEMBERED: Final = 1024
 _VARIABLES: Final = dict[str, Any]
-_JSON_WHITESPACE: Final = frozenset(b" \t\n\r")
 _is_blank: Final = re.compile(rb"[ \t\n\r]*").fullmatch
 # Printable ASCII but "%" (the escape) and " " (a header value must not start or end with
 # one, and a name may): everything else is percent-encoded.
@@ -158,9 +157,11 @@ class RewriteEngine:
         # version is a new object, so it gets a new plan, and no prompt needs to be hashable.
         self._plans: dict[int, _Plan] = {}
         self._max_plans = 2 * settings.cache_max_entries + 16
-        # A service sends a handful of model names: split each into store and model once.
-        self._splits: dict[str, tuple[str | None, str | None]] = {}
-        self._targets: dict[tuple[Any, ...], _Target] = {}
+        # A service sends a handful of model names and prompt names: each is worked out once.
+        # Least recently used ones go past _MAX_REMEMBERED, so made-up names cannot grow
+        # memory. Targets with per-request credentials are never remembered.
+        self._store_prefix_of = lru_cache(maxsize=_MAX_REMEMBERED)(self._split_store_prefix)
+        self._remembered_target = lru_cache(maxsize=_MAX_REMEMBERED)(self._new_target)
 
     @property
     def settings(self) -> Settings:
@@ -180,7 +181,7 @@ class RewriteEngine:
         model: str | None = decode_field(fields, "model", str)
         entry = self._entries.get(model) if model is not None and self._entries else None
         extensions, prefixed = extension_fields(fields)
-        prefix, bare_model = self._split_store_prefix(entry.model if entry else model)
+        prefix, bare_model = self._store_prefix_of(entry.model if entry else model)
         if entry is None and prefix is None and not extensions and not prefixed:
             return None
         if entry is not None and bare_model is not None:
@@ -282,17 +283,10 @@ class RewriteEngine:
     def _split_store_prefix(self, model: str | None) -> tuple[str | None, str | None]:
         if model is None:
             return None, None
-        split = self._splits.get(model)
-        if split is None:
-            head, slash, rest = model.partition("/")
-            if slash and head in self._stores.prefixes:
-                split = STORE_ALIASES.get(head, head), rest.removeprefix(_PROVIDER_PREFIX)
-            else:
-                split = None, model
-            if len(self._splits) >= _MAX_REMEMBERED:
-                self._splits.clear()  # bounded: made-up model names cannot grow memory
-            self._splits[model] = split
-        return split
+        head, slash, rest = model.partition("/")
+        if slash and head in self._stores.prefixes:
+            return STORE_ALIASES.get(head, head), rest.removeprefix(_PROVIDER_PREFIX)
+        return None, model
 
     def _target(
         self,
@@ -306,30 +300,32 @@ class RewriteEngine:
         label = version = None
         if "prompt_label" in fields or "prompt_version" in fields:
             label, version = self._pinned(fields)
-        # Without per-request credentials the answer depends on these alone, and a service
-        # sends few distinct ones: work each out once.
-        key = (prefix, entry.model_name if entry else None, prompt_id, label, version)
-        target = self._targets.get(key) if credentials is None else None
-        if target is not None:
-            return target
+        model_name = entry.model_name if entry else None
+        if credentials is None:
+            return self._remembered_target(prefix, model_name, prompt_id, label, version)
+        return self._new_target(prefix, model_name, prompt_id, label, version, credentials)
+
+    def _new_target(
+        self,
+        prefix: str | None,
+        model_name: str | None,
+        prompt_id: str,
+        label: str | None,
+        version: int | None,
+        credentials: LangfuseCredentials | None = None,
+    ) -> _Target:
+        entry = self._entries.get(model_name) if model_name is not None else None
         query = self._query(prompt_id, label, version, entry)
         bound = self._stores.for_prompt(prompt_id) if prefix is None else None
-        if bound is not None:
-            binding, options = bound
-            target = _Target(
-                binding,
-                query,
-                use_prompt_model=not options.ignore_prompt_manager_model,
-                use_prompt_params=not options.ignore_prompt_manager_optional_params,
-            )
-        else:
-            binding = self._stores.resolve(prefix, entry, credentials)
-            target = _Target(binding, query)
-        if credentials is None:
-            if len(self._targets) >= _MAX_REMEMBERED:
-                self._targets.clear()  # bounded: made-up prompt names cannot grow memory
-            self._targets[key] = target
-        return target
+        if bound is None:
+            return _Target(self._stores.resolve(prefix, entry, credentials), query)
+        binding, options = bound
+        return _Target(
+            binding,
+            query,
+            use_prompt_model=not options.ignore_prompt_manager_model,
+            use_prompt_params=not options.ignore_prompt_manager_optional_params,
+        )
 
     @staticmethod
     def _pinned(fields: RequestFields) -> tuple[str | None, int | None]:
@@ -472,8 +468,6 @@ def _client_messages(fields: RequestFields) -> list[msgspec.Raw] | None:
     view = memoryview(raw)
     if view[0] == _OPEN_BRACKET:
         items = view[1:-1]
-        if items and items[0] not in _JSON_WHITESPACE:
-            return [msgspec.Raw(items)]
         return [] if _is_blank(items) else [msgspec.Raw(items)]
     if bytes(view) == b"null":
         return None
