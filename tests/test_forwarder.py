@@ -553,6 +553,27 @@ async def test_a_request_that_waited_is_watched_at_once(
     assert fake.cancelled == 1
 
 
+async def test_a_client_gone_before_a_waited_request_is_sent_costs_no_upstream_call(
+    fake: FakeUpstream, upstream: str
+) -> None:
+    # The client left while the middleware waited for the store: its disconnect is already
+    # queued. The forwarder ends quietly (nothing raised to the server), with no upstream call.
+    forwarder = Forwarder(settings_for(upstream))
+    scope = {**scope_for("POST", "/v1/chat/completions", []), WAITED_SCOPE_KEY: True}
+    messages: list[Message] = [
+        {"type": "http.request", "body": json.dumps(CHAT).encode(), "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+    try:
+        with structlog.testing.capture_logs() as logs:
+            sent = await call(forwarder, scope, messages)
+    finally:
+        await forwarder.aclose()
+    assert sent == []
+    assert fake.requests == []
+    assert [log["event"] for log in logs] == ["client_disconnected"]
+
+
 # --- lifecycle and debugging ----------------------------------------------------------------
 
 

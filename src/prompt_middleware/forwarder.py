@@ -281,18 +281,20 @@ class Forwarder:
         data: bytes | AsyncIterator[bytes] | None = body or None
         if streamed_body:
             data = _stream_body(body, receive, exchange)
-        if streamed_body or scope.get(WAITED_SCOPE_KEY):
-            # The client may have left already (while its prompt was fetched): let the
-            # watcher read what is queued before anything is sent, so that costs no upstream
-            # call (with a pooled connection the request would be written before the first
-            # suspension).
+        watch_now = streamed_body or bool(scope.get(WAITED_SCOPE_KEY))
+        if watch_now:
             exchange.watch(receive)
-            await asyncio.sleep(0)
         else:
             # Watching costs a task per request, and matters only for requests that last:
             # an answer that comes back within the delay never pays for it.
             exchange.watch_later(receive, _WATCH_AFTER_SECONDS)
         try:
+            if watch_now:
+                # The client may have left already (while its prompt was fetched): let the
+                # watcher read what is queued before anything is sent, so that costs no
+                # upstream call (with a pooled connection the request would be written
+                # before the first suspension). Its leaving cancels us here, handled below.
+                await asyncio.sleep(0)
             await self._relay(scope, target, data, send)
         except asyncio.CancelledError:
             if not exchange.client_gone or task.uncancel() > 0:
