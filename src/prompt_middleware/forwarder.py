@@ -84,6 +84,7 @@ _SKIP_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content
 _PATH_SAFE: Final = "/!$&'()*+,;=:@~"
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _MAX_TARGETS: Final = 256
+_MAX_URLS: Final = 1024
 _BUFFERED_BODY_BYTES: Final = 64 * 1024
 # A client is watched for once its upstream call has lasted this long: a departure within
 # it costs at most this much upstream work, and a quick answer costs no watcher at all.
@@ -330,15 +331,15 @@ class Forwarder:
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]
-        url = target.prefix + quote(upstream_path(path), safe=_PATH_SAFE)
+        url = _upstream_url(target.prefix, path)
         query: bytes = scope.get("query_string", b"")
         if query:
-            url += "?" + query.decode("latin-1")
+            url = URL(f"{url}?{query.decode('latin-1')}", encoded=True)
         streamed = data is not None and not isinstance(data, bytes)
         headers = _request_headers(scope["headers"], target.authorization, keep_length=streamed)
         method: str = scope["method"]
         if self._detailed_debug:
-            logger.info("upstream_request", curl=_curl(method, url, headers, data))
+            logger.info("upstream_request", curl=_curl(method, str(url), headers, data))
 
         session = self._session
         if session is None:
@@ -347,7 +348,7 @@ class Forwarder:
         try:
             response = await session.request(
                 method,
-                URL(url, encoded=True),
+                url,
                 headers=headers,
                 data=data,
                 allow_redirects=False,
@@ -437,6 +438,13 @@ class Forwarder:
         return UpstreamUnavailable(
             f"The upstream {target.host} failed before answering ({type(exc).__name__})."
         )
+
+
+@lru_cache(maxsize=_MAX_URLS)  # bounded: made-up paths cannot grow memory
+def _upstream_url(prefix: str, path: str) -> URL:
+    # A service calls a handful of paths on a handful of upstreams: quoting the path and
+    # parsing the URL are done once for each.
+    return URL(prefix + quote(upstream_path(path), safe=_PATH_SAFE), encoded=True)
 
 
 def _request_headers(
