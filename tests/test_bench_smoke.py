@@ -49,9 +49,10 @@ def test_a_benchmark_runs_and_prints_its_table(script: str, header: str) -> None
     assert header in run_smoke(script)
 
 
-def test_the_wrapped_app_can_parse_its_request() -> None:
-    output = run_smoke("wrapped_load.py", "--app", "parse")
-    assert "wrapped app: parse" in output
+@pytest.mark.parametrize("app", ["parse", "fastapi"])
+def test_the_wrapped_app_can_parse_its_request(app: str) -> None:
+    output = run_smoke("wrapped_load.py", "--app", app)
+    assert f"wrapped app: {app}" in output
     assert "| case (2 KB body) | unwrapped req/s | wrapped req/s |" in output
 
 

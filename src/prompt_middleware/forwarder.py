@@ -27,7 +27,7 @@ import contextlib
 import re
 import shlex
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Final
 from urllib.parse import quote
@@ -246,6 +246,22 @@ class Forwarder:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def forward_body(
+        self,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+        *,
+        upstream: Upstream | None = None,
+        waited: bool = False,
+        response_headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> int:
+        """Send a request whose body was already read (see :class:`BodyForwarder`)."""
+        return await self._forward(
+            scope, body, None, receive, send, upstream, waited, response_headers
+        )
+
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Buffer a small body (a chat request: the middleware hands it over whole) so that it
         # goes out with a Content-Length; stream a larger one (an upload) as it arrives.
@@ -262,27 +278,51 @@ class Forwarder:
                 size += len(part)
             streamed_body = message.get("more_body", False)
         body = parts[0] if len(parts) == 1 else b"".join(parts)
+        await self._forward(
+            scope,
+            body,
+            asyncio.Event() if streamed_body else None,
+            receive,
+            send,
+            scope.get(UPSTREAM_SCOPE_KEY),
+            bool(scope.get(WAITED_SCOPE_KEY)),
+            (),
+        )
+
+    async def _forward(
+        self,
+        scope: Scope,
+        body: bytes,
+        body_done: asyncio.Event | None,
+        receive: Receive,
+        send: Send,
+        upstream: Upstream | None,
+        waited: bool,
+        response_headers: Sequence[tuple[bytes, bytes]],
+    ) -> int:
+        """Relay one request; ``body_done`` is set when the rest of a streamed body is read.
+        Returns the status sent to the client, or 0 when none was."""
         try:
-            target = self._target(scope.get(UPSTREAM_SCOPE_KEY))
+            target = self._target(upstream)
         except RequestError as error:
-            await _send_error(send, error)
+            await _send_error(send, error, response_headers)
             logger.info("upstream_request_failed", path=scope["path"], error=error.code)
-            return
+            return error.status_code
         if target is None:
-            refusal = _no_upstream(None if streamed_body else body)
-            await _send_error(send, refusal)
+            refusal = _no_upstream(None if body_done else body)
+            await _send_error(send, refusal, response_headers)
             logger.info("upstream_request_failed", path=scope["path"], error=refusal.code)
-            return
+            return refusal.status_code
 
         task = asyncio.current_task()
         assert task is not None
         # A body still arriving is sent on as it comes; until it ends, its reader is the one
         # that sees a disconnect. Chat routes arrive whole (the middleware buffered them).
-        exchange = _Exchange(task, asyncio.Event() if streamed_body else None)
+        exchange = _Exchange(task, body_done)
         data: bytes | AsyncIterator[bytes] | None = body or None
-        if streamed_body:
+        if body_done is not None:
             data = _stream_body(body, receive, exchange)
-        watch_now = streamed_body or bool(scope.get(WAITED_SCOPE_KEY))
+        watch_now = body_done is not None or waited
         if watch_now:
             exchange.watch(receive)
         else:
@@ -296,11 +336,12 @@ class Forwarder:
                 # upstream call (with a pooled connection the request would be written
                 # before the first suspension). Its leaving cancels us here, handled below.
                 await asyncio.sleep(0)
-            await self._relay(scope, target, data, send)
+            return await self._relay(scope, target, data, send, response_headers)
         except asyncio.CancelledError:
             if not exchange.client_gone or task.uncancel() > 0:
                 raise
             logger.info("client_disconnected", path=scope["path"], upstream=target.host)
+            return 0
         finally:
             exchange.stop_watching()
 
@@ -326,7 +367,8 @@ class Forwarder:
         target: _Target,
         data: bytes | AsyncIterator[bytes] | None,
         send: Send,
-    ) -> None:
+        response_headers: Sequence[tuple[bytes, bytes]],
+    ) -> int:
         path: str = scope["path"]
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
@@ -356,7 +398,7 @@ class Forwarder:
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = self._translate(exc, target)
-            await _send_error(send, error)
+            await _send_error(send, error, response_headers)
             logger.warning(
                 "upstream_request_failed",
                 path=scope["path"],
@@ -364,20 +406,22 @@ class Forwarder:
                 error=error.code,
                 reason=type(exc).__name__,
             )
-            return
+            return error.status_code
 
         try:
             if self._on_upstream_response is not None:
                 self._on_upstream_response(response.status, time.perf_counter() - started)
+            answer_headers = _response_headers(response.raw_headers)
+            answer_headers += response_headers
             start: Message = {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": _response_headers(response.raw_headers),
+                "headers": answer_headers,
             }
             try:
                 await send(start)
             except OSError:
-                return  # the client is gone (servers may raise instead of telling receive)
+                return 0  # the client is gone (servers may raise instead of telling receive)
             content = response.content
             while True:
                 try:
@@ -392,15 +436,15 @@ class Forwarder:
                         status=response.status,
                         reason=type(exc).__name__,
                     )
-                    return
+                    return response.status
                 # Finish with the last chunk when it is known to be last: one message fewer.
                 last = not chunk or content.at_eof()
                 try:
                     await send({"type": "http.response.body", "body": chunk, "more_body": not last})
                 except OSError:
-                    return
+                    return response.status
                 if last:
-                    break
+                    return response.status
         finally:
             # Read to the end, the connection is back in the pool already; otherwise
             # (failure, client gone, cancelled) it cannot be reused and is closed.
@@ -549,9 +593,11 @@ def _no_upstream(body: bytes | None) -> InvalidPromptRequest:
     )
 
 
-async def _send_error(send: Send, error: RequestError) -> None:
+async def _send_error(
+    send: Send, error: RequestError, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     body = error.to_json()
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii")), *extra_headers]
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -15,7 +15,12 @@ from prompt_middleware.report import passed_on_is_reported, report_error, report
 from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.upstream import UPSTREAM_SCOPE_KEY, WAITED_SCOPE_KEY, upstream_of
+from prompt_middleware.upstream import (
+    UPSTREAM_SCOPE_KEY,
+    WAITED_SCOPE_KEY,
+    BodyForwarder,
+    upstream_of,
+)
 
 __all__ = ["PromptMiddleware"]
 
@@ -47,6 +52,8 @@ class PromptMiddleware:
         self._engine = RewriteEngine(self._settings, stores=stores, observer=observer)
         self._routes = frozenset(self._settings.routes)
         self._max_body_bytes = self._settings.max_body_bytes
+        # The forwarder takes the body in one call: see prompt_middleware.upstream.
+        self._forwarder = app if isinstance(app, BodyForwarder) else None
 
     @property
     def engine(self) -> RewriteEngine:
@@ -92,11 +99,39 @@ class PromptMiddleware:
             return
 
         overhead = time.perf_counter() - started
+        if self._forwarder is not None:
+            status = await self._hand_over(scope, body, receive, send, result, overhead)
+        else:
+            passed_on = await self._pass_on(scope, body, receive, send, result, overhead)
+            if passed_on is None:
+                return
+            status = passed_on
+        report_request(
+            route=route,
+            request_id=request_id,
+            result=result,
+            status=status,
+            overhead_seconds=overhead,
+            duration_seconds=time.perf_counter() - started,
+            observer=self._observer,
+        )
+
+    async def _pass_on(
+        self,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+        result: RewriteResult | None,
+        overhead: float,
+    ) -> int | None:
+        """Call the app with the request, rewritten or not; the status it answered with,
+        or None when nothing reports a request passed on unchanged (no status is kept)."""
         status = [0]
         if result is None:
             if not passed_on_is_reported(self._observer):
                 await self.app(scope, _replay(body, receive), send)
-                return
+                return None
             await self.app(scope, _replay(body, receive), _record_status(send, status))
         else:
             await self.app(
@@ -104,14 +139,29 @@ class PromptMiddleware:
                 _replay(result.body, receive),
                 _add_prompt_headers(send, result, overhead, status),
             )
-        report_request(
-            route=route,
-            request_id=request_id,
-            result=result,
-            status=status[0],
-            overhead_seconds=overhead,
-            duration_seconds=time.perf_counter() - started,
-            observer=self._observer,
+        return status[0]
+
+    async def _hand_over(
+        self,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+        result: RewriteResult | None,
+        overhead: float,
+    ) -> int:
+        """Give the request to the forwarder in one call; the status it sent."""
+        assert self._forwarder is not None
+        if result is None:
+            return await self._forwarder.forward_body(scope, body, receive, send)
+        return await self._forwarder.forward_body(
+            scope,
+            result.body,
+            receive,
+            send,
+            upstream=upstream_of(result.entry),
+            waited=result.waited,
+            response_headers=(*result.headers, _overhead_header(overhead)),
         )
 
     async def _read_body(self, declared_size: str | None, receive: Receive) -> bytes | None:
@@ -225,10 +275,7 @@ def _with_body(scope: Scope, result: RewriteResult) -> Scope:
 def _add_prompt_headers(
     send: Send, result: RewriteResult, overhead_seconds: float, status: list[int]
 ) -> Send:
-    extra = (
-        *result.headers,
-        (b"x-prompt-middleware-overhead-ms", b"%.3f" % (overhead_seconds * 1000)),
-    )
+    extra = (*result.headers, _overhead_header(overhead_seconds))
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -237,6 +284,10 @@ def _add_prompt_headers(
         await send(message)
 
     return send_with_headers
+
+
+def _overhead_header(overhead_seconds: float) -> tuple[bytes, bytes]:
+    return (b"x-prompt-middleware-overhead-ms", b"%.3f" % (overhead_seconds * 1000))
 
 
 def _record_status(send: Send, status: list[int]) -> Send:
