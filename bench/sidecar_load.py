@@ -15,9 +15,10 @@ Three cases, with the 2 KB body of ``bench/hot_path.py``: a managed request (``s
 from the prompt folder, a cache hit after the first), an unmanaged one, and a managed one with
 ``"stream": true`` (the fake upstream streams six SSE events). For each: requests per second and
 p50/p99 latency at 32 connections, and p50 latency at one connection. ``--rounds`` rounds,
-the servers' order rotating, medians of per-round ratios.
+the servers' order rotating; in each round and case the loaded runs of the three servers come
+back to back, so a ratio compares runs seconds apart. Medians of per-round ratios.
 
-    .venv/bin/python bench/sidecar_load.py            # 3 rounds of 5 s per case and server
+    .venv/bin/python bench/sidecar_load.py            # 5 rounds of 3 s per case and server
     .venv/bin/python bench/sidecar_load.py --smoke    # about 1 s each, for CI
 
 Everything listens on 127.0.0.1 and stops by itself.
@@ -148,7 +149,10 @@ Results = dict[tuple[str, str], list[Round]]  # (case, server) -> rounds
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_load_arguments(parser)
+    add_load_arguments(parser, duration=3.0)
+    # More, shorter rounds: this kind of machine drifts over seconds, and a median of five
+    # per-round ratios moves less than one of three.
+    parser.set_defaults(rounds=5)
     parser.add_argument("--prompts-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve == "sidecar":
@@ -188,18 +192,23 @@ def main(argv: list[str] | None = None) -> int:
                 # always penalise the same one.
                 order = SERVERS[round_ % 3 :] + SERVERS[: round_ % 3]
                 for case in CASES:
-                    for server in order:
-                        running_server = started[server]
-                        loaded = measure(
+                    # The loaded runs of the servers back to back, then the single-connection
+                    # ones: a ratio compares runs seconds apart, not a whole case apart.
+                    loaded_runs = {
+                        server: measure(
                             generator,
-                            running_server,
+                            started[server],
                             case.load,
                             args.connections,
                             duration,
                             careful=careful,
                         )
+                        for server in order
+                    }
+                    for server in order:
+                        loaded = loaded_runs[server]
                         single = measure(
-                            generator, running_server, case.load, 1, duration, careful=careful
+                            generator, started[server], case.load, 1, duration, careful=careful
                         )
                         results[(case.name, server)].append((loaded, single))
                         print(

@@ -19,6 +19,7 @@ first, medians reported; the CPU columns show that the server, not wrk, was satu
     .venv/bin/python bench/wrapped_load.py            # 3 rounds of 5 s per case
     .venv/bin/python bench/wrapped_load.py --smoke    # about 1 s per case, for CI
     .venv/bin/python bench/wrapped_load.py --app parse   # an app that parses its request
+    .venv/bin/python bench/wrapped_load.py --app fastapi # a FastAPI endpoint, pydantic model
 
 Everything listens on 127.0.0.1 and stops by itself.
 """
@@ -29,9 +30,10 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from _common import (
     PATH,
@@ -56,7 +58,9 @@ from _common import (
     table,
     usage,
 )
+from fastapi import FastAPI, Request, Response
 from hot_path import OneStore, body_of
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from prompt_middleware import PromptMiddleware, Settings
@@ -104,8 +108,42 @@ async def _answer(send: Send) -> None:
     await send({"type": "http.response.body", "body": ANSWER})
 
 
+class ChatMessage(BaseModel, extra="allow"):
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel, extra="allow"):
+    model: str
+    messages: list[ChatMessage]
+
+
+def fastapi_app() -> ASGIApp:
+    """A chat endpoint as services write one (``--app fastapi``): FastAPI, the request
+    validated into a pydantic model; the unmatched route reads its body."""
+    app = FastAPI()
+
+    @app.post(PATH)
+    async def chat_completions(request: ChatRequest) -> Response:
+        return Response(ANSWER, media_type="application/json")
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        await request.body()
+        return Response(ANSWER, media_type="application/json")
+
+    return app
+
+
+APPS: Final[dict[str, Callable[[], ASGIApp]]] = {
+    "bare": lambda: json_app,
+    "parse": lambda: parsing_app,
+    "fastapi": fastapi_app,
+}
+
+
 def build_app(kind: str, app_kind: str) -> ASGIApp:
-    app = parsing_app if app_kind == "parse" else json_app
+    app = APPS[app_kind]()
     if kind == "unwrapped":
         return app
     return PromptMiddleware(app, Settings(default_store="mem"), stores={"mem": OneStore()})
@@ -129,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", choices=("warning", "info"), default="warning")
     parser.add_argument(
         "--app",
-        choices=("bare", "parse"),
+        choices=tuple(APPS),
         default="bare",
-        help="the app wrapped: 'bare' reads the body only (the worst case, and the one the "
-        "targets are for); 'parse' also parses it with json.loads, as a chat endpoint must",
+        help="the app wrapped: 'bare' reads the body only (the worst case); 'parse' also "
+        "parses it with json.loads, as a chat endpoint must; 'fastapi' is a FastAPI endpoint "
+        "that validates the request into a pydantic model, as services write one",
     )
     args = parser.parse_args(argv)
     if args.serve:
