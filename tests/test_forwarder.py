@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 import socket
+import unittest.mock
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -537,23 +538,72 @@ async def test_a_quick_answer_starts_no_watcher(
     async def recording_watch(receive: Receive, exchange: object) -> None:
         watched.append(exchange)
 
-    stop_watching = forwarder_module._Exchange.stop_watching
-    timers: list[asyncio.TimerHandle | None] = []
-
-    def recording_stop(exchange: Any) -> None:
-        stop_watching(exchange)
-        timers.append(exchange.timer)
-
     monkeypatch.setattr(forwarder_module, "_watch_disconnect", recording_watch)
     monkeypatch.setattr(forwarder_module, "_WATCH_AFTER_SECONDS", 3600.0)
-    monkeypatch.setattr(forwarder_module._Exchange, "stop_watching", recording_stop)
-    async with forwarding(settings_for(upstream)) as (client, _):
+    async with forwarding(settings_for(upstream)) as (client, forwarder):
         for _ in range(3):
             assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        queue = forwarder._watching  # private: the queue under test has no public view
+        assert queue is not None
+        # Each exchange waits in the queue, marked over: when it falls due, it is skipped.
+        assert len(queue) == 3
+        assert all(exchange.over for _, exchange, _ in queue._pending)
     assert watched == []
-    # Each exchange's timer was cancelled when it ended: none is left to fire later.
-    assert len(timers) == 3
-    assert all(timer is not None and timer.cancelled() for timer in timers)
+    assert len(queue) == 0  # closing the forwarder dropped them and their timer
+
+
+class FakeLoop:
+    """The part of an event loop a watch queue uses, with a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.timers: list[tuple[float, Callable[[], None]]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Any:
+        return self.call_at(self.now + delay, callback)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Any:
+        self.timers.append((when, callback))
+        return unittest.mock.Mock()
+
+    def fire(self) -> None:
+        when, callback = self.timers.pop(0)
+        self.now = max(self.now, when)
+        callback()
+
+
+def test_exchanges_are_watched_when_due_and_only_if_still_going() -> None:
+    loop = FakeLoop()
+    queue = forwarder_module._WatchQueue(loop, 0.05)  # type: ignore[arg-type]
+    watched: list[str] = []
+
+    class Exchange:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.over = False
+
+        def watch(self, receive: object) -> None:
+            watched.append(self.name)
+
+    first, second, third = Exchange("first"), Exchange("second"), Exchange("third")
+    queue.add(first, None)  # type: ignore[arg-type]
+    loop.now += 0.02
+    queue.add(second, None)  # type: ignore[arg-type]
+    queue.add(third, None)  # type: ignore[arg-type]
+    assert len(loop.timers) == 1  # one timer for every exchange
+    second.over = True  # answered within the delay
+    loop.fire()  # at 100.05: only the first is due
+    assert watched == ["first"]
+    assert loop.timers[0][0] == pytest.approx(100.07)  # the next one due
+    loop.fire()
+    assert watched == ["first", "third"]  # the second was over: never watched
+    assert loop.timers == []
+    assert len(queue) == 0
+    queue.add(Exchange("later"), None)  # type: ignore[arg-type]
+    assert len(loop.timers) == 1  # an empty queue starts its timer again
 
 
 async def test_a_request_that_waited_is_watched_at_once(

@@ -27,9 +27,10 @@ import contextlib
 import re
 import shlex
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
 import aiohttp
@@ -150,26 +151,21 @@ _decode_model = msgspec.json.Decoder(_Model).decode
 class _Exchange:
     """Per-request state shared by the relay and its disconnect watcher."""
 
-    __slots__ = ("body_done", "client_gone", "task", "timer", "watcher")
+    __slots__ = ("body_done", "client_gone", "over", "task", "watcher")
 
     def __init__(self, task: asyncio.Task[object], body_done: asyncio.Event | None) -> None:
         self.task = task
         self.body_done = body_done
         self.client_gone = False
+        self.over = False
         self.watcher: asyncio.Task[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
 
     def watch(self, receive: Receive) -> None:
         """Start watching for the client's departure."""
         self.watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, self))
 
-    def watch_later(self, receive: Receive, delay_seconds: float) -> None:
-        """Start watching after ``delay_seconds``, unless the exchange is over by then."""
-        self.timer = asyncio.get_running_loop().call_later(delay_seconds, self.watch, receive)
-
     def stop_watching(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self.over = True
         if self.watcher is not None:
             self.watcher.cancel()
 
@@ -177,6 +173,45 @@ class _Exchange:
         # The client went away: cancel the relay, which closes the upstream connection.
         self.client_gone = True
         self.task.cancel()
+
+
+class _WatchQueue:
+    """Exchanges to start watching once they have lasted ``delay`` seconds.
+
+    One timer for all of them, not one per request: every exchange waits the same delay, so
+    they fall due in the order they came, and one that is over by then is skipped.
+    """
+
+    __slots__ = ("_delay", "_pending", "_timer", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        self.loop = loop
+        self._delay = delay
+        self._pending: deque[tuple[float, _Exchange, Receive]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, exchange: _Exchange, receive: Receive) -> None:
+        self._pending.append((self.loop.time() + self._delay, exchange, receive))
+        if self._timer is None:
+            self._timer = self.loop.call_later(self._delay, self._due)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending.clear()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def _due(self) -> None:
+        now = self.loop.time()
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            _, exchange, receive = pending.popleft()
+            if not exchange.over:
+                exchange.watch(receive)
+        self._timer = self.loop.call_at(pending[0][0], self._due) if pending else None
 
 
 class Forwarder:
@@ -205,6 +240,7 @@ class Forwarder:
         self._on_upstream_response = on_upstream_response
         self._detailed_debug = detailed_debug
         self._upstream_target = lru_cache(maxsize=_MAX_TARGETS)(self._new_target)
+        self._watching: _WatchQueue | None = None
         key = settings.upstream_api_key
         self._default_authorization = None if key is None else f"Bearer {key.get_secret_value()}"
         self._default: _Target | None = None
@@ -231,6 +267,8 @@ class Forwarder:
     async def aclose(self) -> None:
         """Close the pooled connections; a later request would open a new session."""
         session, self._session = self._session, None
+        if self._watching is not None:
+            self._watching.close()
         if session is not None:
             await session.close()
 
@@ -246,7 +284,7 @@ class Forwarder:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def forward_body(
+    def forward_body(
         self,
         scope: Scope,
         body: bytes,
@@ -256,11 +294,10 @@ class Forwarder:
         upstream: Upstream | None = None,
         waited: bool = False,
         response_headers: Sequence[tuple[bytes, bytes]] = (),
-    ) -> int:
+    ) -> Coroutine[Any, Any, int]:
         """Send a request whose body was already read (see :class:`BodyForwarder`)."""
-        return await self._forward(
-            scope, body, None, receive, send, upstream, waited, response_headers
-        )
+        # Not a coroutine itself: the caller awaits ours, one frame fewer on every resume.
+        return self._forward(scope, body, None, receive, send, upstream, waited, response_headers)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Buffer a small body (a chat request: the middleware hands it over whole) so that it
@@ -328,7 +365,7 @@ class Forwarder:
         else:
             # Watching costs a task per request, and matters only for requests that last:
             # an answer that comes back within the delay never pays for it.
-            exchange.watch_later(receive, _WATCH_AFTER_SECONDS)
+            self._watch_queue().add(exchange, receive)
         try:
             if watch_now:
                 # The client may have left already (while its prompt was fetched): let the
@@ -344,6 +381,13 @@ class Forwarder:
             return 0
         finally:
             exchange.stop_watching()
+
+    def _watch_queue(self) -> _WatchQueue:
+        loop = asyncio.get_running_loop()
+        queue = self._watching
+        if queue is None or queue.loop is not loop:
+            queue = self._watching = _WatchQueue(loop, _WATCH_AFTER_SECONDS)
+        return queue
 
     def _target(self, upstream: Upstream | None) -> _Target | None:
         return self._default if upstream is None else self._upstream_target(upstream)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Final
 
 import structlog
@@ -141,7 +141,7 @@ class PromptMiddleware:
             )
         return status[0]
 
-    async def _hand_over(
+    def _hand_over(
         self,
         scope: Scope,
         body: bytes,
@@ -149,12 +149,13 @@ class PromptMiddleware:
         send: Send,
         result: RewriteResult | None,
         overhead: float,
-    ) -> int:
-        """Give the request to the forwarder in one call; the status it sent."""
+    ) -> Awaitable[int]:
+        """Give the request to the forwarder in one call; awaited, the status it sent."""
+        # Not a coroutine itself: the caller awaits the forwarder's, one frame fewer.
         assert self._forwarder is not None
         if result is None:
-            return await self._forwarder.forward_body(scope, body, receive, send)
-        return await self._forwarder.forward_body(
+            return self._forwarder.forward_body(scope, body, receive, send)
+        return self._forwarder.forward_body(
             scope,
             result.body,
             receive,
