@@ -16,7 +16,7 @@ canonical ``prompt_request`` line, logged at info, is off; ``--log-level info`` 
 on, rendered to /dev/null). 32 connections, ``--rounds`` rounds alternating which server goes
 first, medians reported; the CPU columns show that the server, not wrk, was saturated.
 
-    .venv/bin/python bench/wrapped_load.py            # 3 rounds of 5 s per case
+    .venv/bin/python bench/wrapped_load.py            # 5 rounds of 3 s per case
     .venv/bin/python bench/wrapped_load.py --smoke    # about 1 s per case, for CI
     .venv/bin/python bench/wrapped_load.py --app parse   # an app that parses its request
     .venv/bin/python bench/wrapped_load.py --app fastapi # a FastAPI endpoint, pydantic model
@@ -163,7 +163,8 @@ def check(started: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_load_arguments(parser)
+    add_load_arguments(parser, duration=3.0)
+    parser.set_defaults(rounds=5)  # more, shorter rounds: see bench/sidecar_load.py
     parser.add_argument("--log-level", choices=("warning", "info"), default="warning")
     parser.add_argument(
         "--app",
