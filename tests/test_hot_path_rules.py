@@ -350,6 +350,49 @@ async def test_an_injected_cache_is_the_one_the_engine_uses(
     assert header(await managed(engine, body), b"x-prompt-cache") == b"stale"
 
 
+async def test_only_a_request_that_waited_for_the_store_says_so(
+    make_engine: EngineFactory, store: MemoryStore
+) -> None:
+    # An expired prompt served while it is refreshed in the background did not wait: the
+    # forwarder need not look for a departed client at once (a store outage serves every
+    # request this way).
+    clock = Clock()
+    engine = make_engine(cache=PromptCache(clock=clock))
+    body = {"model": "m", "prompt_id": "greeting"}
+    miss = await managed(engine, body)
+    hit = await managed(engine, body)
+    clock.now += 61
+    stale = await managed(engine, body)
+    await engine.cache.drain()
+    assert [header(r, b"x-prompt-cache") for r in (miss, hit, stale)] == [b"miss", b"hit", b"stale"]
+    assert [r.waited for r in (miss, hit, stale)] == [True, False, False]
+    assert store.total_calls == 2  # the stale one started the refresh
+
+
+async def test_serve_stale_answers_only_what_needs_no_wait(store: MemoryStore) -> None:
+    clock = Clock()
+    cache = PromptCache(clock=clock)
+    key = ("mem", PromptQuery("greeting", label="production"))
+    calls: list[int] = []
+
+    async def fetch() -> Prompt:
+        calls.append(1)
+        return await store.get_prompt(PromptQuery("greeting", label="production"))
+
+    background = CachePolicy(ttl_seconds=60, max_stale_seconds=100)
+    waiting = CachePolicy(ttl_seconds=60, max_stale_seconds=100, revalidate_in_background=False)
+    assert cache.serve_stale(key, fetch, background) is None  # nothing cached
+    prompt, _ = await cache.get(key, fetch, background)
+    clock.now += 61
+    assert cache.serve_stale(key, fetch, waiting) is None  # this policy fetches first
+    assert cache.serve_stale(key, fetch, background) is prompt
+    assert cache.serve_stale(key, fetch, background) is prompt  # one refresh in flight
+    await cache.drain()
+    assert len(calls) == 2
+    clock.now += 61 + 101
+    assert cache.serve_stale(key, fetch, background) is None  # too stale to serve
+
+
 # --- 3. resolution is remembered but stays correct -----------------------------------------
 
 

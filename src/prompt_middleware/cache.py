@@ -88,15 +88,13 @@ class PromptCache:
         fresh = self.get_fresh(key)
         if fresh is not None:
             return fresh, CacheStatus.HIT
+        stale = self.serve_stale(key, fetch, policy)
+        if stale is not None:
+            return stale, CacheStatus.STALE
         entry = self._entries.get(key)
         if entry is None:
             return await self._fetch_once(key, fetch, policy), CacheStatus.MISS
-        now = self._clock()
-        servable = now - entry.expires_at <= policy.max_stale_seconds
-        if servable and policy.revalidate_in_background:
-            if now >= entry.next_refresh_at and key not in self._in_flight:
-                self._start_fetch(key, fetch, policy)
-            return entry.prompt, CacheStatus.STALE
+        servable = self._clock() - entry.expires_at <= policy.max_stale_seconds
         try:
             return await self._fetch_once(key, fetch, policy), CacheStatus.MISS
         except PromptNotFound:
@@ -106,6 +104,20 @@ class PromptCache:
                 raise
             logger.warning("prompt_served_stale", store=key[0], prompt=key[1].name)
             return entry.prompt, CacheStatus.STALE
+
+    def serve_stale(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> Prompt | None:
+        """The expired prompt for ``key`` when the policy serves it while it is refreshed in
+        the background (the refresh is started here when due), without awaiting anything;
+        None when :meth:`get` must wait for the store. Call :meth:`get_fresh` first."""
+        entry = self._entries.get(key)
+        if entry is None or not policy.revalidate_in_background:
+            return None
+        now = self._clock()
+        if now - entry.expires_at > policy.max_stale_seconds:
+            return None
+        if now >= entry.next_refresh_at and key not in self._in_flight:
+            self._start_fetch(key, fetch, policy)
+        return entry.prompt
 
     def get_fresh(self, key: CacheKey) -> Prompt | None:
         """The prompt for ``key`` if the cache holds it unexpired, without awaiting anything.

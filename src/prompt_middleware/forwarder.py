@@ -2,8 +2,9 @@
 
     client --ASGI--> Forwarder --aiohttp--> <base_url>/<path>      (``/v1/<path>`` or ``/<path>``)
 
-The upstream is ``scope[UPSTREAM_SCOPE_KEY]`` when the middleware put one there (a model-list
-entry with an ``api_base``), else ``PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL``. Status, headers and
+The upstream is the one the middleware named (a model-list entry with an ``api_base``: through
+:meth:`Forwarder.forward_body`, or ``scope[UPSTREAM_SCOPE_KEY]`` when the forwarder is reached
+through other ASGI layers), else ``PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL``. Status, headers and
 body come back as the upstream sent them (compressed bodies stay compressed), relayed chunk by
 chunk as they arrive; only hop-by-hop headers are dropped, both ways.
 

@@ -36,6 +36,9 @@ class PromptMiddleware:
     ``settings`` default to :meth:`Settings.from_env`. ``stores`` registers extra prompt
     stores by prefix (``{"mystore": MyStore()}`` serves ``model: "mystore/gpt-4o"``).
     ``observer`` is told about every request and store fetch (the sidecar's metrics).
+    An ``app`` that is a :class:`~prompt_middleware.upstream.BodyForwarder` (the embedded
+    forwarder) gets matched requests in one call, body and headers handed over, instead of
+    through a replayed ASGI request; other routes still reach it through ASGI.
     """
 
     def __init__(
@@ -101,11 +104,20 @@ class PromptMiddleware:
         overhead = time.perf_counter() - started
         if self._forwarder is not None:
             status = await self._hand_over(scope, body, receive, send, result, overhead)
+        elif result is None and not passed_on_is_reported(self._observer):
+            await self.app(scope, _replay(body, receive), send)  # no status to keep
+            return
         else:
-            passed_on = await self._pass_on(scope, body, receive, send, result, overhead)
-            if passed_on is None:
-                return
-            status = passed_on
+            answered = [0]
+            if result is None:
+                await self.app(scope, _replay(body, receive), _record_status(send, answered))
+            else:
+                await self.app(
+                    _with_body(scope, result),
+                    _replay(result.body, receive),
+                    _add_prompt_headers(send, result, overhead, answered),
+                )
+            status = answered[0]
         report_request(
             route=route,
             request_id=request_id,
@@ -115,31 +127,6 @@ class PromptMiddleware:
             duration_seconds=time.perf_counter() - started,
             observer=self._observer,
         )
-
-    async def _pass_on(
-        self,
-        scope: Scope,
-        body: bytes,
-        receive: Receive,
-        send: Send,
-        result: RewriteResult | None,
-        overhead: float,
-    ) -> int | None:
-        """Call the app with the request, rewritten or not; the status it answered with,
-        or None when nothing reports a request passed on unchanged (no status is kept)."""
-        status = [0]
-        if result is None:
-            if not passed_on_is_reported(self._observer):
-                await self.app(scope, _replay(body, receive), send)
-                return None
-            await self.app(scope, _replay(body, receive), _record_status(send, status))
-        else:
-            await self.app(
-                _with_body(scope, result),
-                _replay(result.body, receive),
-                _add_prompt_headers(send, result, overhead, status),
-            )
-        return status[0]
 
     def _hand_over(
         self,

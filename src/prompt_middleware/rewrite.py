@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import quote
@@ -38,6 +38,7 @@ from prompt_middleware.registry import (
 )
 from prompt_middleware.render import PreparedPrompt, RenderOptions
 from prompt_middleware.request import (
+    Field,
     RequestFields,
     decode_body,
     decode_field,
@@ -58,7 +59,9 @@ _CREDENTIAL_FIELDS: Final = frozenset({"langfuse_public_key", "langfuse_secret_k
 _encode: Final = msgspec.json.Encoder().encode
 _OPEN_BRACKET: Final = ord("[")
 _MAX_REMEMBERED: Final = 1024
-_VARIABLES: Final = dict[str, Any]
+_MODEL: Final = Field("model", str)
+_PROMPT_ID: Final = Field("prompt_id", str)
+_PROMPT_VARIABLES: Final = Field("prompt_variables", dict[str, Any])
 _is_blank: Final = re.compile(rb"[ \t\n\r]*").fullmatch
 # Printable ASCII but "%" (the escape) and " " (a header value must not start or end with
 # one, and a name may): everything else is percent-encoded.
@@ -75,7 +78,8 @@ class RewriteResult(msgspec.Struct, frozen=True, kw_only=True):
     store: str | None = None
     cache_status: CacheStatus | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
-    #: True when the prompt was not in the cache fresh, so the rewrite awaited the cache.
+    #: True when the rewrite had to wait for the prompt store (a miss; or an expired prompt
+    #: the policy does not serve while it refreshes in the background).
     waited: bool = False
 
     @property
@@ -178,7 +182,7 @@ class RewriteEngine:
         store could not serve.
         """
         fields = decode_body(body)
-        model: str | None = decode_field(fields, "model", str)
+        model: str | None = _MODEL(fields)
         entry = self._entries.get(model) if model is not None and self._entries else None
         extensions, prefixed = extension_fields(fields)
         prefix, bare_model = self._store_prefix_of(entry.model if entry else model)
@@ -187,7 +191,7 @@ class RewriteEngine:
         if entry is not None and bare_model is not None:
             bare_model = bare_model.removeprefix(_PROVIDER_PREFIX)
 
-        prompt_id: str | None = decode_field(fields, "prompt_id", str)
+        prompt_id: str | None = _PROMPT_ID(fields)
         if prompt_id is None and entry is not None:
             prompt_id = entry.prompt_id
         output: dict[str, Any] = dict(fields)
@@ -212,12 +216,15 @@ class RewriteEngine:
         )
         target = self._target(prefix, entry, prompt_id, fields, credentials)
         binding = target.binding
-        hit = self._cache.get_fresh(target.cache_key)
-        waited = hit is None
-        if hit is not None:
-            prompt, status = hit, CacheStatus.HIT
-        else:
-            prompt, status = await self._get_prompt(binding, target.query)
+        cache_key, policy = target.cache_key, binding.policy
+        prompt = self._cache.get_fresh(cache_key)
+        status, waited = CacheStatus.HIT, False
+        if prompt is None:
+            fetch = self._fetcher(binding, target.query)
+            prompt, status = self._cache.serve_stale(cache_key, fetch, policy), CacheStatus.STALE
+            if prompt is None:  # only now does the request wait for the store
+                prompt, status = await self._cache.get(cache_key, fetch, policy)
+                waited = True
         plan = self._plan(prompt)
         rendered = plan.prepared.render(
             self._variables(fields),
@@ -362,7 +369,7 @@ class RewriteEngine:
                 "(PROMPT_MIDDLEWARE_MAX_VARIABLES_BYTES).",
                 param="prompt_variables",
             )
-        variables: dict[str, Any] = decode_field(fields, "prompt_variables", _VARIABLES) or {}
+        variables: dict[str, Any] = _PROMPT_VARIABLES(fields) or {}
         if len(variables) > settings.max_variables:
             raise InvalidRequest(
                 f"'prompt_variables' has more than {settings.max_variables} entries "
@@ -421,8 +428,13 @@ class RewriteEngine:
         self, binding: StoreBinding, query: PromptQuery
     ) -> Awaitable[tuple[Prompt, CacheStatus]]:
         return self._cache.get(
-            (binding.cache_key, query), lambda: self._fetch(binding, query), binding.policy
+            (binding.cache_key, query), self._fetcher(binding, query), binding.policy
         )
+
+    def _fetcher(
+        self, binding: StoreBinding, query: PromptQuery
+    ) -> Callable[[], Awaitable[Prompt]]:
+        return lambda: self._fetch(binding, query)
 
     async def _fetch(self, binding: StoreBinding, query: PromptQuery) -> Prompt:
         started = time.perf_counter()
