@@ -117,20 +117,23 @@ def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     return [(k.lower(), v) for k, v in raw if k.lower() not in HOP_BY_HOP]
 
 
-def aiohttp_proxy(base: str) -> ASGIApp:
-    """The floor: a bare pass-through on aiohttp, what the forwarder is without its policy."""
+def aiohttp_proxy(base: str, session_factory: Callable[[], Any] | None = None) -> ASGIApp:
+    """The floor: a bare pass-through on aiohttp, what the forwarder is without its policy.
+    ``session_factory`` replaces the aiohttp session (``bench/hot_path.py``'s stub)."""
     import aiohttp
 
-    session: aiohttp.ClientSession | None = None
+    def new_session() -> Any:
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+
+    make_session = session_factory or new_session
+    session: Any = None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal session
         if scope["type"] != "http":
             return
         if session is None:
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
-            )
+            session = make_session()
         body = await read_body(receive)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request_headers(scope)]
         async with session.request(

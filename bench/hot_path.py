@@ -19,11 +19,12 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 import httpx
 import structlog
+from _common import aiohttp_proxy
 
 from prompt_middleware import (
     ChatMessage,
@@ -35,7 +36,10 @@ from prompt_middleware import (
     Settings,
     report,
 )
+from prompt_middleware.forwarder import Forwarder
+from prompt_middleware.metrics import PrometheusMetrics
 from prompt_middleware.render import compile_template
+from prompt_middleware.sidecar import Sidecar
 
 URL = "/v1/chat/completions"
 PROMPT = Prompt(
@@ -197,8 +201,128 @@ async def main() -> None:
             f"{us(naive_cost)}   {naive_cost / ours_cost:5.1f}x faster"
         )
 
+    await sidecar_case(rounds, scale)
     await transport_case(settings, rounds, scale)
     await logging_case(settings, rounds, scale)
+
+
+UPSTREAM_ANSWER = b'{"id":"chatcmpl-1","object":"chat.completion","choices":[]}'
+
+
+class StubContent:
+    """An upstream answer's body, as aiohttp's ``StreamReader`` hands it over: one chunk."""
+
+    def __init__(self) -> None:
+        self._done = False
+
+    async def readany(self) -> bytes:
+        chunk, self._done = (b"" if self._done else UPSTREAM_ANSWER), True
+        return chunk
+
+    def at_eof(self) -> bool:
+        return self._done
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        while chunk := await self.readany():
+            yield chunk
+
+
+class StubResponse:
+    status = 200
+    raw_headers = (
+        (b"Content-Type", b"application/json"),
+        (b"Content-Length", str(len(UPSTREAM_ANSWER)).encode()),
+        (b"Date", b"Thu, 26 Nov 2026 10:00:00 GMT"),
+    )
+
+    def __init__(self) -> None:
+        self.content = StubContent()
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class StubRequest:
+    """What ``ClientSession.request`` returns: awaited (the forwarder) or entered (the floor)."""
+
+    def __await__(self) -> Generator[Any, None, StubResponse]:
+        return self._response().__await__()
+
+    async def _response(self) -> StubResponse:
+        return StubResponse()
+
+    async def __aenter__(self) -> StubResponse:
+        return StubResponse()
+
+    async def __aexit__(self, *_: object) -> None:
+        pass
+
+
+class StubSession:
+    """An aiohttp session whose upstream answers at once, without a socket: what is left
+    is the proxy's own work."""
+
+    def request(self, method: str, url: object, **_: object) -> StubRequest:
+        return StubRequest()
+
+    async def close(self) -> None:
+        pass
+
+
+def proxy_call(app: Any, body: bytes) -> Callable[[], Awaitable[None]]:
+    """An ASGI request as a server makes it: the body once, then nothing until the client
+    leaves (which it does not)."""
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope: dict[str, Any] = {"type": "http", "method": "POST", "path": URL, "headers": headers}
+    scope |= {"root_path": "", "query_string": b"", "http_version": "1.1", "scheme": "http"}
+    message = {"type": "http.request", "body": body, "more_body": False}
+    never = asyncio.Event()
+
+    async def send(_: Any) -> None:
+        return None
+
+    def call() -> Awaitable[None]:
+        pending = [message]
+
+        async def receive() -> dict[str, Any]:
+            if pending:
+                return pending.pop()
+            await never.wait()
+            return {"type": "http.disconnect"}
+
+        return app(scope, receive, send)  # type: ignore[no-any-return]
+
+    return call
+
+
+async def sidecar_case(rounds: int, scale: float) -> None:
+    """The sidecar app (keys off, metrics on, the forwarder) against the floor's bare
+    pass-through, both in front of the same instant stub upstream: the sidecar's own CPU
+    per request beyond a bare proxy, without the sockets, uvicorn and aiohttp that make the
+    load test noisy."""
+    settings = Settings(default_store="mem", upstream_base_url="http://upstream.test/v1")
+    forwarder = Forwarder(
+        settings,
+        session_factory=StubSession,  # type: ignore[arg-type]
+        on_upstream_response=PrometheusMetrics().upstream_response,
+    )
+    sidecar = Sidecar(settings, upstream=forwarder, stores={"mem": OneStore()})
+    floor = aiohttp_proxy("http://upstream.test/v1", session_factory=StubSession)
+    n = max(20, int(10_000 * scale))
+    managed, unmanaged = body_of(2_000, managed=True), body_of(2_000, managed=False)
+    await proxy_call(sidecar, managed)()  # warm the cache
+    baseline = await cpu_per_call(proxy_call(floor, unmanaged), n, rounds)
+    for name, body in (("managed", managed), ("unmanaged", unmanaged)):
+        cost = await cpu_per_call(proxy_call(sidecar, body), n, rounds)
+        label = f"sidecar vs bare proxy, {name} (stub)"
+        print(f"{label:44} {'2 KB':>6} {us(cost)} {us(baseline)} {us(cost - baseline)}")
 
 
 async def transport_case(settings: Settings, rounds: int, scale: float) -> None:

@@ -547,7 +547,7 @@ async def test_a_quick_answer_starts_no_watcher(
         assert queue is not None
         # Each exchange waits in the queue, marked over: when it falls due, it is skipped.
         assert len(queue) == 3
-        assert all(exchange.over for _, exchange, _ in queue._pending)
+        assert all(exchange.over for _, exchange in queue._pending)
     assert watched == []
     assert len(queue) == 0  # closing the forwarder dropped them and their timer
 
@@ -577,7 +577,7 @@ class FakeLoop:
 
 def test_exchanges_are_watched_when_due_and_only_if_still_going() -> None:
     loop = FakeLoop()
-    queue = forwarder_module._WatchQueue(loop, 0.05)  # type: ignore[arg-type]
+    queue = forwarder_module._WatchQueue(loop, 0.04)  # type: ignore[arg-type]
     watched: list[str] = []
 
     class Exchange:
@@ -585,24 +585,31 @@ def test_exchanges_are_watched_when_due_and_only_if_still_going() -> None:
             self.name = name
             self.over = False
 
-        def watch(self, receive: object) -> None:
+        def watch(self) -> None:
             watched.append(self.name)
 
-    first, second, third = Exchange("first"), Exchange("second"), Exchange("third")
-    queue.add(first, None)  # type: ignore[arg-type]
-    loop.now += 0.02
-    queue.add(second, None)  # type: ignore[arg-type]
-    queue.add(third, None)  # type: ignore[arg-type]
+    first, second, third, fourth = (Exchange(n) for n in ("first", "second", "third", "4th"))
+    queue.add(first)  # type: ignore[arg-type]
+    loop.now += 0.001
+    queue.add(second)  # type: ignore[arg-type]
+    loop.now += 0.001
+    queue.add(third)  # type: ignore[arg-type]
+    loop.now += 0.019
+    queue.add(fourth)  # type: ignore[arg-type]
     assert len(loop.timers) == 1  # one timer for every exchange
     second.over = True  # answered within the delay
-    loop.fire()  # at 100.05: only the first is due
+    loop.fire()  # at 100.04: only the first is due
     assert watched == ["first"]
-    assert loop.timers[0][0] == pytest.approx(100.07)  # the next one due
+    # The third is due at 100.042, but the timer waits a quarter of the delay: 100.05.
+    assert loop.timers[0][0] == pytest.approx(100.05)
     loop.fire()
     assert watched == ["first", "third"]  # the second was over: never watched
+    assert loop.timers[0][0] == pytest.approx(100.061)  # the fourth is due after the tick
+    loop.fire()
+    assert watched == ["first", "third", "4th"]
     assert loop.timers == []
     assert len(queue) == 0
-    queue.add(Exchange("later"), None)  # type: ignore[arg-type]
+    queue.add(Exchange("later"))  # type: ignore[arg-type]
     assert len(loop.timers) == 1  # an empty queue starts its timer again
 
 

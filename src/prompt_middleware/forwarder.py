@@ -152,47 +152,58 @@ _decode_model = msgspec.json.Decoder(_Model).decode
 class _Exchange:
     """Per-request state shared by the relay and its disconnect watcher."""
 
-    __slots__ = ("body_done", "client_gone", "over", "task", "watcher")
+    __slots__ = ("body_done", "client_gone", "over", "receive", "task", "watcher")
 
-    def __init__(self, task: asyncio.Task[object], body_done: asyncio.Event | None) -> None:
-        self.task = task
+    def __init__(
+        self, task: asyncio.Task[object], receive: Receive, body_done: asyncio.Event | None
+    ) -> None:
+        self.task: asyncio.Task[object] | None = task
+        self.receive: Receive | None = receive
         self.body_done = body_done
         self.client_gone = False
         self.over = False
         self.watcher: asyncio.Task[None] | None = None
 
-    def watch(self, receive: Receive) -> None:
+    def watch(self) -> None:
         """Start watching for the client's departure."""
-        self.watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, self))
+        if self.receive is not None:
+            loop = asyncio.get_running_loop()
+            self.watcher = loop.create_task(_watch_disconnect(self.receive, self))
 
     def stop_watching(self) -> None:
+        # Over: drop what the exchange holds of the request, which a watch queue may keep
+        # a little longer.
         self.over = True
+        self.receive = self.task = None
         if self.watcher is not None:
             self.watcher.cancel()
 
     def leave(self) -> None:
         # The client went away: cancel the relay, which closes the upstream connection.
         self.client_gone = True
-        self.task.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
 
 class _WatchQueue:
     """Exchanges to start watching once they have lasted ``delay`` seconds.
 
     One timer for all of them, not one per request: every exchange waits the same delay, so
-    they fall due in the order they came, and one that is over by then is skipped.
+    they fall due in the order they came, and one that is over by then is skipped. The timer
+    fires at most every quarter of the delay, however many requests arrive meanwhile.
     """
 
-    __slots__ = ("_delay", "_pending", "_timer", "loop")
+    __slots__ = ("_delay", "_pending", "_tick", "_timer", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
         self.loop = loop
         self._delay = delay
-        self._pending: deque[tuple[float, _Exchange, Receive]] = deque()
+        self._tick = delay / 4
+        self._pending: deque[tuple[float, _Exchange]] = deque()
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, exchange: _Exchange, receive: Receive) -> None:
-        self._pending.append((self.loop.time() + self._delay, exchange, receive))
+    def add(self, exchange: _Exchange) -> None:
+        self._pending.append((self.loop.time() + self._delay, exchange))
         if self._timer is None:
             self._timer = self.loop.call_later(self._delay, self._due)
 
@@ -209,10 +220,12 @@ class _WatchQueue:
         now = self.loop.time()
         pending = self._pending
         while pending and pending[0][0] <= now:
-            _, exchange, receive = pending.popleft()
+            exchange = pending.popleft()[1]
             if not exchange.over:
-                exchange.watch(receive)
-        self._timer = self.loop.call_at(pending[0][0], self._due) if pending else None
+                exchange.watch()
+        self._timer = (
+            self.loop.call_at(max(pending[0][0], now + self._tick), self._due) if pending else None
+        )
 
 
 class Forwarder:
@@ -356,17 +369,17 @@ class Forwarder:
         assert task is not None
         # A body still arriving is sent on as it comes; until it ends, its reader is the one
         # that sees a disconnect. Chat routes arrive whole (the middleware buffered them).
-        exchange = _Exchange(task, body_done)
+        exchange = _Exchange(task, receive, body_done)
         data: bytes | AsyncIterator[bytes] | None = body or None
         if body_done is not None:
             data = _stream_body(body, receive, exchange)
         watch_now = body_done is not None or waited
         if watch_now:
-            exchange.watch(receive)
+            exchange.watch()
         else:
             # Watching costs a task per request, and matters only for requests that last:
             # an answer that comes back within the delay never pays for it.
-            self._watch_queue().add(exchange, receive)
+            self._watch_queue().add(exchange)
         try:
             if watch_now:
                 # The client may have left already (while its prompt was fetched): let the
