@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -493,6 +494,30 @@ def measure(
         )
         result = run()
     return result
+
+
+def measure_together(
+    generator: LoadGenerator,
+    servers: Sequence[Running],
+    load: Load,
+    connections: int,
+    duration: float,
+) -> list[float]:
+    """Requests per second of each server, all of them loaded at the same time.
+
+    The servers are pinned to the same core, so the scheduler, fair between busy processes,
+    splits it evenly between them: the ratio of their request rates is the inverse ratio of
+    their CPU per request, taken over the same seconds. A slow spell of a shared machine
+    slows them alike, where runs one after the other would see it in one server only.
+    """
+    wait_quiet(set().union(*(s.cores for s in servers)) | generator.cores, QUIET_PATIENCE_SECONDS)
+    generator._body_file(load.body)  # written once, before the runs start side by side
+    with ThreadPoolExecutor(len(servers)) as pool:
+        runs = [
+            pool.submit(generator.run, server.url, load, connections, duration)
+            for server in servers
+        ]
+        return [float(run.result()["rps"]) for run in runs]
 
 
 def usage(result: Result) -> str:

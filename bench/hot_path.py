@@ -7,7 +7,10 @@ Cases: an unmatched route, a matched unmanaged request, a managed request on a c
 with a realistic 2 KB body (system + few-shot messages, tools, metadata) and a 200 KB body.
 Baselines measured in the same run: the same no-op app unwrapped, and a naive
 ``json.loads``/``json.dumps`` rewrite of the same requests. The same for ``PromptTransport``
-against the bare httpx transport it wraps. Medians of several rounds; ratios, not lone times.
+against the bare httpx transport it wraps, and for the sidecar app against the bare proxy of
+``bench/sidecar_load.py``, both in front of an instant stub upstream. Cases and their
+baselines take turns within each round, so a burst of noise does not land on one of them
+only. Medians of several rounds; ratios, not lone times.
 """
 
 from __future__ import annotations
@@ -142,17 +145,28 @@ def naive_rewrite(body: bytes) -> bytes:
     return json.dumps(request).encode()
 
 
-async def cpu_per_call(call: Callable[[], Awaitable[None]], iterations: int, rounds: int) -> float:
-    """Median over rounds of process CPU seconds per call."""
-    for _ in range(max(10, iterations // 10)):
-        await call()
-    samples = []
-    for _ in range(rounds):
-        started = time.process_time()
-        for _ in range(iterations):
+async def cpu_per_call(
+    calls: dict[str, Callable[[], Awaitable[None]]], iterations: int, rounds: int
+) -> dict[str, float]:
+    """Median over rounds of process CPU seconds per call, for each call.
+
+    The calls take turns within each round (their order rotating), so a burst of noise on
+    the machine lands on one round of several calls, not on every round of one of them.
+    """
+    for call in calls.values():
+        for _ in range(max(10, iterations // 10)):
             await call()
-        samples.append((time.process_time() - started) / iterations)
-    return statistics.median(samples)
+    names = list(calls)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            call = calls[name]
+            started = time.process_time()
+            for _ in range(iterations):
+                await call()
+            samples[name].append((time.process_time() - started) / iterations)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def us(seconds: float) -> str:
@@ -178,15 +192,11 @@ async def main() -> None:
         n = max(20, int(iterations * scale))
         unmanaged, managed = body_of(size, managed=False), body_of(size, managed=True)
         await asgi_call(wrapped, URL, managed)()  # warm the cache: the managed case is a hit
-        bare = await cpu_per_call(asgi_call(noop_app, URL, unmanaged), n, rounds)
         cases = {
             "unmatched route (wrapped)": asgi_call(wrapped, "/v1/embeddings", unmanaged),
             "matched, unmanaged (wrapped)": asgi_call(wrapped, URL, unmanaged),
             "managed, cache hit (wrapped)": asgi_call(wrapped, URL, managed),
         }
-        for name, call in cases.items():
-            cost = await cpu_per_call(call, n, rounds)
-            print(f"{name:44} {label:>6} {us(cost)} {us(bare)} {us(cost - bare)}")
 
         async def ours(body: bytes = managed, engine: Any = wrapped.engine) -> None:
             await engine.rewrite(body)
@@ -194,8 +204,16 @@ async def main() -> None:
         async def naive(body: bytes = managed) -> None:
             naive_rewrite(body)
 
-        ours_cost = await cpu_per_call(ours, n, rounds)
-        naive_cost = await cpu_per_call(naive, n, rounds)
+        costs = await cpu_per_call(
+            {"bare": asgi_call(noop_app, URL, unmanaged), **cases, "ours": ours, "naive": naive},
+            n,
+            rounds,
+        )
+        bare = costs["bare"]
+        for name in cases:
+            cost = costs[name]
+            print(f"{name:44} {label:>6} {us(cost)} {us(bare)} {us(cost - bare)}")
+        ours_cost, naive_cost = costs["ours"], costs["naive"]
         print(
             f"{'rewrite only: msgspec engine vs naive json':44} {label:>6} {us(ours_cost)} "
             f"{us(naive_cost)}   {naive_cost / ours_cost:5.1f}x faster"
@@ -318,9 +336,18 @@ async def sidecar_case(rounds: int, scale: float) -> None:
     n = max(20, int(10_000 * scale))
     managed, unmanaged = body_of(2_000, managed=True), body_of(2_000, managed=False)
     await proxy_call(sidecar, managed)()  # warm the cache
-    baseline = await cpu_per_call(proxy_call(floor, unmanaged), n, rounds)
-    for name, body in (("managed", managed), ("unmanaged", unmanaged)):
-        cost = await cpu_per_call(proxy_call(sidecar, body), n, rounds)
+    costs = await cpu_per_call(
+        {
+            "floor": proxy_call(floor, unmanaged),
+            "managed": proxy_call(sidecar, managed),
+            "unmanaged": proxy_call(sidecar, unmanaged),
+        },
+        n,
+        rounds,
+    )
+    baseline = costs["floor"]
+    for name in ("managed", "unmanaged"):
+        cost = costs[name]
         label = f"sidecar vs bare proxy, {name} (stub)"
         print(f"{label:44} {'2 KB':>6} {us(cost)} {us(baseline)} {us(cost - baseline)}")
 
@@ -342,8 +369,8 @@ async def transport_case(settings: Settings, rounds: int, scale: float) -> None:
 
     n = max(20, int(10_000 * scale))
     await call(wrapped)()
-    baseline = await cpu_per_call(call(bare), n, rounds)
-    cost = await cpu_per_call(call(wrapped), n, rounds)
+    costs = await cpu_per_call({"bare": call(bare), "wrapped": call(wrapped)}, n, rounds)
+    baseline, cost = costs["bare"], costs["wrapped"]
     print(
         f"{'PromptTransport, managed hit vs bare transport':44} {'2 KB':>6} {us(cost)} "
         f"{us(baseline)} {us(cost - baseline)}"
@@ -366,8 +393,12 @@ async def logging_case(settings: Settings, rounds: int, scale: float) -> None:
     body = body_of(2_000, managed=True)
     await asgi_call(wrapped, URL, body)()
     n = max(20, int(20_000 * scale))
-    bare = await cpu_per_call(asgi_call(noop_app, URL, body), n, rounds)
-    cost = await cpu_per_call(asgi_call(wrapped, URL, body), n, rounds)
+    costs = await cpu_per_call(
+        {"bare": asgi_call(noop_app, URL, body), "wrapped": asgi_call(wrapped, URL, body)},
+        n,
+        rounds,
+    )
+    bare, cost = costs["bare"], costs["wrapped"]
     print(
         f"{'managed, cache hit, info log line on (JSON)':44} {'2 KB':>6} {us(cost)} "
         f"{us(bare)} {us(cost - bare)}"

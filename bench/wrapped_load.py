@@ -14,7 +14,9 @@ Logging is configured in the served app as a production service configures struc
 lines, loggers cached on first use, filtered at ``--log-level`` (warning by default, so the
 canonical ``prompt_request`` line, logged at info, is off; ``--log-level info`` measures it
 on, rendered to /dev/null). 32 connections, ``--rounds`` rounds alternating which server goes
-first, medians reported; the CPU columns show that the server, not wrk, was saturated.
+first, each round ending with both servers loaded at the same time on their shared core
+(``_common.measure_together``); medians reported; the CPU columns show that the server, not
+wrk, was saturated.
 
     .venv/bin/python bench/wrapped_load.py            # 5 rounds of 3 s per case
     .venv/bin/python bench/wrapped_load.py --smoke    # about 1 s per case, for CI
@@ -48,6 +50,7 @@ from _common import (
     loadgen_kind,
     mark,
     measure,
+    measure_together,
     median,
     probe,
     read_body,
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str], list[Result]] = {
         (case.name, server): [] for case in CASES for server in SERVERS
     }
+    together: dict[str, list[float]] = {case.name: [] for case in CASES}
     with tempfile.TemporaryDirectory() as scratch, running(servers) as started:
         check({name: server.url for name, server in started.items()})
         generator = LoadGenerator(kind, cores.loadgen, Path(scratch))
@@ -222,15 +226,29 @@ def main(argv: list[str] | None = None) -> int:
                         f"{usage(result)} errors {result.errors}",
                         flush=True,
                     )
+                unwrapped_rps, wrapped_rps = measure_together(
+                    generator,
+                    [started[server] for server in SERVERS],
+                    case.load,
+                    args.connections,
+                    duration,
+                )
+                together[case.name].append(wrapped_rps / unwrapped_rps)
+                print(
+                    f"  round {round_ + 1} {case.name:10} together  {unwrapped_rps:9.0f} / "
+                    f"{wrapped_rps:.0f} req/s: wrapped / unwrapped {together[case.name][-1]:.3f}",
+                    flush=True,
+                )
     print()
-    print(_table(results))
+    print(_table(results, together))
     print(contention_note(r for rounds in results.values() for r in rounds))
     return 0
 
 
-def _table(results: dict[tuple[str, str], list[Result]]) -> str:
+def _table(results: dict[tuple[str, str], list[Result]], together: dict[str, list[float]]) -> str:
     rows = []
     for case in CASES:
+        ratio_together = median(together[case.name])
         unwrapped_rounds = results[(case.name, "unwrapped")]
         pairs = clean_rounds(
             list(zip(unwrapped_rounds, results[(case.name, "wrapped")], strict=True))
@@ -240,13 +258,15 @@ def _table(results: dict[tuple[str, str], list[Result]]) -> str:
         # Server CPU per request: what the middleware adds, as the served process pays it.
         added_us = median((w.server_cpu / w.rps - u.server_cpu / u.rps) * 1e4 for u, w in pairs)
         target = "—" if case.target is None else f"≥ {case.target:.2f}"
-        met = "" if case.target is None else mark(ratio >= case.target)
+        # Judged on the ratio loaded together: see _common.measure_together.
+        met = "" if case.target is None else mark(ratio_together >= case.target)
         rows.append(
             [
                 case.label,
                 f"{median(r.rps for r in unwrapped):,.0f}",
                 f"{median(r.rps for r in wrapped):,.0f}",
                 f"{ratio:.3f}",
+                f"{ratio_together:.3f}",
                 target,
                 met,
                 f"{added_us:.1f} µs",
@@ -261,7 +281,8 @@ def _table(results: dict[tuple[str, str], list[Result]]) -> str:
         "case (2 KB body)",
         "unwrapped req/s",
         "wrapped req/s",
-        "wrapped / unwrapped",
+        "wrapped / unwrapped, in turn",
+        "wrapped / unwrapped, together",
         "target",
         "met",
         "added server CPU / request",
@@ -270,7 +291,7 @@ def _table(results: dict[tuple[str, str], list[Result]]) -> str:
         "errors",
         "rounds used",
     ]
-    return table(header, rows, "lrrrrlrrrrr")
+    return table(header, rows, "lrrrrrlrrrrr")
 
 
 if __name__ == "__main__":
