@@ -88,8 +88,9 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _MAX_TARGETS: Final = 256
 _MAX_URLS: Final = 1024
 _BUFFERED_BODY_BYTES: Final = 64 * 1024
-# A client is watched for once its upstream call has lasted this long: a departure within
-# it costs at most this much upstream work, and a quick answer costs no watcher at all.
+# A client is watched for once its upstream call has lasted this long (up to a quarter more:
+# the watch queue's tick): a departure within it costs at most that much upstream work, and a
+# quick answer costs no watcher at all.
 _WATCH_AFTER_SECONDS: Final = 0.05
 _MASK: Final = "**********"
 _SECRET_HEADERS: Final = frozenset(
