@@ -353,7 +353,8 @@ class Forwarder:
         response_headers: Sequence[tuple[bytes, bytes]],
     ) -> int:
         """Relay one request; ``body_done`` is set when the rest of a streamed body is read.
-        Returns the status sent to the client, or 0 when none was."""
+        Returns the response's status (the upstream's, or our error's), or 0 when the client
+        left before there was one."""
         try:
             target = self._target(upstream)
         except RequestError as error:
@@ -361,7 +362,7 @@ class Forwarder:
             logger.info("upstream_request_failed", path=scope["path"], error=error.code)
             return error.status_code
         if target is None:
-            refusal = _no_upstream(None if body_done else body)
+            refusal = _no_upstream(None if body_done is not None else body)
             await _send_error(send, refusal, response_headers)
             logger.info("upstream_request_failed", path=scope["path"], error=refusal.code)
             return refusal.status_code
@@ -480,7 +481,9 @@ class Forwarder:
             try:
                 await send(start)
             except OSError:
-                return 0  # the client is gone (servers may raise instead of telling receive)
+                # The client is gone (servers may raise instead of telling receive); what the
+                # upstream answered is still what the request is counted under.
+                return response.status
             content = response.content
             while True:
                 try:

@@ -64,7 +64,8 @@ class BodyForwarder(Protocol):
 
         ``scope`` is the request's: its ``content-length`` and body-related headers are not
         used. ``receive`` is read only to notice the client leaving; ``waited`` says the
-        client may have left already. Returns the status sent to the client (0: none was).
+        client may have left already. Returns the response's status (0 when the client left
+        before there was one).
         """
         ...
 
