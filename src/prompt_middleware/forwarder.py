@@ -153,7 +153,7 @@ _decode_model = msgspec.json.Decoder(_Model).decode
 class _Exchange:
     """Per-request state shared by the relay and its disconnect watcher."""
 
-    __slots__ = ("body_done", "client_gone", "over", "receive", "task", "watcher")
+    __slots__ = ("body_done", "client_gone", "receive", "task", "watcher")
 
     def __init__(
         self, task: asyncio.Task[object], receive: Receive, body_done: asyncio.Event | None
@@ -162,11 +162,14 @@ class _Exchange:
         self.receive: Receive | None = receive
         self.body_done = body_done
         self.client_gone = False
-        self.over = False
         self.watcher: asyncio.Task[None] | None = None
 
+    @property
+    def over(self) -> bool:
+        return self.receive is None
+
     def watch(self) -> None:
-        """Start watching for the client's departure."""
+        """Start watching for the client's departure (unless the exchange is over)."""
         if self.receive is not None:
             loop = asyncio.get_running_loop()
             self.watcher = loop.create_task(_watch_disconnect(self.receive, self))
@@ -174,7 +177,6 @@ class _Exchange:
     def stop_watching(self) -> None:
         # Over: drop what the exchange holds of the request, which a watch queue may keep
         # a little longer.
-        self.over = True
         self.receive = self.task = None
         if self.watcher is not None:
             self.watcher.cancel()
@@ -375,20 +377,18 @@ class Forwarder:
         data: bytes | AsyncIterator[bytes] | None = body or None
         if body_done is not None:
             data = _stream_body(body, receive, exchange)
-        watch_now = body_done is not None or waited
-        if watch_now:
-            exchange.watch()
-        else:
-            # Watching costs a task per request, and matters only for requests that last:
-            # an answer that comes back within the delay never pays for it.
-            self._watch_queue().add(exchange)
         try:
-            if watch_now:
+            if body_done is not None or waited:
                 # The client may have left already (while its prompt was fetched): let the
                 # watcher read what is queued before anything is sent, so that costs no
                 # upstream call (with a pooled connection the request would be written
                 # before the first suspension). Its leaving cancels us here, handled below.
+                exchange.watch()
                 await asyncio.sleep(0)
+            else:
+                # Watching costs a task per request, and matters only for requests that
+                # last: an answer that comes back within the delay never pays for it.
+                self._watch_queue().add(exchange)
             return await self._relay(scope, target, data, send, response_headers)
         except asyncio.CancelledError:
             if not exchange.client_gone or task.uncancel() > 0:

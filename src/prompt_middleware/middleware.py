@@ -149,7 +149,7 @@ class PromptMiddleware:
             send,
             upstream=upstream_of(result.entry),
             waited=result.waited,
-            response_headers=(*result.headers, _overhead_header(overhead)),
+            response_headers=_prompt_headers(result, overhead),
         )
 
     async def _read_body(self, declared_size: str | None, receive: Receive) -> bytes | None:
@@ -263,7 +263,7 @@ def _with_body(scope: Scope, result: RewriteResult) -> Scope:
 def _add_prompt_headers(
     send: Send, result: RewriteResult, overhead_seconds: float, status: list[int]
 ) -> Send:
-    extra = (*result.headers, _overhead_header(overhead_seconds))
+    extra = _prompt_headers(result, overhead_seconds)
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -274,8 +274,12 @@ def _add_prompt_headers(
     return send_with_headers
 
 
-def _overhead_header(overhead_seconds: float) -> tuple[bytes, bytes]:
-    return (b"x-prompt-middleware-overhead-ms", b"%.3f" % (overhead_seconds * 1000))
+def _prompt_headers(
+    result: RewriteResult, overhead_seconds: float
+) -> tuple[tuple[bytes, bytes], ...]:
+    """The response headers of a rewritten request: ``x-prompt-*`` and the overhead."""
+    overhead_ms = b"%.3f" % (overhead_seconds * 1000)
+    return (*result.headers, (b"x-prompt-middleware-overhead-ms", overhead_ms))
 
 
 def _record_status(send: Send, status: list[int]) -> Send:
