@@ -2,8 +2,11 @@
 
 Each proxy forwards ``POST /v1/chat/completions`` to a fast fake upstream and relays the
 response, with no prompt work, built on a different client: httpx's default transport, httpx
-with more keep-alive connections, httpx over ``httpx-aiohttp``, aiohttp directly, and
-prompt-middleware's own ``Forwarder`` (aiohttp). The fake upstream hit directly is the ceiling.
+with more keep-alive connections, httpx over ``httpx-aiohttp``, aiohttp directly,
+prompt-middleware's own ``Forwarder`` (aiohttp), pyreqwest (reqwest in Rust, on a runtime
+thread of its own), and a client sketched here on asyncio and httptools (no TLS, timeouts or
+error handling: how fast a hand-written client could be, not one to ship). The fake upstream
+hit directly is the ceiling.
 
 Every server runs under uvicorn (uvloop and httptools when installed) in its own process, one
 worker. The server under test has a core to itself; the upstream and the load generator
@@ -24,13 +27,16 @@ Everything listens on 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
+from urllib.parse import urlsplit
 
+import httptools
 from _common import (
     PATH,
     Load,
@@ -79,6 +85,8 @@ CASES: Final = (
     Case("httpx-aiohttp", "httpx-aiohttp", "httpx over httpx-aiohttp"),
     Case("aiohttp", "aiohttp", "aiohttp directly"),
     Case("forwarder", "forwarder", "prompt_middleware.Forwarder (aiohttp)"),
+    Case("pyreqwest", "pyreqwest", "pyreqwest (Rust reqwest, its own runtime thread)"),
+    Case("httptools", "httptools", "hand-written on httptools (a sketch, see below)"),
 )
 
 
@@ -126,6 +134,141 @@ def httpx_proxy(base: str, transport: str) -> ASGIApp:
     return app
 
 
+def pyreqwest_proxy(base: str) -> ASGIApp:
+    """The same pass-through on pyreqwest: reqwest and hyper in Rust, bound to asyncio."""
+    from pyreqwest.client import Client, ClientBuilder
+
+    client: Client | None = None
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal client
+        if scope["type"] != "http":
+            return
+        if client is None:
+            client = ClientBuilder().http1_only().gzip(False).follow_redirects(False).build()
+        body = await read_body(receive)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request_headers(scope)]
+        request = client.request(scope["method"], target_url(scope, base))
+        async with request.headers(headers).body_bytes(body).build_streamed() as response:
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": response_headers(raw),
+                }
+            )
+            reader = response.body_reader
+            while (chunk := await reader.read_chunk()) is not None:
+                await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection of the hand-written client: httptools parses the response."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+        self.status = 0
+        self.head_done = self.complete = self.lost = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._wake()
+
+    def send(self, request: bytes) -> None:
+        assert self.transport is not None
+        self.headers, self.chunks = [], []
+        self.head_done = self.complete = False
+        self.transport.write(request)
+
+    async def wait(self) -> None:
+        if self.lost:
+            raise ConnectionError("the upstream closed the connection")
+        self._waiter = asyncio.get_running_loop().create_future()
+        await self._waiter
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.head_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self._wake()
+
+
+def httptools_proxy(base: str) -> ASGIApp:
+    """The same pass-through on a client written here on asyncio and httptools: a keep-alive
+    pool, Content-Length requests, responses relayed as they are parsed. A sketch of what a
+    hand-written client could reach: no TLS, timeouts, 1xx/HEAD handling or error mapping,
+    which a real one would need (and which aiohttp has)."""
+    parts = urlsplit(base)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    host_line = b"host: %s:%d\r\n" % (host.encode("ascii"), port)
+    idle: list[_Connection] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = await read_body(receive)
+        path = target_url(scope, parts.path).encode("latin-1")
+        head = [scope["method"].encode("ascii"), b" ", path, b" HTTP/1.1\r\n", host_line]
+        for name, value in request_headers(scope):
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"content-length: %d\r\n\r\n" % len(body))
+        if idle:
+            connection = idle.pop()
+        else:
+            loop = asyncio.get_running_loop()
+            _, connection = await loop.create_connection(_Connection, host, port)
+        connection.send(b"".join(head) + body)
+        while not connection.head_done:
+            await connection.wait()
+        headers = response_headers(connection.headers)
+        await send({"type": "http.response.start", "status": connection.status, "headers": headers})
+        while True:
+            chunk = b"".join(connection.chunks)
+            connection.chunks.clear()
+            if connection.complete:
+                break
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            else:
+                await connection.wait()
+        if connection.parser.should_keep_alive() and not connection.lost:
+            idle.append(connection)
+        elif connection.transport is not None:
+            connection.transport.close()
+        await send({"type": "http.response.body", "body": chunk})
+
+    return app
+
+
 def forwarder_app(base: str) -> ASGIApp:
     from prompt_middleware.forwarder import Forwarder
     from prompt_middleware.settings import Settings
@@ -141,6 +284,8 @@ def build_app(kind: str, base: str) -> ASGIApp:
         "httpx-aiohttp": lambda: httpx_proxy(base, "aiohttp"),
         "aiohttp": lambda: aiohttp_proxy(base),
         "forwarder": lambda: forwarder_app(base),
+        "pyreqwest": lambda: pyreqwest_proxy(base),
+        "httptools": lambda: httptools_proxy(base),
     }
     return builders[kind]()
 
