@@ -19,9 +19,11 @@ Foreign errors (httpx, OS, YAML) are translated once, where they are caught, wit
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import ClassVar, Final
 
 import msgspec
+from starlette.types import Send
 
 __all__ = [
     "ConfigurationError",
@@ -35,6 +37,7 @@ __all__ = [
     "RequestTooLarge",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "send_error",
 ]
 
 
@@ -58,6 +61,7 @@ class _ErrorEnvelope(msgspec.Struct):
 
 
 _encode = msgspec.json.Encoder().encode
+_JSON: Final = (b"content-type", b"application/json")
 
 
 class RequestError(PromptMiddlewareError):
@@ -78,6 +82,16 @@ class RequestError(PromptMiddlewareError):
             message=self.message, type=self.error_type, param=self.param, code=self.code
         )
         return _encode(_ErrorEnvelope(error=body))
+
+
+async def send_error(
+    send: Send, error: RequestError, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer an ASGI request with ``error``: its status and JSON body, and ``extra_headers``."""
+    body = error.to_json()
+    headers = [_JSON, (b"content-length", b"%d" % len(body)), *extra_headers]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class InvalidRequest(RequestError):

@@ -46,6 +46,7 @@ from prompt_middleware.errors import (
     RequestError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    send_error,
 )
 from prompt_middleware.settings import Settings
 from prompt_middleware.upstream import (
@@ -84,7 +85,6 @@ _DROP_REQUEST_AUTH: Final = _DROP_REQUEST | {b"authorization"}
 # aiohttp would add these when the client did not send them; a proxy adds nothing.
 _SKIP_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _PATH_SAFE: Final = "/!$&'()*+,;=:@~"
-_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _MAX_TARGETS: Final = 256
 _MAX_URLS: Final = 1024
 _BUFFERED_BODY_BYTES: Final = 64 * 1024
@@ -360,12 +360,12 @@ class Forwarder:
         try:
             target = self._target(upstream)
         except RequestError as error:
-            await _send_error(send, error, response_headers)
+            await send_error(send, error, response_headers)
             logger.info("upstream_request_failed", path=scope["path"], error=error.code)
             return error.status_code
         if target is None:
             refusal = _no_upstream(None if body_done is not None else body)
-            await _send_error(send, refusal, response_headers)
+            await send_error(send, refusal, response_headers)
             logger.info("upstream_request_failed", path=scope["path"], error=refusal.code)
             return refusal.status_code
 
@@ -458,7 +458,7 @@ class Forwarder:
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = self._translate(exc, target)
-            await _send_error(send, error, response_headers)
+            await send_error(send, error, response_headers)
             logger.warning(
                 "upstream_request_failed",
                 path=scope["path"],
@@ -653,15 +653,6 @@ def _no_upstream(body: bytes | None) -> InvalidPromptRequest:
     return InvalidPromptRequest(
         "No upstream to forward to: set PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL.", param="model"
     )
-
-
-async def _send_error(
-    send: Send, error: RequestError, extra_headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    body = error.to_json()
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii")), *extra_headers]
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _curl(

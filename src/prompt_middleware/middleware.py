@@ -9,7 +9,7 @@ from typing import Final
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from prompt_middleware.errors import RequestError, RequestTooLarge
+from prompt_middleware.errors import RequestError, RequestTooLarge, send_error
 from prompt_middleware.observe import Observer
 from prompt_middleware.report import passed_on_is_reported, report_error, report_request
 from prompt_middleware.rewrite import RewriteEngine, RewriteResult
@@ -26,7 +26,6 @@ __all__ = ["PromptMiddleware"]
 
 logger = structlog.get_logger(__name__)
 
-_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
 
 
@@ -85,7 +84,7 @@ class PromptMiddleware:
                 return  # the client went away before it finished sending
             result = await self._engine.rewrite(body)
         except RequestError as error:
-            await _send_error(send, error)
+            await send_error(send, error)
             report_error(
                 route=route,
                 request_id=request_id,
@@ -96,9 +95,7 @@ class PromptMiddleware:
             return
         except Exception:
             logger.exception("prompt_request_failed", route=route, request_id=request_id)
-            await _send_error(
-                send, RequestError("prompt-middleware failed to rewrite the request.")
-            )
+            await send_error(send, RequestError("prompt-middleware failed to rewrite the request."))
             return
 
         overhead = time.perf_counter() - started
@@ -289,10 +286,3 @@ def _record_status(send: Send, status: list[int]) -> Send:
         await send(message)
 
     return recording_send
-
-
-async def _send_error(send: Send, error: RequestError) -> None:
-    body = error.to_json()
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

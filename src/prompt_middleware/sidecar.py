@@ -16,7 +16,7 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prompt_middleware.echo import EchoUpstream
-from prompt_middleware.errors import ConfigurationError, InvalidApiKey
+from prompt_middleware.errors import ConfigurationError, InvalidApiKey, send_error
 from prompt_middleware.forwarder import Forwarder
 from prompt_middleware.logs import configure_logging
 from prompt_middleware.metrics import CONTENT_TYPE, PrometheusMetrics
@@ -78,7 +78,7 @@ class Sidecar:
                     "A valid sidecar key is required: send 'Authorization: Bearer <key>' with "
                     "one of PROMPT_MIDDLEWARE_API_KEYS."
                 )
-                await _respond(send, error.status_code, [_JSON], error.to_json())
+                await send_error(send, error)
                 return
             # The sidecar's key is ours, not the upstream's: never pass it on.
             headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
