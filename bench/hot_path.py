@@ -39,10 +39,10 @@ from prompt_middleware import (
     Settings,
     report,
 )
-from prompt_middleware.forwarder import Forwarder
-from prompt_middleware.metrics import PrometheusMetrics
 from prompt_middleware.render import compile_template
 from prompt_middleware.sidecar import Sidecar
+from prompt_middleware.sidecar.forwarder import Forwarder
+from prompt_middleware.sidecar.metrics import PrometheusMetrics
 
 URL = "/v1/chat/completions"
 PROMPT = Prompt(

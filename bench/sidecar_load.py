@@ -111,7 +111,7 @@ def write_prompt(folder: Path) -> None:
 
 def serve_sidecar(port: int, upstream: str, prompts_dir: str) -> int:
     """Run ``prompt-middleware serve`` in this process, configured as a deployment would be."""
-    from prompt_middleware.cli import main as cli
+    from prompt_middleware.sidecar.cli import main as cli
 
     for name in list(os.environ):  # nothing inherited may configure it
         if name.startswith(("PROMPT_MIDDLEWARE_", "LANGFUSE_", "HUMANLOOP_")):

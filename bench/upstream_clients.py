@@ -270,8 +270,8 @@ def httptools_proxy(base: str) -> ASGIApp:
 
 
 def forwarder_app(base: str) -> ASGIApp:
-    from prompt_middleware.forwarder import Forwarder
     from prompt_middleware.settings import Settings
+    from prompt_middleware.sidecar.forwarder import Forwarder
 
     return Forwarder(Settings(upstream_base_url=base))
 

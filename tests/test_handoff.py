@@ -18,9 +18,9 @@ from starlette.types import Receive, Scope, Send
 
 from examples.starlette_app.app import PROMPTS
 from prompt_middleware import ModelEntry, PromptMiddleware, Secret, Settings
-from prompt_middleware.forwarder import Forwarder
+from prompt_middleware.handoff import BodyForwarder, Upstream
 from prompt_middleware.sidecar import Sidecar
-from prompt_middleware.upstream import BodyForwarder, Upstream
+from prompt_middleware.sidecar.forwarder import Forwarder
 from tests.fakes.memory import MemoryStore, chat_prompt
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import FakeUpstream

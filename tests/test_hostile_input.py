@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from prompt_middleware import ModelEntry, PromptMiddleware, Settings
+from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.errors import RequestError
-from prompt_middleware.rewrite import RewriteEngine
 from tests.conftest import RecordingApp
 from tests.fakes.memory import MemoryStore, chat_prompt, text_prompt
 

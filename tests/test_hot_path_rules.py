@@ -15,16 +15,16 @@ import msgspec
 import pytest
 import structlog
 
+import prompt_middleware.engine
+import prompt_middleware.handoff
 import prompt_middleware.report
-import prompt_middleware.rewrite
-import prompt_middleware.upstream
 from prompt_middleware import PromptMiddleware, Settings
 from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
+from prompt_middleware.engine import _MAX_REMEMBERED, RewriteEngine, RewriteResult
 from prompt_middleware.observe import FetchOutcome
 from prompt_middleware.prompts import Prompt, PromptQuery
 from prompt_middleware.report import report_request
 from prompt_middleware.request import _MAX_CLASSIFIED, _classify, decode_body, extension_fields
-from prompt_middleware.rewrite import _MAX_REMEMBERED, RewriteEngine, RewriteResult
 from tests.conftest import ClientFactory, RecordingApp
 from tests.fakes.memory import MemoryStore, chat_prompt, text_prompt
 
@@ -594,7 +594,7 @@ async def test_flat_long_variables_skip_the_depth_walk(
     def no_walk(value: Any, limit: int) -> int:
         raise AssertionError("flat variables must not be walked")
 
-    monkeypatch.setattr(prompt_middleware.rewrite, "_depth", no_walk)
+    monkeypatch.setattr(prompt_middleware.engine, "_depth", no_walk)
     variables = {"a": "x" * 100, "b": "y"}
     body = json.dumps({"prompt_id": "echo", "prompt_variables": variables}).encode()
     assert len(json.dumps(variables)) > 66  # past the length gate: 2 * (32 + 1) bytes
@@ -687,7 +687,7 @@ async def test_the_forwarder_is_told_when_the_rewrite_waited_for_the_store(
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
-        seen.append(scope.get(prompt_middleware.upstream.WAITED_SCOPE_KEY))
+        seen.append(scope.get(prompt_middleware.handoff.WAITED_SCOPE_KEY))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 

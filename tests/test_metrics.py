@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from prompt_middleware.metrics import PrometheusMetrics
+from prompt_middleware.sidecar.metrics import PrometheusMetrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -25,8 +25,8 @@ import pytest
 import structlog
 
 from prompt_middleware import Settings
-from prompt_middleware.forwarder import upstream_timeout
 from prompt_middleware.sidecar import Sidecar
+from prompt_middleware.sidecar.forwarder import upstream_timeout
 from tests.fakes.memory import MemoryStore, text_prompt
 from tests.fakes.raw_upstream import (
     SAFETY,

@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from prompt_middleware import PromptMiddleware, Settings
-from prompt_middleware.forwarder import Forwarder
+from prompt_middleware.sidecar.forwarder import Forwarder
 
 PROMPTS = Path(__file__).resolve().parent.parent / "starlette_app" / "prompts"
 ROUTES = "/v1/chat/completions,/proxy/v1/chat/completions"

@@ -1,6 +1,7 @@
 """prompt-middleware: managed prompts in front of OpenAI-compatible chat endpoints."""
 
 from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
+from prompt_middleware.engine import RewriteEngine, RewriteResult
 from prompt_middleware.errors import (
     ConfigurationError,
     InvalidApiKey,
@@ -14,12 +15,11 @@ from prompt_middleware.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from prompt_middleware.forwarder import Forwarder
 from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
 from prompt_middleware.render import RenderOptions, compile_template, render_prompt
-from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import ModelEntry, Secret, Settings
+from prompt_middleware.sidecar.forwarder import Forwarder
 from prompt_middleware.stores import LocalPromptStore, PromptStore
 from prompt_middleware.transport import PromptTransport
 

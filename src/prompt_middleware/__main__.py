@@ -2,6 +2,6 @@
 
 import sys
 
-from prompt_middleware.cli import main
+from prompt_middleware.sidecar.cli import main
 
 sys.exit(main())

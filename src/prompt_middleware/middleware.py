@@ -9,18 +9,18 @@ from typing import Final
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prompt_middleware.engine import RewriteEngine, RewriteResult
 from prompt_middleware.errors import RequestError, RequestTooLarge, send_error
-from prompt_middleware.observe import Observer
-from prompt_middleware.report import passed_on_is_reported, report_error, report_request
-from prompt_middleware.rewrite import RewriteEngine, RewriteResult
-from prompt_middleware.settings import Settings
-from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.upstream import (
+from prompt_middleware.handoff import (
     UPSTREAM_SCOPE_KEY,
     WAITED_SCOPE_KEY,
     BodyForwarder,
     upstream_of,
 )
+from prompt_middleware.observe import Observer
+from prompt_middleware.report import passed_on_is_reported, report_error, report_request
+from prompt_middleware.settings import Settings
+from prompt_middleware.stores.base import PromptStore
 
 __all__ = ["PromptMiddleware"]
 
@@ -35,7 +35,7 @@ class PromptMiddleware:
     ``settings`` default to :meth:`Settings.from_env`. ``stores`` registers extra prompt
     stores by prefix (``{"mystore": MyStore()}`` serves ``model: "mystore/gpt-4o"``).
     ``observer`` is told about every request and store fetch (the sidecar's metrics).
-    An ``app`` that is a :class:`~prompt_middleware.upstream.BodyForwarder` (the embedded
+    An ``app`` that is a :class:`~prompt_middleware.handoff.BodyForwarder` (the embedded
     forwarder) gets matched requests in one call, body and headers handed over, instead of
     through a replayed ASGI request; other routes still reach it through ASGI.
     """
@@ -54,7 +54,7 @@ class PromptMiddleware:
         self._engine = RewriteEngine(self._settings, stores=stores, observer=observer)
         self._routes = frozenset(self._settings.routes)
         self._max_body_bytes = self._settings.max_body_bytes
-        # The forwarder takes the body in one call: see prompt_middleware.upstream.
+        # The forwarder takes the body in one call: see prompt_middleware.handoff.
         self._forwarder = app if isinstance(app, BodyForwarder) else None
 
     @property

@@ -12,9 +12,9 @@ from typing import Any
 
 import structlog
 
+from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import RequestError
 from prompt_middleware.observe import Observer
-from prompt_middleware.rewrite import RewriteResult
 
 __all__ = ["enabled", "passed_on_is_reported", "report_error", "report_request"]
 

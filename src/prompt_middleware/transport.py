@@ -18,13 +18,13 @@ from typing import Final
 import httpx
 import structlog
 
+from prompt_middleware.engine import RewriteEngine, RewriteResult
 from prompt_middleware.errors import RequestError, RequestTooLarge
+from prompt_middleware.handoff import Upstream, upstream_of, upstream_path
 from prompt_middleware.observe import Observer
 from prompt_middleware.report import report_error, report_request
-from prompt_middleware.rewrite import RewriteEngine, RewriteResult
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.upstream import Upstream, upstream_of, upstream_path
 
 __all__ = ["PromptTransport"]
 

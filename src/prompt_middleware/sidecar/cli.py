@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.errors import ConfigurationError, RequestError
-from prompt_middleware.logs import configure_logging
-from prompt_middleware.rewrite import RewriteEngine
 from prompt_middleware.settings import Settings
+from prompt_middleware.sidecar.logs import configure_logging
 
 __all__ = ["main"]
 

@@ -15,13 +15,13 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from prompt_middleware.echo import EchoUpstream
 from prompt_middleware.errors import ConfigurationError, InvalidApiKey, send_error
-from prompt_middleware.forwarder import Forwarder
-from prompt_middleware.logs import configure_logging
-from prompt_middleware.metrics import CONTENT_TYPE, PrometheusMetrics
 from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.settings import Settings
+from prompt_middleware.sidecar.echo import EchoUpstream
+from prompt_middleware.sidecar.forwarder import Forwarder
+from prompt_middleware.sidecar.logs import configure_logging
+from prompt_middleware.sidecar.metrics import CONTENT_TYPE, PrometheusMetrics
 from prompt_middleware.stores.base import PromptStore
 
 __all__ = ["Sidecar", "create_app_from_env"]

@@ -48,13 +48,13 @@ from prompt_middleware.errors import (
     UpstreamUnavailable,
     send_error,
 )
-from prompt_middleware.settings import Settings
-from prompt_middleware.upstream import (
+from prompt_middleware.handoff import (
     UPSTREAM_SCOPE_KEY,
     WAITED_SCOPE_KEY,
     Upstream,
     upstream_path,
 )
+from prompt_middleware.settings import Settings
 
 __all__ = ["Forwarder", "UpstreamResponseCallback", "create_session", "upstream_timeout"]
 

@@ -31,7 +31,7 @@ __all__ = [
     "upstream_path",
 ]
 
-UPSTREAM_SCOPE_KEY: Final = "prompt_middleware.upstream"
+UPSTREAM_SCOPE_KEY: Final = "prompt_middleware.handoff"
 #: True when the middleware waited (for a prompt store) before handing the request on: the
 #: client may have left meanwhile, so the forwarder looks before it calls the upstream.
 WAITED_SCOPE_KEY: Final = "prompt_middleware.waited"
