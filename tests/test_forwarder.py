@@ -19,10 +19,10 @@ import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from prompt_middleware import forwarder as forwarder_module
 from prompt_middleware.errors import ConfigurationError
 from prompt_middleware.handoff import UPSTREAM_SCOPE_KEY, WAITED_SCOPE_KEY, Upstream
 from prompt_middleware.settings import Secret, Settings
+from prompt_middleware.sidecar import forwarder as forwarder_module
 from prompt_middleware.sidecar.forwarder import Forwarder, create_session
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import CannedResponse, FakeUpstream
