@@ -20,7 +20,8 @@ import prompt_middleware.handoff
 import prompt_middleware.report
 from prompt_middleware import PromptMiddleware, Settings
 from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
-from prompt_middleware.engine import _MAX_REMEMBERED, RewriteEngine, RewriteResult
+from prompt_middleware.engine import RewriteEngine, RewriteResult
+from prompt_middleware.engine.resolve import MAX_REMEMBERED as _MAX_REMEMBERED
 from prompt_middleware.observe import FetchOutcome
 from prompt_middleware.prompts import Prompt, PromptQuery
 from prompt_middleware.report import report_request
@@ -295,7 +296,7 @@ async def test_an_invalidated_prompt_is_rendered_from_its_new_version(
         "messages": [{"role": "user", "content": "v3 A"}],
         "temperature": 0.7,
     }
-    assert new.response_headers == [
+    assert list(new.headers) == [
         (b"x-prompt-name", b"greeting"),
         (b"x-prompt-version", b"3"),
         (b"x-prompt-store", b"mem"),
@@ -322,7 +323,7 @@ async def test_an_expired_prompt_is_refreshed_and_then_rendered_from_its_new_ver
     await engine.cache.drain()
 
     refreshed = await managed(engine, body)
-    assert refreshed.response_headers == [
+    assert list(refreshed.headers) == [
         (b"x-prompt-name", b"greeting"),
         (b"x-prompt-version", b"3"),
         (b"x-prompt-store", b"mem"),
@@ -439,7 +440,7 @@ async def test_remembered_targets_stay_bounded_and_right(make_engine: EngineFact
         assert result.prompt is not None
         assert result.prompt.name == f"p{i}"
         # private: the memo under test has no public view
-        sizes.append(engine._remembered_target.cache_info().currsize)
+        sizes.append(engine._resolver._remembered_target.cache_info().currsize)
     assert max(sizes) == _MAX_REMEMBERED
     assert store.total_calls == _MAX_REMEMBERED + 100
     first = await managed(engine, {"model": "m", "prompt_id": "p0"})
@@ -447,7 +448,7 @@ async def test_remembered_targets_stay_bounded_and_right(make_engine: EngineFact
 
 
 async def test_plans_stay_bounded_by_the_cache_size(make_engine: EngineFactory) -> None:
-    # A plan per prompt version the cache holds, and some slack: twice the cache, plus 16.
+    # A plan is kept in the cache entry of its prompt: no more plans than cache entries.
     store = EveryNameStore()
     engine = make_engine(Settings(default_store="mem", cache_max_entries=4), stores={"mem": store})
     sizes = []
@@ -456,8 +457,8 @@ async def test_plans_stay_bounded_by_the_cache_size(make_engine: EngineFactory) 
         assert msgspec.json.decode(result.body)["messages"] == [
             {"role": "user", "content": f"p{i}"}
         ]
-        sizes.append(len(engine._plans))  # private: the memo under test has no public view
-    assert max(sizes) == 2 * 4 + 16
+        sizes.append(len(engine.cache))
+    assert max(sizes) == 4
 
 
 async def test_remembered_model_splits_stay_bounded_and_right(make_engine: EngineFactory) -> None:
@@ -468,7 +469,7 @@ async def test_remembered_model_splits_stay_bounded_and_right(make_engine: Engin
         assert result is not None
         assert (result.body, result.model) == (b'{"model":"m%d"}' % i, f"m{i}")
         # private: the memo under test has no public view
-        sizes.append(engine._store_prefix_of.cache_info().currsize)
+        sizes.append(engine._resolver._store_prefix_of.cache_info().currsize)
     assert max(sizes) == _MAX_REMEMBERED
     again = await engine.rewrite(b'{"model":"mem/m0"}')
     assert again is not None
@@ -594,7 +595,7 @@ async def test_flat_long_variables_skip_the_depth_walk(
     def no_walk(value: Any, limit: int) -> int:
         raise AssertionError("flat variables must not be walked")
 
-    monkeypatch.setattr(prompt_middleware.engine, "_depth", no_walk)
+    monkeypatch.setattr(prompt_middleware.engine.variables, "_depth", no_walk)
     variables = {"a": "x" * 100, "b": "y"}
     body = json.dumps({"prompt_id": "echo", "prompt_variables": variables}).encode()
     assert len(json.dumps(variables)) > 66  # past the length gate: 2 * (32 + 1) bytes

@@ -1,4 +1,7 @@
-"""The prompt cache in front of every store (CONTRACT §4, "Cache").
+"""The prompt cache in front of every store (README, "The cache").
+
+It keeps whatever its fetch returns for a prompt: the engine fetches a prompt together with
+what it gives every request (``engine/plan.py``), so that work is done once per version.
 
 * A label is fresh for ``ttl_seconds``; a pinned version never changes and stays until the
   cache is full (unless the policy says versions can change, as files can).
@@ -21,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Generic
 
 import structlog
 
@@ -34,7 +38,18 @@ logger = structlog.get_logger(__name__)
 # A store's identity (its prefix, plus a credential set where one store serves several)
 # and the query: one tenant's entry is never another tenant's.
 CacheKey = tuple[Hashable, PromptQuery]
-Fetch = Callable[[], Awaitable[Prompt]]
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    #: What the cache keeps per key: a :class:`Prompt` unless told otherwise.
+    Value = TypeVar("Value", default=Prompt)
+else:
+    from typing import TypeVar
+
+    Value = TypeVar("Value")  # defaults to Prompt for the type checker only
+
+Fetch = Callable[[], Awaitable[Value]]
 
 # After a failed background refresh, wait this long (capped by the TTL) before trying again,
 # so a store that is down sees a trickle of requests rather than one per client request.
@@ -60,20 +75,26 @@ class CachePolicy:
 
 
 @dataclass(slots=True)
-class _Entry:
-    prompt: Prompt
+class _Entry(Generic[Value]):
+    prompt: Value
     expires_at: float
     next_refresh_at: float
 
 
-class PromptCache:
-    """A bounded LRU of prompts with single-flight fetches and stale-while-revalidate."""
+class PromptCache(Generic[Value]):
+    """A bounded LRU of prompts with single-flight fetches and stale-while-revalidate.
+
+    The walk, in order: :meth:`get_fresh` (an unexpired entry; no coroutine, no closure),
+    :meth:`serve_stale` (an expired entry the policy serves while it refreshes in the
+    background; nothing awaited), :meth:`wait_for_store` (the only step that waits).
+    :meth:`get` is the three in that order.
+    """
 
     def __init__(self, *, max_entries: int = 1000, clock: Callable[[], float] = time.monotonic):
         self._max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
-        self._in_flight: dict[CacheKey, asyncio.Task[Prompt]] = {}
+        self._entries: OrderedDict[CacheKey, _Entry[Value]] = OrderedDict()
+        self._in_flight: dict[CacheKey, asyncio.Task[Value]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -82,8 +103,8 @@ class PromptCache:
         return key in self._entries
 
     async def get(
-        self, key: CacheKey, fetch: Fetch, policy: CachePolicy
-    ) -> tuple[Prompt, CacheStatus]:
+        self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy
+    ) -> tuple[Value, CacheStatus]:
         """The prompt for ``key``, calling ``fetch`` only when the cache cannot answer."""
         fresh = self.get_fresh(key)
         if fresh is not None:
@@ -91,6 +112,14 @@ class PromptCache:
         stale = self.serve_stale(key, fetch, policy)
         if stale is not None:
             return stale, CacheStatus.STALE
+        return await self.wait_for_store(key, fetch, policy)
+
+    async def wait_for_store(
+        self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy
+    ) -> tuple[Value, CacheStatus]:
+        """Fetch ``key`` (joining a fetch in flight) when neither a fresh nor a servable
+        stale entry answers; an expired entry still answers when the store fails, up to
+        ``max_stale_seconds`` past its expiry."""
         entry = self._entries.get(key)
         if entry is None:
             return await self._fetch_once(key, fetch, policy), CacheStatus.MISS
@@ -105,10 +134,10 @@ class PromptCache:
             logger.warning("prompt_served_stale", store=key[0], prompt=key[1].name)
             return entry.prompt, CacheStatus.STALE
 
-    def serve_stale(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> Prompt | None:
+    def serve_stale(self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy) -> Value | None:
         """The expired prompt for ``key`` when the policy serves it while it is refreshed in
         the background (the refresh is started here when due), without awaiting anything;
-        None when :meth:`get` must wait for the store. Call :meth:`get_fresh` first."""
+        None when :meth:`wait_for_store` must wait. Call :meth:`get_fresh` first."""
         entry = self._entries.get(key)
         if entry is None or not policy.revalidate_in_background:
             return None
@@ -119,11 +148,11 @@ class PromptCache:
             self._start_fetch(key, fetch, policy)
         return entry.prompt
 
-    def get_fresh(self, key: CacheKey) -> Prompt | None:
+    def get_fresh(self, key: CacheKey) -> Value | None:
         """The prompt for ``key`` if the cache holds it unexpired, without awaiting anything.
 
         The hot path of a cache hit: no coroutine, no fetch closure. None means "ask
-        :meth:`get`", which also handles stale entries and misses.
+        :meth:`serve_stale`, then :meth:`wait_for_store`".
         """
         entry = self._entries.get(key)
         if entry is None or self._clock() >= entry.expires_at:
@@ -148,21 +177,23 @@ class PromptCache:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._in_flight.clear()
 
-    async def _fetch_once(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> Prompt:
+    async def _fetch_once(self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy) -> Value:
         task = self._in_flight.get(key) or self._start_fetch(key, fetch, policy)
         # shield: one caller's cancellation (a client that went away) must not cancel the
         # fetch the other callers are waiting for.
         return await asyncio.shield(task)
 
     def _start_fetch(
-        self, key: CacheKey, fetch: Fetch, policy: CachePolicy
-    ) -> asyncio.Task[Prompt]:
+        self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy
+    ) -> asyncio.Task[Value]:
         task = asyncio.get_running_loop().create_task(self._fetch_and_store(key, fetch, policy))
         self._in_flight[key] = task
         task.add_done_callback(lambda done: self._fetch_done(key, done))
         return task
 
-    async def _fetch_and_store(self, key: CacheKey, fetch: Fetch, policy: CachePolicy) -> Prompt:
+    async def _fetch_and_store(
+        self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy
+    ) -> Value:
         try:
             prompt = await fetch()
         except PromptNotFound:
@@ -185,7 +216,7 @@ class PromptCache:
             self._entries.popitem(last=False)
         return prompt
 
-    def _fetch_done(self, key: CacheKey, task: asyncio.Task[Prompt]) -> None:
+    def _fetch_done(self, key: CacheKey, task: asyncio.Task[Value]) -> None:
         if self._in_flight.get(key) is task:
             del self._in_flight[key]
         # A background refresh has no one awaiting it: read its error here so asyncio does

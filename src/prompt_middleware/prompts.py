@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 import msgspec
 
-__all__ = ["ChatMessage", "Placeholder", "Prompt", "PromptMessage", "PromptQuery", "PromptType"]
+__all__ = [
+    "DEFAULT_LABEL",
+    "ChatMessage",
+    "Placeholder",
+    "Prompt",
+    "PromptMessage",
+    "PromptQuery",
+    "PromptType",
+]
 
 PromptType: TypeAlias = Literal["text", "chat"]
+
+#: The label a request that names neither ``prompt_label`` nor ``prompt_version`` asks for
+#: (README, "How a request is rewritten"); every store reads it from here.
+DEFAULT_LABEL: Final = "production"
 
 
 class ChatMessage(msgspec.Struct, frozen=True):
@@ -56,7 +68,7 @@ class PromptQuery(msgspec.Struct, frozen=True):
         name = _shorten(self.name)
         if self.version is not None:
             return f"'{name}' version {self.version}"
-        return f"'{name}' with label '{_shorten(self.label or 'production')}'"
+        return f"'{name}' with label '{_shorten(self.label or DEFAULT_LABEL)}'"
 
 
 def _shorten(text: str, limit: int = 200) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgspec
 
 from prompt_middleware.errors import InvalidPromptRequest, InvalidRequest
+from prompt_middleware.stores.kinds import STORE_KINDS
 
 __all__ = [
     "EXTENSION_FIELDS",
@@ -32,7 +33,8 @@ RequestFields = dict[str, msgspec.Raw]
 EXTENSION_FIELDS: Final = frozenset(
     {"prompt_id", "prompt_variables", "prompt_label", "prompt_version"}
 )
-_EXTENSION_PREFIXES: Final = ("langfuse_", "humanloop_")
+# Each store kind's request-field prefix (``langfuse_``, ``humanloop_``).
+_EXTENSION_PREFIXES: Final = tuple(k.request_prefix for k in STORE_KINDS if k.request_prefix)
 
 # Versions are counted from 1; eighteen digits is more than any store will ever have.
 _MAX_VERSION_DIGITS: Final = 18

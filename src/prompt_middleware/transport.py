@@ -108,7 +108,7 @@ class PromptTransport(httpx.AsyncBaseTransport):
         overhead = time.perf_counter() - started
         response = await self._transport.handle_async_request(request)
         if result is not None:
-            for name, value in result.response_headers:
+            for name, value in result.headers:
                 response.headers[name.decode("ascii")] = value.decode("ascii")
             response.headers[_OVERHEAD_HEADER] = f"{overhead * 1000:.3f}"
         # The duration ends at the response headers: the client reads the body later.

@@ -1,10 +1,10 @@
 """Which store serves a managed request, built once from the settings.
 
 The registry owns every store and the one HTTP connection pool the remote stores share. It
-decides, per request, between the store a prefix names, a model-list entry's own Langfuse
+decides, per request, between the store a prefix names, a model-list entry's own store
 credentials, and (only when ``PROMPT_MIDDLEWARE_ALLOW_REQUEST_CREDENTIALS`` is set) a tenant's
-per-request Langfuse keys. The Langfuse host always comes from the settings or the config
-file, never from a request.
+per-request keys. A store's host always comes from the settings or the config file, never
+from a request. What each kind of store is called and configured by: ``stores/kinds.py``.
 """
 
 from __future__ import annotations
@@ -15,36 +15,31 @@ import importlib
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
 from prompt_middleware.cache import CachePolicy
 from prompt_middleware.errors import ConfigurationError, InvalidPromptRequest
 from prompt_middleware.settings import ModelEntry, PromptBinding, Settings
+from prompt_middleware.settings.records import Secret
 from prompt_middleware.stores.base import PromptStore
 from prompt_middleware.stores.generic import GenericPromptStore
-from prompt_middleware.stores.humanloop import HumanloopStore
-from prompt_middleware.stores.langfuse import LangfuseStore
+from prompt_middleware.stores.kinds import (
+    KNOWN_STORES,
+    STORE_ALIASES,
+    STORE_KINDS,
+    StoreKind,
+    kind_of,
+)
 from prompt_middleware.stores.local import LocalPromptStore
 
-__all__ = ["KNOWN_STORES", "STORE_ALIASES", "StoreBinding", "StoreRegistry"]
+__all__ = ["RequestCredentials", "StoreBinding", "StoreRegistry"]
 
-# LiteLLM names the local folder integration "dotprompt"; both prefixes mean the same store.
-STORE_ALIASES: Final = {"dotprompt": "file"}
-# Prefixes that name a store even when it is not configured, so that a request for one is a
-# clear 400 rather than a model name the upstream does not know.
-KNOWN_STORES: Final = frozenset({"langfuse", "file", "dotprompt", "humanloop"})
-# Files are edited in place: the folder store re-reads a changed file within half a second,
-# and the cache holds its prompts no longer, so an edit shows within one second.
-_FILE_TTL_SECONDS: Final = 0.5
 # Per-request credentials create a store per tenant; bound them so that a stream of made-up
 # keys cannot grow memory without end. A store is only a few objects: the pool is shared.
 _MAX_TENANT_STORES: Final = 256
-_HOW_TO_CONFIGURE: Final = {
-    "langfuse": "set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL)",
-    "humanloop": "set HUMANLOOP_API_KEY",
-}
+_REMOTE_KINDS: Final = tuple(kind for kind in STORE_KINDS if kind.factory is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +57,11 @@ class StoreBinding:
 
 
 @dataclass(frozen=True, slots=True)
-class LangfuseCredentials:
-    public_key: str
-    secret_key: str
+class RequestCredentials:
+    """A tenant's keys for one store kind, from the request (``kind.request_credentials``)."""
+
+    kind: str
+    secrets: tuple[str, ...]
 
 
 class StoreRegistry:
@@ -78,36 +75,22 @@ class StoreRegistry:
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._settings = settings
-        self._remote = CachePolicy(
-            ttl_seconds=settings.cache_ttl_seconds,
-            max_stale_seconds=settings.cache_max_stale_seconds,
-        )
-        self._files = CachePolicy(
-            ttl_seconds=min(settings.cache_ttl_seconds, _FILE_TTL_SECONDS),
-            max_stale_seconds=settings.cache_max_stale_seconds,
-            versions_are_immutable=False,
-            revalidate_in_background=False,
-        )
+        self._remote = settings.cache_policy
+        self._files = settings.file_cache_policy
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(
             follow_redirects=False,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"accept": "application/json"},
         )
+        local = LocalPromptStore(settings.prompts_dir)
         self._bindings: dict[str, StoreBinding] = {
-            "file": StoreBinding(
-                "file", LocalPromptStore(settings.prompts_dir), self._files, "file"
-            )
+            "file": StoreBinding("file", local, self._files, "file")
         }
-        if settings.langfuse_public_key is not None and settings.langfuse_secret_key is not None:
-            credentials = LangfuseCredentials(
-                settings.langfuse_public_key, settings.langfuse_secret_key.get_secret_value()
-            )
-            self._bindings["langfuse"] = self._langfuse(settings.langfuse_base_url, credentials)
-        if settings.humanloop_api_key is not None:
-            self._bindings["humanloop"] = self._humanloop(
-                settings.humanloop_base_url, settings.humanloop_api_key.get_secret_value()
-            )
+        for kind in _REMOTE_KINDS:
+            secrets = _complete(_fields(settings, kind.secret_settings))
+            if secrets is not None:
+                self._bindings[kind.prefix] = self._build(kind, _base_url(settings, kind), secrets)
         custom = {**_stores_from_settings(settings.stores), **(stores or {})}
         for prefix, store in custom.items():
             policy = self._files if isinstance(store, LocalPromptStore) else self._remote
@@ -122,21 +105,19 @@ class StoreRegistry:
             for binding in settings.prompts
         }
         self._tenants: OrderedDict[Hashable, StoreBinding] = OrderedDict()
-        self.prefixes: frozenset[str] = (
-            frozenset(self._bindings) | KNOWN_STORES | frozenset(STORE_ALIASES)
-        )
+        self.prefixes: frozenset[str] = frozenset(self._bindings) | KNOWN_STORES
 
     def resolve(
         self,
         prefix: str | None,
         entry: ModelEntry | None = None,
-        credentials: LangfuseCredentials | None = None,
+        credentials: RequestCredentials | None = None,
     ) -> StoreBinding:
         """The store for a request: ``prefix``, else the default store; 400 if unconfigured."""
         if prefix is None:
             default = self._settings.resolved_default_store
             prefix = STORE_ALIASES.get(default, default)
-        if prefix == "langfuse" and credentials is not None:
+        if credentials is not None and credentials.kind == prefix:
             return self._tenant(credentials)
         if entry is not None and entry.model_name in self._entry_bindings:
             entry_binding = self._entry_bindings[entry.model_name]
@@ -144,7 +125,8 @@ class StoreRegistry:
                 return entry_binding
         binding = self._bindings.get(prefix)
         if binding is None:
-            how = _HOW_TO_CONFIGURE.get(prefix, "register a store under this prefix")
+            kind = kind_of(prefix)
+            how = kind.how_to_configure if kind else "register a store under this prefix"
             raise InvalidPromptRequest(
                 f"The prompt store '{prefix}' is not configured: {how}.", param="model"
             )
@@ -167,38 +149,40 @@ class StoreRegistry:
         if self._owns_client:
             await self._client.aclose()
 
-    def _langfuse(self, base_url: str, credentials: LangfuseCredentials) -> StoreBinding:
-        store = LangfuseStore(
+    def _build(self, kind: StoreKind, base_url: str, secrets: tuple[str, ...]) -> StoreBinding:
+        assert kind.factory is not None  # only remote kinds are built here
+        store = kind.factory(
             base_url=base_url,
-            public_key=credentials.public_key,
-            secret_key=credentials.secret_key,
+            secrets=secrets,
             timeout=self._settings.store_timeout_seconds,
             client=self._client,
         )
-        return StoreBinding("langfuse", store, self._remote, _credential_key(base_url, credentials))
-
-    def _humanloop(self, base_url: str, api_key: str) -> StoreBinding:
-        store = HumanloopStore(
-            base_url=base_url,
-            api_key=api_key,
-            timeout=self._settings.store_timeout_seconds,
-            client=self._client,
+        return StoreBinding(
+            kind.prefix, store, self._remote, _credential_key(kind, base_url, secrets)
         )
-        digest = hashlib.sha256(f"{base_url}\0{api_key}".encode()).hexdigest()
-        return StoreBinding("humanloop", store, self._remote, ("humanloop", digest))
 
     def _entry_store(self, entry: ModelEntry) -> StoreBinding | None:
-        if entry.humanloop_api_key is not None:
-            base_url = entry.humanloop_base_url or self._settings.humanloop_base_url
-            return self._humanloop(base_url, entry.humanloop_api_key.get_secret_value())
-        return self._entry_langfuse(entry)
+        """A model-list entry's own store: the first kind whose keys the entry gives; its
+        missing keys and host come from the settings."""
+        for kind in _REMOTE_KINDS:
+            given = _fields(entry, kind.entry_secrets)
+            if all(value is None for value in given):
+                continue
+            defaults = _fields(self._settings, kind.secret_settings)
+            secrets = _complete(tuple(g or d for g, d in zip(given, defaults, strict=True)))
+            if secrets is None:
+                return None
+            base_url = getattr(entry, kind.entry_base_url) if kind.entry_base_url else None
+            return self._build(kind, base_url or _base_url(self._settings, kind), secrets)
+        return None
 
     def _prompt_store(self, binding: PromptBinding) -> StoreBinding:
         if binding.integration != "generic_prompt_management":
             prefix = STORE_ALIASES.get(binding.integration, binding.integration)
             configured = self._bindings.get(prefix)
             if configured is None:
-                how = _HOW_TO_CONFIGURE.get(prefix, "")
+                kind = kind_of(prefix)
+                how = kind.how_to_configure if kind else ""
                 raise ConfigurationError(
                     f"The prompts entry for '{binding.prompt_id}' uses {binding.integration}, "
                     f"which is not configured: {how}."
@@ -215,22 +199,14 @@ class StoreRegistry:
         key = ("http", binding.api_base, tuple(sorted(binding.query_params.items())))
         return StoreBinding("http", store, self._remote, key)
 
-    def _entry_langfuse(self, entry: ModelEntry) -> StoreBinding | None:
-        if entry.langfuse_public_key is None and entry.langfuse_secret_key is None:
-            return None
-        public_key = entry.langfuse_public_key or self._settings.langfuse_public_key
-        secret = entry.langfuse_secret_key or self._settings.langfuse_secret_key
-        if public_key is None or secret is None:
-            return None
-        base_url = entry.langfuse_host or self._settings.langfuse_base_url
-        return self._langfuse(base_url, LangfuseCredentials(public_key, secret.get_secret_value()))
-
-    def _tenant(self, credentials: LangfuseCredentials) -> StoreBinding:
-        base_url = self._settings.langfuse_base_url
-        key = _credential_key(base_url, credentials)
+    def _tenant(self, credentials: RequestCredentials) -> StoreBinding:
+        kind = kind_of(credentials.kind)
+        assert kind is not None
+        base_url = _base_url(self._settings, kind)
+        key = _credential_key(kind, base_url, credentials.secrets)
         binding = self._tenants.get(key)
         if binding is None:
-            binding = self._tenants[key] = self._langfuse(base_url, credentials)
+            binding = self._tenants[key] = self._build(kind, base_url, credentials.secrets)
             if len(self._tenants) > _MAX_TENANT_STORES:
                 # The store holds no connections of its own (the pool is shared): dropping
                 # it needs no close. Its cache entries age out by size.
@@ -240,11 +216,29 @@ class StoreRegistry:
         return binding
 
 
-def _credential_key(base_url: str, credentials: LangfuseCredentials) -> tuple[str, str]:
+def _fields(source: Settings | ModelEntry, names: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(getattr(source, name) for name in names)
+
+
+def _complete(values: tuple[str | Secret | None, ...]) -> tuple[str, ...] | None:
+    """The values as plain strings (secrets unwrapped); None when one is missing."""
+    plain = tuple(v.get_secret_value() if isinstance(v, Secret) else v for v in values)
+    if any(value is None for value in plain):
+        return None
+    return tuple(value for value in plain if value is not None)
+
+
+def _base_url(settings: Settings, kind: StoreKind) -> str:
+    assert kind.base_url_setting is not None  # every remote kind names one
+    url: str = getattr(settings, kind.base_url_setting)
+    return url
+
+
+def _credential_key(kind: StoreKind, base_url: str, secrets: tuple[str, ...]) -> tuple[str, str]:
     # A one-way digest: cache keys are compared, never shown, but a digest keeps the secret
     # out of anything that might one day print them.
-    material = f"{base_url}\0{credentials.public_key}\0{credentials.secret_key}".encode()
-    return ("langfuse", hashlib.sha256(material).hexdigest())
+    material = "\0".join((base_url, *secrets)).encode()
+    return (kind.prefix, hashlib.sha256(material).hexdigest())
 
 
 def _stores_from_settings(specs: tuple[str, ...]) -> dict[str, PromptStore]:
