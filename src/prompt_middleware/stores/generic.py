@@ -72,7 +72,7 @@ from prompt_middleware.errors import (
     InvalidPromptRequest,
     PromptNotFound,
 )
-from prompt_middleware.prompts import ChatMessage, Prompt, PromptQuery
+from prompt_middleware.prompts import DEFAULT_LABEL, ChatMessage, Prompt, PromptQuery
 from prompt_middleware.stores._http import HttpService, ServiceText
 from prompt_middleware.stores._wire import InvalidPrompt, WireMessage, text_content
 
@@ -81,7 +81,6 @@ __all__ = ["GenericPromptStore", "double_single_braces"]
 logger = structlog.get_logger(__name__)
 
 _ENDPOINT: Final = "/beta/litellm_prompt_management"
-_DEFAULT_LABEL: Final = "production"
 _VERSION_DIGITS: Final = 12
 _SINGLE_BRACE_VARIABLE: Final = re.compile(r"(?<!\{)\{([^\W\d]\w*)\}(?!\})")
 _OPENING: Final = "{{"
@@ -231,7 +230,7 @@ class GenericPromptStore:
                 "provider_specific_query_params)",
                 param="prompt_version",
             )
-        if query.label not in (None, _DEFAULT_LABEL):
+        if query.label not in (None, DEFAULT_LABEL):
             raise InvalidPromptRequest(
                 f"LiteLLM's Generic Prompt Management API has no labels, so prompt_label "
                 f"'{query.label}' cannot be served: leave it out (choose a variant with the "

@@ -63,7 +63,7 @@ from prompt_middleware.errors import (
     InvalidPromptRequest,
     PromptNotFound,
 )
-from prompt_middleware.prompts import ChatMessage, Prompt, PromptMessage, PromptQuery
+from prompt_middleware.prompts import DEFAULT_LABEL, ChatMessage, Prompt, PromptMessage, PromptQuery
 from prompt_middleware.stores._http import HttpService, ServiceText, path_segment
 from prompt_middleware.stores._wire import InvalidPrompt, WireMessage, text_content
 
@@ -76,7 +76,6 @@ _PROMPTS_PATH: Final = "/prompts/"
 _BY_PATH: Final = "/files/retrieve-by-path"
 _PROMPT_ID: Final = re.compile(r"pr_[A-Za-z0-9]{12,}")
 # The label a request without prompt_label arrives with: Humanloop's default environment.
-_DEFAULT_LABEL: Final = "production"
 # Sent as they are when not null; max_tokens, reasoning_effort and response_format need care.
 _PLAIN_PARAMETERS: Final = (
     "temperature",
@@ -276,7 +275,7 @@ class HumanloopStore:
             )
         if not query.name:
             raise PromptNotFound("The prompt name is empty", param="prompt_id")
-        environment = query.label if query.label not in (None, _DEFAULT_LABEL) else None
+        environment = query.label if query.label not in (None, DEFAULT_LABEL) else None
         params = {"environment": environment} if environment is not None else {}
         client = self._http.client()
         if _PROMPT_ID.fullmatch(query.name):

@@ -26,7 +26,14 @@ import httpx
 import msgspec
 
 from prompt_middleware.errors import PromptNotFound
-from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptMessage, PromptQuery
+from prompt_middleware.prompts import (
+    DEFAULT_LABEL,
+    ChatMessage,
+    Placeholder,
+    Prompt,
+    PromptMessage,
+    PromptQuery,
+)
 from prompt_middleware.stores._http import HttpService, ServiceText, path_segment
 from prompt_middleware.stores._wire import InvalidPrompt
 
@@ -169,7 +176,7 @@ class LangfuseStore:
         params = (
             {"version": str(query.version)}
             if query.version is not None
-            else {"label": query.label or "production"}
+            else {"label": query.label or DEFAULT_LABEL}
         )
         request = self._http.client().build_request(
             "GET",

@@ -64,6 +64,7 @@ from msgspec import UNSET, UnsetType
 
 from prompt_middleware.errors import InvalidPromptRequest, PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.prompts import (
+    DEFAULT_LABEL,
     ChatMessage,
     Placeholder,
     Prompt,
@@ -303,7 +304,7 @@ def _lookup(prompts: Mapping[str, _Entry], query: PromptQuery) -> Prompt:
                 param="prompt_version",
             )
         return prompt
-    label = query.label or "production"
+    label = query.label or DEFAULT_LABEL
     number = entry.by_label.get(label)
     if number is None:
         labels = ", ".join(sorted(entry.by_label))
@@ -717,7 +718,7 @@ def _assign_labels(name: str, versions: Mapping[int, _Version]) -> _Versions:
             if label != "latest":
                 by_label[label] = number
     if not by_label:
-        by_label["production"] = latest
+        by_label[DEFAULT_LABEL] = latest
     by_label["latest"] = latest
     labels_of: dict[int, list[str]] = {number: [] for number in versions}
     for label, number in by_label.items():
