@@ -1,4 +1,4 @@
-"""The renderer against the Langfuse SDK's own ``compile``, and the rules of CONTRACT §3.
+"""The renderer against the Langfuse SDK's own ``compile``, and the rules of the README, "How a request is rewritten".
 
 The SDK is the reference: property tests generate brace-heavy templates, awkward variable
 names and every kind of value, and compare our output with ``TemplateParser`` and with
@@ -439,7 +439,7 @@ def test_placeholder_message_with_content_parts_has_its_text_parts_filled() -> N
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. The renderer's own rules (CONTRACT §3).
+# 4. The renderer's own rules (README, "How a request is rewritten").
 
 CLIENT = [{"role": "user", "content": "from the client {{a}}"}]
 
