@@ -21,10 +21,10 @@ from prompt_middleware import ModelEntry, PromptMiddleware, Secret, Settings
 from prompt_middleware.handoff import BodyForwarder, Upstream
 from prompt_middleware.sidecar import Sidecar
 from prompt_middleware.sidecar.forwarder import Forwarder
+from tests.engine.helpers import RecordingObserver
 from tests.fakes.memory import MemoryStore, chat_prompt
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import FakeUpstream
-from tests.test_hot_path_rules import RecordingObserver
 from tests.test_upstream_faults import closed_port
 
 URL = "/v1/chat/completions"

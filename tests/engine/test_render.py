@@ -1,4 +1,5 @@
-"""The renderer against the Langfuse SDK's own ``compile``, and the rules of the README, "How a request is rewritten".
+"""The renderer against the Langfuse SDK's own ``compile``, and the rules of the README's
+"How a request is rewritten".
 
 The SDK is the reference: property tests generate brace-heavy templates, awkward variable
 names and every kind of value, and compare our output with ``TemplateParser`` and with

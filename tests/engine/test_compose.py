@@ -1,0 +1,132 @@
+"""Compose: the client's messages copied as sent into the rendered prompt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from prompt_middleware import Settings
+from tests.conftest import ClientFactory, RecordingApp
+from tests.engine.helpers import (
+    SYSTEM,
+    error_body,
+    post,
+    sent_messages,
+)
+from tests.fakes.memory import MemoryStore
+
+# --- 1. client messages are copied as sent -------------------------------------------------
+
+ODD_SPACING = b' {"role":"user","content":"hi"} ,\n {"role":"user","content":"x"} '
+
+
+async def test_client_messages_keep_their_bytes_inside_the_prompt_messages(
+    client: httpx.AsyncClient, app: RecordingApp
+) -> None:
+    body = b'{"model":"m","prompt_id":"chat","messages": [' + ODD_SPACING + b"]}"
+    response = await post(client, body)
+    assert response.status_code == 200
+    assert app.last.body == b'{"model":"m","messages":[' + SYSTEM + b"," + ODD_SPACING + b"]}"
+    assert sent_messages(app) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+        {"role": "user", "content": "x"},
+    ]
+
+
+@pytest.mark.parametrize("array", [b"[]", b"[ \n ]", b"[\t\r]"], ids=["empty", "blank", "tabs"])
+async def test_an_empty_client_array_adds_nothing_and_no_comma(
+    client: httpx.AsyncClient, app: RecordingApp, array: bytes
+) -> None:
+    response = await post(client, b'{"model":"m","prompt_id":"chat","messages": ' + array + b"}")
+    assert response.status_code == 200
+    assert app.last.body == b'{"model":"m","messages":[' + SYSTEM + b"]}"
+    assert sent_messages(app) == [{"role": "system", "content": "Be brief."}]
+
+
+async def test_null_messages_are_absent_so_the_placeholder_is_unfilled(
+    client: httpx.AsyncClient, app: RecordingApp
+) -> None:
+    response = await post(client, b'{"model":"m","prompt_id":"chat","messages": null}')
+    assert response.status_code == 400
+    assert response.content == error_body(
+        "Prompt 'chat' has unfilled placeholders ['messages']: pass each as a list of messages "
+        "in prompt_variables (an empty list removes it).",
+        "prompt_variables",
+        "invalid_prompt_request",
+    )
+    assert app.requests == []
+
+
+@pytest.mark.parametrize("value", [b'"hi"', b'{"a":1}', b"1", b"true"])
+async def test_messages_that_are_not_an_array_are_a_400(
+    client: httpx.AsyncClient, app: RecordingApp, value: bytes
+) -> None:
+    response = await post(client, b'{"model":"m","prompt_id":"chat","messages": ' + value + b"}")
+    assert response.status_code == 400
+    assert response.content == error_body(
+        "'messages' must be a JSON array.", "messages", "invalid_request"
+    )
+    assert app.requests == []
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (
+            b"[" + ODD_SPACING + b"]",
+            [{"role": "user", "content": "hi"}, {"role": "user", "content": "x"}],
+        ),
+        (b"[ ]", []),
+    ],
+    ids=["two", "blank"],
+)
+async def test_a_placeholder_in_the_middle_keeps_the_order(
+    client: httpx.AsyncClient, app: RecordingApp, array: bytes, expected: list[Any]
+) -> None:
+    response = await post(client, b'{"model":"m","prompt_id":"middle","messages":' + array + b"}")
+    assert response.status_code == 200
+    assert sent_messages(app) == [
+        {"role": "system", "content": "Be brief."},
+        *expected,
+        {"role": "user", "content": "end"},
+    ]
+
+
+async def test_append_mode_adds_the_client_messages_after_a_prompt_without_placeholder(
+    make_client: ClientFactory, store: MemoryStore, app: RecordingApp
+) -> None:
+    client = make_client(
+        Settings(default_store="mem", client_messages="append"), stores={"mem": store}
+    )
+    body = b'{"model":"m","prompt_id":"plain","messages": [' + ODD_SPACING + b"]}"
+    assert (await post(client, body)).status_code == 200
+    assert app.last.body == (
+        b'{"model":"m","messages":['
+        + SYSTEM
+        + b',{"role":"user","content":"Go."},'
+        + ODD_SPACING
+        + b"]}"
+    )
+    assert sent_messages(app) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Go."},
+        {"role": "user", "content": "hi"},
+        {"role": "user", "content": "x"},
+    ]
+    # A placeholder the client messages filled does not get them a second time.
+    await post(
+        client, b'{"model":"m","prompt_id":"chat","messages":[{"role":"user","content":"a"}]}'
+    )
+    assert sent_messages(app) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "a"},
+    ]
+    for empty in (b"[ \n ]", b"null"):
+        await post(client, b'{"model":"m","prompt_id":"plain","messages":' + empty + b"}")
+        assert sent_messages(app) == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Go."},
+        ]

@@ -1,0 +1,72 @@
+"""``prompt_variables`` limits: the depth gate, and the walk it spares flat variables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+import prompt_middleware.engine
+import prompt_middleware.handoff
+import prompt_middleware.report
+from prompt_middleware import Settings
+from tests.conftest import ClientFactory, RecordingApp
+from tests.engine.helpers import (
+    error_body,
+    post,
+    sent_messages,
+)
+from tests.fakes.memory import MemoryStore
+
+# --- 6. the variables depth gate -------------------------------------------------------------
+
+
+async def test_variables_deeper_than_the_limit_are_refused(
+    make_client: ClientFactory, store: MemoryStore, app: RecordingApp
+) -> None:
+    client = make_client(
+        Settings(default_store="mem", max_variables_depth=2), stores={"mem": store}
+    )
+    too_deep = await post(client, b'{"prompt_id":"echo","prompt_variables":{"a":[[1]]}}')
+    assert too_deep.status_code == 400
+    assert too_deep.content == error_body(
+        "'prompt_variables' is nested more than 2 levels deep "
+        "(PROMPT_MIDDLEWARE_MAX_VARIABLES_DEPTH).",
+        "prompt_variables",
+        "invalid_request",
+    )
+    assert app.requests == []
+
+    at_limit = await post(client, b'{"prompt_id":"echo","prompt_variables":{"a":[1]}}')
+    assert at_limit.status_code == 200
+    assert sent_messages(app) == [{"role": "user", "content": "[1]"}]
+
+
+async def test_flat_long_variables_skip_the_depth_walk(
+    client: httpx.AsyncClient, app: RecordingApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_walk(value: Any, limit: int) -> int:
+        raise AssertionError("flat variables must not be walked")
+
+    monkeypatch.setattr(prompt_middleware.engine.variables, "_depth", no_walk)
+    variables = {"a": "x" * 100, "b": "y"}
+    body = json.dumps({"prompt_id": "echo", "prompt_variables": variables}).encode()
+    assert len(json.dumps(variables)) > 66  # past the length gate: 2 * (32 + 1) bytes
+    response = await post(client, body)
+    assert response.status_code == 200
+    assert sent_messages(app) == [{"role": "user", "content": "x" * 100}]
+
+
+async def test_brackets_inside_strings_are_not_nesting(
+    make_client: ClientFactory, store: MemoryStore, app: RecordingApp
+) -> None:
+    client = make_client(
+        Settings(default_store="mem", max_variables_depth=2), stores={"mem": store}
+    )
+    text = "[{" * 50 + "]}" * 3
+    body = json.dumps({"prompt_id": "echo", "prompt_variables": {"a": text}}).encode()
+    response = await post(client, body)
+    assert response.status_code == 200
+    assert sent_messages(app) == [{"role": "user", "content": text}]
