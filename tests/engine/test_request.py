@@ -1,11 +1,21 @@
-"""The request decoder: extension fields classified, the classification memo bounded."""
+"""The request decoder: extension fields classified (the memo bounded), JSON nesting bounded."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
 
 from prompt_middleware.request import _MAX_CLASSIFIED, _classify, decode_body, extension_fields
+from tests.engine.fake_servers import (
+    URL,
+    error_of,
+)
+from tests.engine.limits import (
+    LimitsClient,
+    limits_clients,
+)
 
 # --- 4. request.extension_fields -------------------------------------------------------------
 
@@ -47,3 +57,20 @@ def test_extension_field_classification_memo_is_bounded() -> None:
         ("prompt_id",),
         ("humanloop_a",),
     )
+
+
+@pytest.fixture
+async def limits_client() -> AsyncIterator[LimitsClient]:
+    async with limits_clients() as make:
+        yield make
+
+
+async def test_json_nesting_depth_is_bounded(limits_client: LimitsClient) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for body in (
+        b'{"model": "gpt-4o", "metadata": ' + deep + b"}",
+        b'{"prompt_id": "greeting", "prompt_variables": {"name": ' + deep + b"}}",
+    ):
+        response = await limits_client().post(URL, content=body)
+        assert response.status_code == 400
+        assert "nested too deeply" in error_of(response)["message"]
