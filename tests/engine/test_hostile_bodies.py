@@ -5,7 +5,7 @@ of cases, and the middleware in process (``httpx.ASGITransport``) for fewer, to 
 client really gets. The stores are a :class:`MemoryStore` (text and chat prompts, with
 placeholders) and a local folder, so managed paths are exercised, not only refusals.
 
-The property, everywhere: the answer is either a 4xx whose body is CONTRACT §7's
+The property, everywhere: the answer is either a 4xx whose body is the README's ("Errors")
 ``{"error": {message, type, param, code}}`` as ``application/json``, or a 2xx whose forwarded
 body is a JSON object without any extension field (``prompt_*``, ``langfuse_*``,
 ``humanloop_*``); never a 5xx, never a Python traceback.
@@ -166,7 +166,8 @@ def check_forwarded(forwarded: bytes, *, managed: bool, strict_json: bool) -> No
     if strict_json:
         body = _decode_object(forwarded)
         if managed:
-            # The prompt's messages; the client's own go in as sent (CONTRACT §3).
+            # The prompt's messages; the client's own go in as sent (README, "How a request
+            # is rewritten").
             assert isinstance(body["messages"], list)
 
 
@@ -418,8 +419,8 @@ async def test_invalid_utf8_in_a_field_that_is_read_is_a_400(
 async def test_invalid_utf8_in_an_untouched_field_is_copied_through(
     served: Served, bad: bytes
 ) -> None:
-    # CONTRACT §2: fields the middleware does not read go on byte for byte, bad bytes too;
-    # judging them is the upstream's business.
+    # README, "How a request is rewritten": fields the middleware does not read go on byte
+    # for byte, bad bytes too; judging them is the upstream's business.
     untouched = b'"user": "caf' + bad + b'"'
     managed = b'{"prompt_id": "greeting", "prompt_variables": {"name": "A"}, ' + untouched + b"}"
     plain = b'{"model": "gpt-4o", ' + untouched + b"}"
@@ -514,7 +515,7 @@ ACCEPTED: Final[dict[str, set[str]]] = {
     "prompt_version": {"integer"},  # and a string of digits, which "text" is not
     "messages": {"array"},
 }
-# null is "absent" (CONTRACT §2), so what it gives depends on the field.
+# null is "absent" (README, "How a request is rewritten"), so what it gives depends on the field.
 NULL_GIVES: Final[dict[str, tuple[int, str | None, str | None]]] = {
     "model": (200, None, None),
     "prompt_id": (400, "invalid_prompt_request", "prompt_id"),  # variables without a prompt
