@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from prompt_middleware import Settings
+from prompt_middleware.engine import RewriteEngine
+from prompt_middleware.settings import ModelEntry, PromptBinding
 from tests.conftest import ClientFactory, RecordingApp
 from tests.engine.helpers import (
     SYSTEM,
     error_body,
+    managed,
     post,
     sent_messages,
 )
-from tests.fakes.memory import MemoryStore
+from tests.fakes.memory import MemoryStore, text_prompt
 
 # --- 1. client messages are copied as sent -------------------------------------------------
 
@@ -130,3 +135,69 @@ async def test_append_mode_adds_the_client_messages_after_a_prompt_without_place
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Go."},
         ]
+
+
+# --- parameter precedence: entry -> request -> prompt ---------------------------------------
+
+PARAMS_PROMPT = text_prompt(
+    "tuned", "Hi", config={"model": "openai/gpt-4.1", "temperature": 0.9, "top_p": 0.5}
+)
+ENTRY = ModelEntry(
+    model_name="bot",
+    model="mem/gpt-4o",
+    prompt_id="tuned",
+    params={"temperature": 0.1, "max_tokens": 10, "seed": 1},
+)
+
+
+async def compose_body(settings: Settings, body: dict[str, Any]) -> dict[str, Any]:
+    engine = RewriteEngine(settings, stores={"mem": MemoryStore(PARAMS_PROMPT)})
+    try:
+        result = await managed(engine, body)
+    finally:
+        await engine.aclose()
+    decoded: dict[str, Any] = msgspec.json.decode(result.body)
+    return decoded
+
+
+async def test_the_prompt_beats_the_request_which_beats_the_entry() -> None:
+    body = await compose_body(
+        Settings(model_list=(ENTRY,)), {"model": "bot", "temperature": 0.5, "max_tokens": 20}
+    )
+    assert body == {
+        "model": "gpt-4.1",  # the prompt's, provider prefix removed
+        "temperature": 0.9,  # prompt over request over entry
+        "max_tokens": 20,  # request over entry
+        "seed": 1,  # the entry's default
+        "top_p": 0.5,  # the prompt's
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+
+
+async def test_with_request_precedence_the_request_beats_the_prompt() -> None:
+    settings = Settings(model_list=(ENTRY,), param_precedence="request")
+    body = await compose_body(settings, {"model": "bot", "temperature": 0.5})
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.5, 0.5, 10)
+
+
+async def test_a_binding_can_keep_the_prompt_model_and_params_out(tmp_path: Path) -> None:
+    binding = PromptBinding(
+        prompt_id="tuned",
+        integration="dotprompt",
+        ignore_prompt_manager_model=True,
+        ignore_prompt_manager_optional_params=True,
+    )
+    (tmp_path / "tuned.yaml").write_text("prompt: Hi\nconfig: {model: gpt-4.1, temperature: 0.9}\n")
+    settings = Settings(prompts_dir=str(tmp_path), prompts=(binding,))
+    body = await compose_body(settings, {"model": "gpt-4o", "prompt_id": "tuned", "seed": 2})
+    assert body == {"model": "gpt-4o", "seed": 2, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+async def test_without_a_prompt_only_the_model_and_the_entry_defaults_change() -> None:
+    entry = ModelEntry(model_name="plain", model="mem/openai/gpt-4o", params={"seed": 3})
+    engine = RewriteEngine(Settings(model_list=(entry,)), stores={"mem": MemoryStore()})
+    result = await engine.rewrite(b'{"model":"plain","messages":[],"seed":4,"user":"u"}')
+    await engine.aclose()
+    assert result is not None
+    assert result.body == b'{"model":"gpt-4o","messages":[],"seed":4,"user":"u"}'
+    assert (result.model, result.entry, result.headers) == ("gpt-4o", entry, ())

@@ -3,14 +3,29 @@ versions, and whether a request waited."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
+import pytest
+import structlog
 
 from prompt_middleware import Settings
 from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
-from prompt_middleware.prompts import Prompt, PromptQuery
+from prompt_middleware.engine.fetch import PromptFetcher
+from prompt_middleware.engine.plan import PromptPlan
+from prompt_middleware.engine.resolve import Target
+from prompt_middleware.errors import (
+    InvalidPromptRequest,
+    PromptNotFound,
+    PromptStoreUnavailable,
+    RequestError,
+)
+from prompt_middleware.prompts import DEFAULT_LABEL, Prompt, PromptQuery
+from prompt_middleware.stores.registry import StoreBinding
 from tests.engine.helpers import (
     Clock,
     EngineFactory,
+    RecordingObserver,
     header,
     managed,
 )
@@ -186,3 +201,78 @@ async def test_get_fresh_counts_as_a_use_for_the_lru(store: MemoryStore) -> None
     await fill(cache, store, PromptQuery("greeting", version=2))
     assert ("mem", LABEL) in cache
     assert ("mem", PINNED) not in cache
+
+
+# --- the store behind the cache: one plan per fetch, errors translated once -----------------
+
+
+class FailingStore:
+    """A store that fails the way it is told to, counting calls."""
+
+    def __init__(self, error: BaseException | None = None, *, hang: bool = False) -> None:
+        self.error = error
+        self.hang = hang
+        self.calls = 0
+
+    async def get_prompt(self, query: PromptQuery) -> Prompt:
+        self.calls += 1
+        if self.hang:
+            await asyncio.Event().wait()  # never set: only the store timeout ends the wait
+        assert self.error is not None
+        raise self.error
+
+    async def aclose(self) -> None:
+        pass
+
+
+def target_for(store: object, prefix: str = "mem") -> Target:
+    binding = StoreBinding(prefix, store, CachePolicy(), prefix)  # type: ignore[arg-type]
+    return Target(binding, PromptQuery("greeting", label=DEFAULT_LABEL))
+
+
+async def test_a_hit_is_the_plan_the_fetch_made_and_kept(store: MemoryStore) -> None:
+    cache: PromptCache[PromptPlan] = PromptCache()
+    fetcher = PromptFetcher(cache, timeout_seconds=5)
+    target = target_for(store)
+    assert fetcher.fresh(target.cache_key) is None
+    plan, status, waited = await fetcher.after_miss(target)
+    assert (status, waited) == (CacheStatus.MISS, True)
+    assert plan.prompt.name == "greeting"
+    assert plan.model == "gpt-4o"
+    assert plan.headers == ((b"x-prompt-name", b"greeting"), (b"x-prompt-version", b"1"))
+    assert fetcher.fresh(target.cache_key) is plan  # the same plan: built once per fetch
+    assert store.total_calls == 1
+
+
+async def test_a_store_that_does_not_answer_in_time_is_unavailable() -> None:
+    store = FailingStore(hang=True)
+    fetcher = PromptFetcher(PromptCache(), timeout_seconds=0.01)
+    with pytest.raises(PromptStoreUnavailable) as raised:
+        await fetcher.after_miss(target_for(store))
+    assert str(raised.value) == (
+        "The prompt store 'mem' did not answer within 0.01 s "
+        "(PROMPT_MIDDLEWARE_STORE_TIMEOUT_SECONDS)."
+    )
+
+
+async def test_an_unexpected_store_error_is_unavailable_and_logged() -> None:
+    fetcher = PromptFetcher(PromptCache(), timeout_seconds=5)
+    with structlog.testing.capture_logs() as logs, pytest.raises(PromptStoreUnavailable) as raised:
+        await fetcher.after_miss(target_for(FailingStore(KeyError("x"))))
+    assert str(raised.value) == "The prompt store 'mem' failed: KeyError."
+    assert [log["store"] for log in logs if log["event"] == "prompt_store_error"] == ["mem"]
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [(PromptNotFound("no such prompt"), "not_found"), (InvalidPromptRequest("bad"), "error")],
+)
+async def test_the_store_own_errors_pass_as_they_are_and_are_observed(
+    error: RequestError, outcome: str
+) -> None:
+    observer = RecordingObserver()
+    fetcher = PromptFetcher(PromptCache(), timeout_seconds=5, observer=observer)
+    with pytest.raises(type(error)) as raised:
+        await fetcher.after_miss(target_for(FailingStore(error)))
+    assert raised.value is error
+    assert [(store, seen) for store, seen, _ in observer.fetches] == [("mem", outcome)]

@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
-from prompt_middleware.request import _MAX_CLASSIFIED, _classify, decode_body, extension_fields
+from prompt_middleware.errors import InvalidPromptRequest, InvalidRequest
+from prompt_middleware.request import (
+    _MAX_CLASSIFIED,
+    _classify,
+    decode_body,
+    decode_version,
+    extension_fields,
+)
 from tests.engine.fake_servers import (
     URL,
     error_of,
@@ -74,3 +81,49 @@ async def test_json_nesting_depth_is_bounded(limits_client: LimitsClient) -> Non
         response = await limits_client().post(URL, content=body)
         assert response.status_code == 400
         assert "nested too deeply" in error_of(response)["message"]
+
+
+# --- decode_body, decode_version ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{", "The request body is not valid JSON"),
+        (b"[1]", "The request body must be a JSON object."),
+        (b'{"\xff":1}', "The request body is not valid JSON: Invalid UTF-8"),
+    ],
+    ids=["not-json", "not-an-object", "not-utf8"],
+)
+def test_a_body_that_is_not_a_json_object_is_a_400(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        decode_body(body)
+    assert str(raised.value).startswith(message)
+
+
+def test_values_stay_the_bytes_the_client_sent() -> None:
+    fields = decode_body(b'{"a": 1e-7, "b":{"x" : [1,2]}}')
+    assert {name: bytes(raw) for name, raw in fields.items()} == {
+        "a": b"1e-7",
+        "b": b'{"x" : [1,2]}',
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(b"3", 3), (b'"12"', 12), (b"null", None)],
+)
+def test_a_version_is_an_integer_or_a_string_of_digits(raw: bytes, expected: int | None) -> None:
+    assert decode_version({"prompt_version": msgspec.Raw(raw)}) == expected
+
+
+@pytest.mark.parametrize("raw", [b'"v2"', b'"\xd9\xa3"', b"1.5", b"true"])
+def test_other_versions_are_refused(raw: bytes) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        decode_version({"prompt_version": msgspec.Raw(raw)})
+    assert raised.value.param == "prompt_version"
+
+
+def test_a_version_below_one_is_refused() -> None:
+    with pytest.raises(InvalidPromptRequest, match="1 or more"):
+        decode_version({"prompt_version": msgspec.Raw(b"0")})

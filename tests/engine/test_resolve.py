@@ -6,10 +6,16 @@ from collections import Counter
 from typing import Any
 
 import msgspec
+import pytest
 
 from prompt_middleware import Settings
 from prompt_middleware.engine.resolve import MAX_REMEMBERED as _MAX_REMEMBERED
-from prompt_middleware.prompts import PromptQuery
+from prompt_middleware.engine.resolve import Resolver
+from prompt_middleware.errors import InvalidPromptRequest
+from prompt_middleware.prompts import DEFAULT_LABEL, PromptQuery
+from prompt_middleware.request import decode_body
+from prompt_middleware.settings import ModelEntry, PromptBinding
+from prompt_middleware.stores.registry import StoreRegistry
 from tests.engine.helpers import (
     EngineFactory,
     EveryNameStore,
@@ -98,3 +104,83 @@ async def test_remembered_model_splits_stay_bounded_and_right(make_engine: Engin
     again = await engine.rewrite(b'{"model":"mem/m0"}')
     assert again is not None
     assert again.body == b'{"model":"m0"}'
+
+
+# --- the Resolver on its own: fields + settings -> one Resolution ---------------------------
+
+
+def resolver(settings: Settings, store: MemoryStore) -> Resolver:
+    return Resolver(settings, StoreRegistry(settings, stores={"mem": store}))
+
+
+def test_an_unmanaged_request_resolves_to_nothing(store: MemoryStore) -> None:
+    resolve = resolver(Settings(default_store="mem"), store).resolve
+    assert resolve(decode_body(b'{"model":"gpt-4o","messages":[]}')) is None
+
+
+def test_a_store_prefix_names_the_store_and_leaves_the_bare_model(store: MemoryStore) -> None:
+    resolution = resolver(Settings(), store).resolve(
+        decode_body(b'{"model":"mem/openai/gpt-4o","prompt_id":"chat"}')
+    )
+    assert resolution is not None
+    assert resolution.model == "gpt-4o"
+    assert resolution.target is not None
+    assert resolution.target.binding.prefix == "mem"
+    assert resolution.target.query == PromptQuery("chat", label=DEFAULT_LABEL)
+    assert resolution.target.store_header == (b"x-prompt-store", b"mem")
+
+
+def test_a_model_list_entry_gives_prompt_label_and_its_fields_are_taken_out(
+    store: MemoryStore,
+) -> None:
+    entry = ModelEntry(
+        model_name="bot", model="mem/openai/gpt-4o", prompt_id="greeting", prompt_label="staging"
+    )
+    resolution = resolver(Settings(model_list=(entry,)), store).resolve(
+        decode_body(b'{"model":"bot","prompt_variables":{},"langfuse_x":1}')
+    )
+    assert resolution is not None
+    assert (resolution.entry, resolution.model) == (entry, "gpt-4o")
+    assert (resolution.extensions, resolution.prefixed) == (("prompt_variables",), ("langfuse_x",))
+    assert resolution.target is not None
+    assert resolution.target.query == PromptQuery("greeting", label="staging")
+
+
+def test_without_a_prompt_there_is_no_target_and_prompt_fields_are_refused(
+    store: MemoryStore,
+) -> None:
+    resolve = resolver(Settings(), store).resolve
+    resolution = resolve(decode_body(b'{"model":"mem/gpt-4o"}'))
+    assert resolution is not None
+    assert (resolution.model, resolution.target) == ("gpt-4o", None)
+    with pytest.raises(InvalidPromptRequest, match="prompt_label given without prompt_id"):
+        resolve(decode_body(b'{"model":"mem/gpt-4o","prompt_label":"x"}'))
+
+
+def test_label_and_version_together_are_refused(store: MemoryStore) -> None:
+    with pytest.raises(InvalidPromptRequest, match="not both") as raised:
+        resolver(Settings(default_store="mem"), store).resolve(
+            decode_body(b'{"prompt_id":"p","prompt_label":"a","prompt_version":2}')
+        )
+    assert raised.value.param == "prompt_version"
+
+
+def test_a_prompts_binding_says_whether_the_prompt_model_and_params_apply(
+    store: MemoryStore,
+) -> None:
+    binding = PromptBinding(
+        prompt_id="bound",
+        integration="dotprompt",
+        ignore_prompt_manager_model=True,
+        ignore_prompt_manager_optional_params=True,
+    )
+    resolution = resolver(Settings(default_store="mem", prompts=(binding,)), store).resolve(
+        decode_body(b'{"model":"gpt-4o","prompt_id":"bound"}')
+    )
+    assert resolution is not None
+    assert resolution.target is not None
+    assert resolution.target.binding.prefix == "file"
+    assert (resolution.target.use_prompt_model, resolution.target.use_prompt_params) == (
+        False,
+        False,
+    )
