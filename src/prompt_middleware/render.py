@@ -153,7 +153,8 @@ _Step = tuple[int, str | None, Any]
 
 
 class PreparedPrompt:
-    """A prompt parsed once, to be rendered many times (what the cache keeps per prompt).
+    """A prompt parsed once, to be rendered many times: the engine's cache keeps one per
+    prompt version, inside its plan (``engine/plan.py``).
 
     ``render`` is :func:`render_prompt` without the per-call work of walking the prompt and
     looking its templates up: a message without variables is already its final text.
@@ -222,11 +223,7 @@ class PreparedPrompt:
             else:
                 unfilled.append(value)
         if unfilled:
-            raise InvalidPromptRequest(
-                f"Prompt '{self.prompt.name}' has unfilled placeholders {unfilled}: pass each "
-                "as a list of messages in prompt_variables (an empty list removes it).",
-                param="prompt_variables",
-            )
+            raise _unfilled(self.prompt.name, unfilled)
 
         if options.client_messages == "append" and not client_messages_used and client_messages:
             appended = client_messages()
@@ -234,12 +231,24 @@ class PreparedPrompt:
                 messages.extend(appended)
 
         if missing and options.strict_variables:
-            raise InvalidPromptRequest(
-                f"Prompt '{self.prompt.name}' needs variables that prompt_variables does not "
-                f"give: {sorted(missing)}.",
-                param="prompt_variables",
-            )
+            raise _missing(self.prompt.name, missing)
         return RenderedPrompt(messages=messages, missing_variables=tuple(missing))
+
+
+def _unfilled(name: str, placeholders: list[str]) -> InvalidPromptRequest:
+    return InvalidPromptRequest(
+        f"Prompt '{name}' has unfilled placeholders {placeholders}: pass each "
+        "as a list of messages in prompt_variables (an empty list removes it).",
+        param="prompt_variables",
+    )
+
+
+def _missing(name: str, variables: dict[str, None]) -> InvalidPromptRequest:
+    return InvalidPromptRequest(
+        f"Prompt '{name}' needs variables that prompt_variables does not "
+        f"give: {sorted(variables)}.",
+        param="prompt_variables",
+    )
 
 
 def _template_step(role: str | None, template: str) -> _Step:
