@@ -84,7 +84,12 @@ class Composer:
             output["model"] = model
         output["messages"] = rendered.messages
         if target.use_prompt_params:
-            self._apply_prompt_params(output, fields, plan)
+            if self._prompt_wins:
+                output.update(plan.params)
+            else:  # the request's own fields win
+                for name, value in plan.params:
+                    if name not in fields:
+                        output[name] = value
         return RewriteResult(
             body=_encode(output),
             model=model,
@@ -95,16 +100,6 @@ class Composer:
             headers=(*plan.headers, target.store_header, _cache_header(status)),
             waited=waited,
         )
-
-    def _apply_prompt_params(
-        self, output: dict[str, Any], fields: RequestFields, plan: PromptPlan
-    ) -> None:
-        if self._prompt_wins:
-            output.update(plan.params)
-        else:
-            for name, value in plan.params:
-                if name not in fields:
-                    output[name] = value
 
 
 def request_body(fields: RequestFields, request: Resolution) -> dict[str, Any]:
