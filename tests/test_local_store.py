@@ -16,8 +16,9 @@ import structlog.testing
 from prompt_middleware.errors import InvalidPromptRequest, PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
 from prompt_middleware.stores import PromptStore
-from prompt_middleware.stores import local as local_module
 from prompt_middleware.stores.local import LocalPromptStore
+from prompt_middleware.stores.local import scan as scan_module
+from prompt_middleware.stores.local import store as store_module
 
 POLL = 0.5
 
@@ -72,13 +73,13 @@ async def get(
 def count_scans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Wrap the folder scan; returns the list of thread ids the scans ran in."""
     threads: list[int] = []
-    scan = local_module._scan_folder
+    scan = scan_module.scan_folder
 
     def counting(*args: Any) -> Any:
         threads.append(threading.get_ident())
         return scan(*args)
 
-    monkeypatch.setattr(local_module, "_scan_folder", counting)
+    monkeypatch.setattr(store_module, "scan_folder", counting)
     return threads
 
 
@@ -707,13 +708,13 @@ async def test_only_changed_files_are_parsed_again(
     folder: Path, store: LocalPromptStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads: list[str] = []
-    load = local_module._load_file
+    load = scan_module.load_file
 
     def counting(path: str, relative: str, seen: Any) -> Any:
         loads.append(relative)
         return load(path, relative, seen)
 
-    monkeypatch.setattr(local_module, "_load_file", counting)
+    monkeypatch.setattr(scan_module, "load_file", counting)
     write(folder, "a.yaml", "prompt: a")
     write(folder, "b.yaml", "prompt: b")
     await get(store, "a")
@@ -758,7 +759,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_scan(
 ) -> None:
     write(folder, "a.yaml", "prompt: a")
     started, release = threading.Event(), threading.Event()
-    scan = local_module._scan_folder
+    scan = scan_module.scan_folder
     scans: list[int] = []
 
     def blocking(*args: Any) -> Any:
@@ -767,7 +768,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_scan(
         release.wait(timeout=10)
         return scan(*args)
 
-    monkeypatch.setattr(local_module, "_scan_folder", blocking)
+    monkeypatch.setattr(store_module, "scan_folder", blocking)
     first = asyncio.create_task(get(store, "a"))
     await asyncio.to_thread(started.wait, 10)
     first.cancel()
@@ -785,14 +786,14 @@ async def test_aclose_waits_for_a_scan_in_flight(
 ) -> None:
     write(folder, "a.yaml", "prompt: a")
     finished: list[bool] = []
-    scan = local_module._scan_folder
+    scan = scan_module.scan_folder
 
     def recording(*args: Any) -> Any:
         result = scan(*args)
         finished.append(True)
         return result
 
-    monkeypatch.setattr(local_module, "_scan_folder", recording)
+    monkeypatch.setattr(store_module, "scan_folder", recording)
     caller = asyncio.create_task(get(store, "a"))
     await asyncio.sleep(0)  # one turn of the loop: the caller starts the scan
     assert finished == []
