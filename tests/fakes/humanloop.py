@@ -1,4 +1,4 @@
-"""A fake Humanloop, written from its documented v5 API (``shared/humanloop/prompts-v5.md``
+"""A fake Humanloop, written from its documented v5 API (Humanloop's API reference
 and the ``humanloop`` Python SDK: ``reference.md``, ``types/prompt_response.py``,
 ``files/raw_client.py``).
 

@@ -1,4 +1,4 @@
-"""A fake Langfuse server, written from the API excerpt (``shared/langfuse/prompts-api.yaml``).
+"""A fake Langfuse server, written from Langfuse's public API reference.
 
 It implements ``GET /api/public/v2/prompts/{promptName}`` as Langfuse's own server does:
 

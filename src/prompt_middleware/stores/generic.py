@@ -45,14 +45,8 @@ variable the request does not give stays ``{{name}}`` (not ``{name}``) and count
 (a warning; a 400 with ``PROMPT_MIDDLEWARE_STRICT_VARIABLES``), where LiteLLM leaves
 ``{name}`` as written.
 
-Errors, translated once here::
-
-    404 (JSON)                     PromptNotFound (param "prompt_id")
-    401 / 403                      PromptStoreUnavailable: API key refused or missing
-    400 / 422                      PromptStoreUnavailable with the service's message
-    429 / 5xx / connect error      retried ``retries`` times, then PromptStoreUnavailable
-    timeout, 404 not JSON, other   PromptStoreUnavailable
-    200 with a bad body            PromptStoreUnavailable: invalid prompt
+Statuses and httpx errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
+says; a 401 or 403 names a missing ``api_key`` when none is configured.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Humanloop as a prompt store, against its v5 API (``shared/humanloop/prompts-v5.md``).
+"""Humanloop as a prompt store, against its v5 API (Humanloop's API reference).
 
 Which endpoint. A ``prompt_id`` that looks like a Humanloop prompt id (``pr_`` followed by at
 least 12 letters or digits, as in ``pr_30gco7dx6JDq4200GVOHa``) is fetched with
@@ -38,15 +38,9 @@ The mapping onto :class:`~prompt_middleware.prompts.Prompt`:
   (``{% if %}``), comments (``{# #}``) or expressions (``{{ x | upper }}``, ``{{ a.b }}``) is
   refused as unavailable rather than sent to the model with the Jinja in it.
 
-Errors, translated once here::
-
-    404 (JSON), a path that is not a prompt   PromptNotFound (param "prompt_id")
-    401 / 403                                 PromptStoreUnavailable: API key refused (never shown)
-    400 / 422                                 PromptStoreUnavailable with Humanloop's message
-    429 / 5xx / connect error                 retried ``retries`` times, then PromptStoreUnavailable
-    timeout, 404 not JSON, other statuses     PromptStoreUnavailable
-    200 with a bad body                       PromptStoreUnavailable: invalid prompt
-    PromptQuery.version                       InvalidPromptRequest (param "prompt_version")
+Statuses and httpx errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
+says; besides, a path that is not a prompt is PromptNotFound, and a ``PromptQuery.version``
+is InvalidPromptRequest (param ``prompt_version``) without a request.
 """
 
 from __future__ import annotations

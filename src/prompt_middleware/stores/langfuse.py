@@ -4,17 +4,12 @@ Why not the SDK's ``Langfuse.get_prompt``: it is synchronous (a blocking httpx c
 ``backoff`` retries that sleep the calling thread), so on the event loop it would stall every
 request in flight; and it keeps its own TTL cache with background refresh threads, which must
 not be stacked on ours (two TTLs, two stale policies, fetch counts nobody can reason about).
-The wire format is small and documented (``shared/langfuse/prompts-api.yaml``), so one httpx
+The wire format is small and documented (Langfuse's public API reference), so one httpx
 request and a few msgspec structs do the job.
 
-Errors, translated once here from HTTP statuses and httpx exceptions::
-
-    404                        PromptNotFound (param "prompt_id")
-    401 / 403                  PromptStoreUnavailable: credentials refused (never the keys)
-    400                        PromptStoreUnavailable with Langfuse's message
-    429 / 5xx / connect error  retried ``retries`` times, then PromptStoreUnavailable
-    timeout, other statuses    PromptStoreUnavailable
-    200 with a bad body        PromptStoreUnavailable: invalid prompt
+Statuses and httpx errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
+says (one deadline, a small retry on 429, 5xx and connect errors, no redirects); a 200 whose
+body is not a Langfuse prompt is PromptStoreUnavailable.
 """
 
 from __future__ import annotations
@@ -42,7 +37,7 @@ __all__ = ["LangfuseStore"]
 _PROMPTS_PATH: Final = "/api/public/v2/prompts/"
 
 
-# --- the wire format (components/schemas/Prompt of the API excerpt) -------------------------
+# --- the wire format (the API reference's ``Prompt`` schema) ---------------------------------
 
 
 class _Message(msgspec.Struct, frozen=True):

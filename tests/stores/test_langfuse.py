@@ -7,10 +7,7 @@ response, and the store's deadline is what ends the wait.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import socket
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -18,57 +15,29 @@ import pytest
 import respx
 from structlog.testing import capture_logs
 
-from prompt_middleware.errors import ConfigurationError, PromptNotFound, PromptStoreUnavailable
+from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
-from prompt_middleware.stores.base import PromptStore
 from prompt_middleware.stores.langfuse import LangfuseStore
 from tests.fakes.langfuse import INVALID_JSON, WRONG_SHAPE, FakeLangfuse
 from tests.fakes.server import serve_in_background
+from tests.stores.kinds import (
+    LANGFUSE,
+    LANGFUSE_BASE_URL,
+    LANGFUSE_PUBLIC_KEY,
+    LANGFUSE_SECRET_KEY,
+    HttpKind,
+)
 
-PUBLIC_KEY = "pk-lf-1234567890"
-SECRET_KEY = "sk-lf-0987654321-very-secret"
-BASE_URL = "http://langfuse.test"
+PUBLIC_KEY = LANGFUSE_PUBLIC_KEY
+SECRET_KEY = LANGFUSE_SECRET_KEY
+BASE_URL = LANGFUSE_BASE_URL
 PROMPTS = f"{BASE_URL}/api/public/v2/prompts/"
+make_store = LANGFUSE.make_store
 
 
 @pytest.fixture
-def fake() -> FakeLangfuse:
-    return FakeLangfuse(public_key=PUBLIC_KEY, secret_key=SECRET_KEY)
-
-
-@pytest.fixture
-async def client(fake: FakeLangfuse) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as client:
-        yield client
-
-
-def make_store(client: httpx.AsyncClient, **options: Any) -> LangfuseStore:
-    settings: dict[str, Any] = {
-        "base_url": BASE_URL,
-        "public_key": PUBLIC_KEY,
-        "secret_key": SECRET_KEY,
-        "retry_backoff": 0.0,
-        "client": client,
-    }
-    settings.update(options)
-    return LangfuseStore(**settings)
-
-
-@pytest.fixture
-def store(client: httpx.AsyncClient) -> LangfuseStore:
-    return make_store(client)
-
-
-@pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=True, assert_all_mocked=True) as router:
-        yield router
-
-
-@pytest.fixture
-async def mocked_store(mock: respx.MockRouter) -> AsyncIterator[LangfuseStore]:
-    async with httpx.AsyncClient() as client:
-        yield make_store(client)
+def kind() -> HttpKind:
+    return LANGFUSE
 
 
 def prompt_body(**fields: Any) -> dict[str, Any]:
@@ -83,10 +52,6 @@ def prompt_body(**fields: Any) -> dict[str, Any]:
     }
     body.update(fields)
     return body
-
-
-def test_implements_the_store_protocol(store: LangfuseStore) -> None:
-    assert isinstance(store, PromptStore)
 
 
 # --- fetching and mapping ------------------------------------------------------------------
@@ -247,13 +212,6 @@ async def test_refused_credentials_are_named_but_never_shown(
     assert fake.fetch_count == 1
 
 
-async def test_forbidden_is_refused_credentials(fake: FakeLangfuse, store: LangfuseStore) -> None:
-    fake.fail_with = 403
-
-    with pytest.raises(PromptStoreUnavailable, match=r"refused the credentials \(HTTP 403\)"):
-        await store.get_prompt(PromptQuery("p"))
-
-
 async def test_server_error(fake: FakeLangfuse, store: LangfuseStore) -> None:
     fake.fail_with = 500
 
@@ -263,58 +221,6 @@ async def test_server_error(fake: FakeLangfuse, store: LangfuseStore) -> None:
         await store.get_prompt(PromptQuery("p"))
 
 
-@pytest.mark.parametrize(("retries", "requests"), [(0, 1), (1, 2), (3, 4)])
-@pytest.mark.parametrize("status", [500, 502, 503, 429])
-async def test_retries_are_bounded(
-    fake: FakeLangfuse, client: httpx.AsyncClient, retries: int, requests: int, status: int
-) -> None:
-    fake.fail_with = status
-    store = make_store(client, retries=retries)
-
-    with pytest.raises(PromptStoreUnavailable, match=str(status)):
-        await store.get_prompt(PromptQuery("p"))
-
-    assert fake.fetch_count == requests
-
-
-async def test_default_is_one_retry(fake: FakeLangfuse, client: httpx.AsyncClient) -> None:
-    fake.fail_with = 500
-    store = LangfuseStore(
-        base_url=BASE_URL, public_key=PUBLIC_KEY, secret_key=SECRET_KEY, client=client
-    )
-
-    with pytest.raises(PromptStoreUnavailable):
-        await store.get_prompt(PromptQuery("p"))
-
-    assert fake.fetch_count == 2
-
-
-async def test_a_retry_recovers(fake: FakeLangfuse, store: LangfuseStore) -> None:
-    fake.add_prompt("p", "x", labels=["production"])
-    fake.fail_next(1, 503)
-
-    prompt = await store.get_prompt(PromptQuery("p"))
-
-    assert prompt.prompt == "x"
-    assert fake.fetch_count == 2
-
-
-async def test_timeout_while_langfuse_holds_the_answer(
-    fake: FakeLangfuse, client: httpx.AsyncClient
-) -> None:
-    fake.add_prompt("p", "x", labels=["production"])
-    fake.hold()
-    store = make_store(client, timeout=0.05, retries=3)
-
-    with pytest.raises(PromptStoreUnavailable, match="did not answer in time") as caught:
-        await store.get_prompt(PromptQuery("p"))
-
-    assert "'p' with label 'production'" in caught.value.message
-    assert fake.fetch_count == 1  # the deadline covers retries: none was started
-    assert fake.held == 0  # the request was abandoned, not left waiting
-    fake.release()
-
-
 async def test_timeout_with_latency(fake: FakeLangfuse, client: httpx.AsyncClient) -> None:
     fake.add_prompt("p", "x", labels=["production"])
     fake.latency = 60.0
@@ -322,21 +228,6 @@ async def test_timeout_with_latency(fake: FakeLangfuse, client: httpx.AsyncClien
 
     with pytest.raises(PromptStoreUnavailable, match="did not answer in time"):
         await store.get_prompt(PromptQuery("p"))
-
-
-async def test_concurrent_fetches_share_nothing_but_the_pool(
-    fake: FakeLangfuse, store: LangfuseStore
-) -> None:
-    fake.add_prompt("p", "x", labels=["production"])
-    fake.hold()
-    calls = [asyncio.create_task(store.get_prompt(PromptQuery("p"))) for _ in range(5)]
-
-    await fake.wait_for_held(5)
-    fake.release()
-    prompts = await asyncio.gather(*calls)
-
-    assert [p.prompt for p in prompts] == ["x"] * 5
-    assert fake.fetch_count == 5  # single flight is the cache's job, not the store's
 
 
 @pytest.mark.parametrize(("body", "broken"), [(INVALID_JSON, "not JSON"), (WRONG_SHAPE, "`type`")])
@@ -379,30 +270,6 @@ async def test_wrong_shape(mock: respx.MockRouter, mocked_store: LangfuseStore, 
         await mocked_store.get_prompt(PromptQuery("x"))
 
 
-async def test_bad_request_shows_langfuses_message(
-    mock: respx.MockRouter, mocked_store: LangfuseStore
-) -> None:
-    body = {"message": "Cannot specify both version and label", "error": "InvalidRequestError"}
-    route = mock.get(f"{PROMPTS}x").respond(400, json=body)
-
-    with pytest.raises(PromptStoreUnavailable) as caught:
-        await mocked_store.get_prompt(PromptQuery("x"))
-
-    assert caught.value.message.endswith("(HTTP 400): Cannot specify both version and label")
-    assert route.call_count == 1
-
-
-async def test_a_404_that_is_not_langfuses_is_not_a_missing_prompt(
-    mock: respx.MockRouter, mocked_store: LangfuseStore
-) -> None:
-    # An HTML 404 comes from a proxy or a wrong base URL: "not found" would make the cache
-    # evict every prompt it holds.
-    mock.get(f"{PROMPTS}x").respond(404, html="<html>404: This page could not be found.</html>")
-
-    with pytest.raises(PromptStoreUnavailable, match="check LANGFUSE_BASE_URL"):
-        await mocked_store.get_prompt(PromptQuery("x"))
-
-
 async def test_folders_work_with_older_servers_routing() -> None:
     # Older Langfuse routes only an encoded slash to the prompt; a raw one misses the route.
     fake = FakeLangfuse(public_key=PUBLIC_KEY, secret_key=SECRET_KEY, legacy_routing=True)
@@ -411,66 +278,6 @@ async def test_folders_work_with_older_servers_routing() -> None:
         prompt = await make_store(client).get_prompt(PromptQuery("a/b/c"))
 
     assert prompt.prompt == "deep"
-
-
-async def test_redirects_are_not_followed(
-    mock: respx.MockRouter, mocked_store: LangfuseStore
-) -> None:
-    route = mock.get(f"{PROMPTS}x").respond(302, headers={"location": "http://evil.test/x"})
-
-    with pytest.raises(PromptStoreUnavailable, match=r"redirect \(HTTP 302\)"):
-        await mocked_store.get_prompt(PromptQuery("x"))
-
-    assert route.call_count == 1  # and assert_all_mocked: nothing went to evil.test
-
-
-async def test_connect_errors_are_retried_then_reported() -> None:
-    calls: list[httpx.Request] = []
-
-    def refuse(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        raise httpx.ConnectError("Connection refused", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
-        store = make_store(client, retries=2)
-        with pytest.raises(PromptStoreUnavailable) as caught:
-            await store.get_prompt(PromptQuery("p"))
-
-    assert caught.value.message.startswith("Langfuse at langfuse.test could not be reached")
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
-    assert len(calls) == 3
-
-
-async def test_read_errors_are_not_retried() -> None:
-    calls: list[httpx.Request] = []
-
-    def drop(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        raise httpx.ReadError("connection reset", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(drop)) as client:
-        store = make_store(client, retries=2)
-        with pytest.raises(PromptStoreUnavailable, match="ReadError"):
-            await store.get_prompt(PromptQuery("p"))
-
-    assert len(calls) == 1
-
-
-async def test_nothing_listens_on_the_port() -> None:
-    with socket.socket() as sock:  # a port that was free a moment ago
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    store = LangfuseStore(
-        base_url=f"http://127.0.0.1:{port}",
-        public_key=PUBLIC_KEY,
-        secret_key=SECRET_KEY,
-        retry_backoff=0.0,
-    )
-    try:
-        with pytest.raises(PromptStoreUnavailable, match=f"127.0.0.1:{port} could not be reached"):
-            await store.get_prompt(PromptQuery("p"))
-    finally:
-        await store.aclose()
 
 
 # --- what goes out on the wire ---------------------------------------------------------------
@@ -555,12 +362,6 @@ async def test_base_url_with_a_path(mock: respx.MockRouter) -> None:
         await store.get_prompt(PromptQuery("x"))
 
 
-async def test_empty_name_is_not_sent(mock: respx.MockRouter, mocked_store: LangfuseStore) -> None:
-    # The route list would be GET /api/public/v2/prompts/: no request may go there.
-    with pytest.raises(PromptNotFound):
-        await mocked_store.get_prompt(PromptQuery(""))
-
-
 async def test_fetches_are_logged_without_secrets(fake: FakeLangfuse, store: LangfuseStore) -> None:
     fake.add_prompt("p", "x", labels=["production"])
 
@@ -576,36 +377,6 @@ async def test_fetches_are_logged_without_secrets(fake: FakeLangfuse, store: Lan
 
 
 # --- construction and lifecycle --------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "base_url", ["ftp://langfuse.test", "langfuse.test", "http://", "http://h/?a=b", "http://h/#f"]
-)
-def test_bad_base_url(base_url: str) -> None:
-    with pytest.raises(ConfigurationError):
-        LangfuseStore(base_url=base_url, public_key=PUBLIC_KEY, secret_key=SECRET_KEY)
-
-
-def test_base_url_with_credentials_is_refused_without_echoing_them() -> None:
-    with pytest.raises(ConfigurationError) as caught:
-        LangfuseStore(
-            base_url="https://user:hunter2@langfuse.test", public_key="pk", secret_key="sk"
-        )
-    assert "hunter2" not in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    "options", [{"timeout": 0}, {"timeout": -1}, {"retries": -1}, {"retry_backoff": -0.1}]
-)
-def test_bad_limits(options: dict[str, Any]) -> None:
-    with pytest.raises(ConfigurationError):
-        LangfuseStore(base_url=BASE_URL, public_key=PUBLIC_KEY, secret_key=SECRET_KEY, **options)
-
-
-def test_created_outside_an_event_loop() -> None:
-    # The pool is created on first use, in the loop that serves requests.
-    store = LangfuseStore(base_url=BASE_URL, public_key=PUBLIC_KEY, secret_key=SECRET_KEY)
-    assert repr(store) == "LangfuseStore(host='langfuse.test')"
 
 
 async def test_own_client_over_real_http(fake: FakeLangfuse) -> None:
@@ -624,11 +395,3 @@ async def test_own_client_over_real_http(fake: FakeLangfuse) -> None:
         ] * 2
         with pytest.raises(PromptStoreUnavailable, match="closed"):
             await store.get_prompt(PromptQuery("support/answer"))
-
-
-async def test_injected_client_is_not_closed(client: httpx.AsyncClient) -> None:
-    store = make_store(client)
-
-    await store.aclose()
-
-    assert not client.is_closed

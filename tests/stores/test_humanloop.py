@@ -7,10 +7,7 @@ Humanloop is a held response, and the store's deadline is what ends the wait.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -25,18 +22,26 @@ from prompt_middleware.errors import (
     PromptStoreUnavailable,
 )
 from prompt_middleware.prompts import ChatMessage, Prompt, PromptQuery
-from prompt_middleware.stores.base import PromptStore
 from prompt_middleware.stores.humanloop import HumanloopStore
 from tests.fakes.humanloop import INVALID_JSON, WRONG_SHAPE, FakeHumanloop
 from tests.fakes.server import serve_in_background
+from tests.stores.kinds import HUMANLOOP, HUMANLOOP_API_KEY, HUMANLOOP_BASE_URL, HttpKind
 
-API_KEY = "hl_sk_0123456789abcdef-very-secret"
-BASE_URL = "http://humanloop.test/v5"
+API_KEY = HUMANLOOP_API_KEY
+BASE_URL = HUMANLOOP_BASE_URL
 PROMPT_ID = "pr_30gco7dx6JDq4200GVOHa"
 VERSION_ID = "prv_7ZlQREDScH0xkhUwtXruN"
 BY_ID = f"{BASE_URL}/prompts/{PROMPT_ID}"
 BY_PATH = f"{BASE_URL}/files/retrieve-by-path"
 # What a version has when nothing is set: Humanloop's defaults, minus max_tokens -1.
+make_store = HUMANLOOP.make_store
+
+
+@pytest.fixture
+def kind() -> HttpKind:
+    return HUMANLOOP
+
+
 DEFAULT_CONFIG = {
     "model": "gpt-4o",
     "temperature": 1,
@@ -44,45 +49,6 @@ DEFAULT_CONFIG = {
     "presence_penalty": 0,
     "frequency_penalty": 0,
 }
-
-
-@pytest.fixture
-def fake() -> FakeHumanloop:
-    return FakeHumanloop(api_key=API_KEY)
-
-
-@pytest.fixture
-async def client(fake: FakeHumanloop) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as client:
-        yield client
-
-
-def make_store(client: httpx.AsyncClient, **options: Any) -> HumanloopStore:
-    settings: dict[str, Any] = {
-        "base_url": BASE_URL,
-        "api_key": API_KEY,
-        "retry_backoff": 0.0,
-        "client": client,
-    }
-    settings.update(options)
-    return HumanloopStore(**settings)
-
-
-@pytest.fixture
-def store(client: httpx.AsyncClient) -> HumanloopStore:
-    return make_store(client)
-
-
-@pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=True, assert_all_mocked=True) as router:
-        yield router
-
-
-@pytest.fixture
-async def mocked_store(mock: respx.MockRouter) -> AsyncIterator[HumanloopStore]:
-    async with httpx.AsyncClient() as client:
-        yield make_store(client)
 
 
 def prompt_body(**fields: Any) -> dict[str, Any]:
@@ -125,10 +91,6 @@ def prompt_body(**fields: Any) -> dict[str, Any]:
     }
     body.update(fields)
     return body
-
-
-def test_implements_the_store_protocol(store: HumanloopStore) -> None:
-    assert isinstance(store, PromptStore)
 
 
 # --- fetching and mapping ------------------------------------------------------------------
@@ -489,53 +451,7 @@ async def test_refused_api_key_is_named_but_never_shown(
     assert fake.fetch_count == 1
 
 
-async def test_forbidden_is_a_refused_key(fake: FakeHumanloop, store: HumanloopStore) -> None:
-    fake.fail_with = 403
-
-    with pytest.raises(PromptStoreUnavailable, match=r"refused the API key \(HTTP 403\)"):
-        await store.get_prompt(PromptQuery(PROMPT_ID))
-
-
-async def test_unprocessable_shows_humanloops_message(
-    fake: FakeHumanloop, store: HumanloopStore
-) -> None:
-    fake.fail_with = 422
-
-    with pytest.raises(PromptStoreUnavailable) as caught:
-        await store.get_prompt(PromptQuery(PROMPT_ID, label="staging"))
-
-    assert caught.value.message.endswith(
-        "(HTTP 422): query.environment: Input should be a valid string"
-    )
-    assert fake.fetch_count == 1
-
-
-@pytest.mark.parametrize(("retries", "requests"), [(0, 1), (1, 2), (3, 4)])
-@pytest.mark.parametrize("status", [500, 502, 503, 429])
-async def test_retries_are_bounded(
-    fake: FakeHumanloop, client: httpx.AsyncClient, retries: int, requests: int, status: int
-) -> None:
-    fake.fail_with = status
-    store = make_store(client, retries=retries)
-
-    with pytest.raises(PromptStoreUnavailable, match=str(status)):
-        await store.get_prompt(PromptQuery("folder/p"))
-
-    assert fake.fetch_count == requests
-    assert all(r.body == {"path": "folder/p"} for r in fake.requests)
-
-
-async def test_default_is_one_retry(fake: FakeHumanloop, client: httpx.AsyncClient) -> None:
-    fake.fail_with = 500
-    store = HumanloopStore(api_key=API_KEY, base_url=BASE_URL, client=client)
-
-    with pytest.raises(PromptStoreUnavailable, match="failed with HTTP 500"):
-        await store.get_prompt(PromptQuery(PROMPT_ID))
-
-    assert fake.fetch_count == 2
-
-
-async def test_a_retry_recovers(fake: FakeHumanloop, store: HumanloopStore) -> None:
+async def test_a_retry_sends_the_path_again(fake: FakeHumanloop, store: HumanloopStore) -> None:
     fake.add_prompt("folder/p", "x")
     fake.fail_next(1, 503)
 
@@ -544,34 +460,6 @@ async def test_a_retry_recovers(fake: FakeHumanloop, store: HumanloopStore) -> N
     assert prompt.prompt == "x"
     assert fake.fetch_count == 2
     assert [r.body for r in fake.requests] == [{"path": "folder/p"}] * 2
-
-
-async def test_timeout_while_humanloop_holds_the_answer(
-    fake: FakeHumanloop, client: httpx.AsyncClient
-) -> None:
-    prompt_id, _ = fake.add_prompt("p", "x")
-    fake.hold()
-    store = make_store(client, timeout=0.05, retries=3)
-
-    with pytest.raises(PromptStoreUnavailable, match="did not answer in time") as caught:
-        await store.get_prompt(PromptQuery(prompt_id))
-
-    assert f"'{prompt_id}' in the default environment" in caught.value.message
-    assert fake.fetch_count == 1  # the deadline covers retries: none was started
-    assert fake.held == 0
-    fake.release()
-
-
-async def test_concurrent_fetches(fake: FakeHumanloop, store: HumanloopStore) -> None:
-    prompt_id, _ = fake.add_prompt("p", "x")
-    fake.hold()
-    calls = [asyncio.create_task(store.get_prompt(PromptQuery(prompt_id))) for _ in range(3)]
-
-    await fake.wait_for_held(3)
-    fake.release()
-    prompts = await asyncio.gather(*calls)
-
-    assert [p.prompt for p in prompts] == ["x"] * 3
 
 
 @pytest.mark.parametrize(
@@ -617,57 +505,6 @@ async def test_wrong_shape(mock: respx.MockRouter, mocked_store: HumanloopStore,
 
     with pytest.raises(PromptStoreUnavailable, match=f"invalid prompt for '{PROMPT_ID}'"):
         await mocked_store.get_prompt(PromptQuery(PROMPT_ID))
-
-
-async def test_a_404_that_is_not_humanloops_is_not_a_missing_prompt(
-    mock: respx.MockRouter, mocked_store: HumanloopStore
-) -> None:
-    mock.get(BY_ID).respond(404, html="<html>Not Found</html>")
-
-    with pytest.raises(PromptStoreUnavailable, match="check HUMANLOOP_BASE_URL"):
-        await mocked_store.get_prompt(PromptQuery(PROMPT_ID))
-
-
-async def test_redirects_are_not_followed(
-    mock: respx.MockRouter, mocked_store: HumanloopStore
-) -> None:
-    route = mock.get(BY_ID).respond(302, headers={"location": "http://evil.test/x"})
-
-    with pytest.raises(PromptStoreUnavailable, match=r"redirect \(HTTP 302\)"):
-        await mocked_store.get_prompt(PromptQuery(PROMPT_ID))
-
-    assert route.call_count == 1
-
-
-async def test_connect_errors_are_retried_then_reported() -> None:
-    calls: list[httpx.Request] = []
-
-    def refuse(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        raise httpx.ConnectError("Connection refused", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
-        store = make_store(client, retries=2)
-        with pytest.raises(PromptStoreUnavailable) as caught:
-            await store.get_prompt(PromptQuery("folder/p"))
-
-    assert caught.value.message.startswith("Humanloop at humanloop.test could not be reached")
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
-    assert [json.loads(c.content) for c in calls] == [{"path": "folder/p"}] * 3
-
-
-async def test_nothing_listens_on_the_port() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    store = HumanloopStore(
-        base_url=f"http://127.0.0.1:{port}/v5", api_key=API_KEY, retry_backoff=0.0
-    )
-    try:
-        with pytest.raises(PromptStoreUnavailable, match=f"127.0.0.1:{port} could not be reached"):
-            await store.get_prompt(PromptQuery(PROMPT_ID))
-    finally:
-        await store.aclose()
 
 
 # --- what goes out on the wire ---------------------------------------------------------------
@@ -737,11 +574,6 @@ async def test_default_base_url(mock: respx.MockRouter) -> None:
     assert route.call_count == 1
 
 
-async def test_empty_name_is_not_sent(mock: respx.MockRouter, mocked_store: HumanloopStore) -> None:
-    with pytest.raises(PromptNotFound):
-        await mocked_store.get_prompt(PromptQuery(""))
-
-
 async def test_fetches_are_logged_without_secrets(
     fake: FakeHumanloop, store: HumanloopStore
 ) -> None:
@@ -764,37 +596,9 @@ async def test_fetches_are_logged_without_secrets(
 # --- construction and lifecycle --------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "base_url",
-    ["ftp://h.test/v5", "api.humanloop.com/v5", "http://", "http://h/?a=b", "http://h#f"],
-)
-def test_bad_base_url(base_url: str) -> None:
-    with pytest.raises(ConfigurationError, match="Humanloop base URL"):
-        HumanloopStore(base_url=base_url, api_key=API_KEY)
-
-
-def test_base_url_with_credentials_is_refused_without_echoing_them() -> None:
-    with pytest.raises(ConfigurationError) as caught:
-        HumanloopStore(base_url="https://user:hunter2@api.humanloop.com/v5", api_key=API_KEY)
-    assert "hunter2" not in str(caught.value)
-
-
 def test_empty_api_key() -> None:
     with pytest.raises(ConfigurationError, match="HUMANLOOP_API_KEY"):
         HumanloopStore(api_key="")
-
-
-@pytest.mark.parametrize(
-    "options", [{"timeout": 0}, {"timeout": -1}, {"retries": -1}, {"retry_backoff": -0.1}]
-)
-def test_bad_limits(options: dict[str, Any]) -> None:
-    with pytest.raises(ConfigurationError):
-        HumanloopStore(api_key=API_KEY, **options)
-
-
-def test_repr_shows_the_host_only() -> None:
-    store = HumanloopStore(api_key=API_KEY)
-    assert repr(store) == "HumanloopStore(host='api.humanloop.com')"
 
 
 async def test_own_client_over_real_http(fake: FakeHumanloop) -> None:
@@ -814,11 +618,3 @@ async def test_own_client_over_real_http(fake: FakeHumanloop) -> None:
         ]
         with pytest.raises(PromptStoreUnavailable, match="closed"):
             await store.get_prompt(PromptQuery(prompt_id))
-
-
-async def test_injected_client_is_not_closed(client: httpx.AsyncClient) -> None:
-    store = make_store(client)
-
-    await store.aclose()
-
-    assert not client.is_closed

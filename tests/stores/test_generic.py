@@ -4,9 +4,6 @@ single-brace variable rewrite on its own.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -22,14 +19,15 @@ from prompt_middleware.errors import (
 )
 from prompt_middleware.prompts import ChatMessage, PromptQuery
 from prompt_middleware.render import RenderOptions, render_prompt
-from prompt_middleware.stores.base import PromptStore
 from prompt_middleware.stores.generic import GenericPromptStore, double_single_braces
 from tests.fakes.generic_prompts import INVALID_JSON, WRONG_SHAPE, FakeGenericPromptServer
 from tests.fakes.server import serve_in_background
+from tests.stores.kinds import GENERIC, GENERIC_API_BASE, GENERIC_API_KEY, HttpKind
 
-API_KEY = "sk-prompts-0123456789-very-secret"
-API_BASE = "http://prompts.test"
+API_KEY = GENERIC_API_KEY
+API_BASE = GENERIC_API_BASE
 ENDPOINT = f"{API_BASE}/beta/litellm_prompt_management"
+make_store = GENERIC.make_store
 TEMPLATE = [
     {"role": "system", "content": "You are a helpful assistant specialized in {domain}."},
     {"role": "user", "content": "Help me with {task}"},
@@ -37,42 +35,8 @@ TEMPLATE = [
 
 
 @pytest.fixture
-def fake() -> FakeGenericPromptServer:
-    return FakeGenericPromptServer(api_key=API_KEY)
-
-
-@pytest.fixture
-async def client(fake: FakeGenericPromptServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as client:
-        yield client
-
-
-def make_store(client: httpx.AsyncClient, **options: Any) -> GenericPromptStore:
-    settings: dict[str, Any] = {
-        "api_base": API_BASE,
-        "api_key": API_KEY,
-        "retry_backoff": 0.0,
-        "client": client,
-    }
-    settings.update(options)
-    return GenericPromptStore(**settings)
-
-
-@pytest.fixture
-def store(client: httpx.AsyncClient) -> GenericPromptStore:
-    return make_store(client)
-
-
-@pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=True, assert_all_mocked=True) as router:
-        yield router
-
-
-@pytest.fixture
-async def mocked_store(mock: respx.MockRouter) -> AsyncIterator[GenericPromptStore]:
-    async with httpx.AsyncClient() as client:
-        yield make_store(client)
+def kind() -> HttpKind:
+    return GENERIC
 
 
 def prompt_body(**fields: Any) -> dict[str, Any]:
@@ -84,10 +48,6 @@ def prompt_body(**fields: Any) -> dict[str, Any]:
     }
     body.update(fields)
     return body
-
-
-def test_implements_the_store_protocol(store: GenericPromptStore) -> None:
-    assert isinstance(store, PromptStore)
 
 
 # --- the single-brace rewrite ----------------------------------------------------------------
@@ -429,109 +389,6 @@ async def test_refused_key_is_named_but_never_shown(
     assert fake.fetch_count == 1
 
 
-async def test_forbidden(fake: FakeGenericPromptServer, store: GenericPromptStore) -> None:
-    fake.fail_with = 403
-
-    with pytest.raises(PromptStoreUnavailable, match=r"refused the API key \(HTTP 403\)"):
-        await store.get_prompt(PromptQuery("p"))
-
-
-@pytest.mark.parametrize(
-    ("body", "shown"),
-    [
-        (
-            {"detail": [{"type": "missing", "loc": ["query", "slug"], "msg": "Field required"}]},
-            ": query.slug: Field required",
-        ),
-        ({"detail": "slug is required"}, ": slug is required"),
-        ({"message": "bad project"}, ": bad project"),
-        ({"detail": None}, ""),
-    ],
-)
-@pytest.mark.parametrize("status", [400, 422])
-async def test_rejected_request_shows_the_services_message(
-    mock: respx.MockRouter,
-    mocked_store: GenericPromptStore,
-    status: int,
-    body: dict[str, Any],
-    shown: str,
-) -> None:
-    route = mock.get(ENDPOINT).respond(status, json=body)
-
-    with pytest.raises(PromptStoreUnavailable) as caught:
-        await mocked_store.get_prompt(PromptQuery("x"))
-
-    assert caught.value.message.endswith(f"(HTTP {status}){shown}")
-    assert route.call_count == 1
-
-
-@pytest.mark.parametrize(("retries", "requests"), [(0, 1), (1, 2), (3, 4)])
-@pytest.mark.parametrize("status", [500, 502, 503, 429])
-async def test_retries_are_bounded(
-    fake: FakeGenericPromptServer,
-    client: httpx.AsyncClient,
-    retries: int,
-    requests: int,
-    status: int,
-) -> None:
-    fake.fail_with = status
-    store = make_store(client, retries=retries)
-
-    with pytest.raises(PromptStoreUnavailable, match=str(status)):
-        await store.get_prompt(PromptQuery("p"))
-
-    assert fake.fetch_count == requests
-
-
-async def test_default_is_one_retry(
-    fake: FakeGenericPromptServer, client: httpx.AsyncClient
-) -> None:
-    fake.fail_with = 500
-    store = GenericPromptStore(api_base=API_BASE, api_key=API_KEY, client=client)
-
-    with pytest.raises(PromptStoreUnavailable, match=r"prompts\.test failed with HTTP 500"):
-        await store.get_prompt(PromptQuery("p"))
-
-    assert fake.fetch_count == 2
-
-
-async def test_a_retry_recovers(fake: FakeGenericPromptServer, store: GenericPromptStore) -> None:
-    fake.add_prompt("p", [{"role": "user", "content": "x"}])
-    fake.fail_next(1, 502)
-
-    prompt = await store.get_prompt(PromptQuery("p"))
-
-    assert prompt.prompt == (ChatMessage("user", "x"),)
-    assert fake.fetch_count == 2
-
-
-async def test_timeout_while_the_service_holds_the_answer(
-    fake: FakeGenericPromptServer, client: httpx.AsyncClient
-) -> None:
-    fake.add_prompt("p", TEMPLATE)
-    fake.hold()
-    store = make_store(client, timeout=0.05, retries=3)
-
-    with pytest.raises(PromptStoreUnavailable, match="did not answer in time"):
-        await store.get_prompt(PromptQuery("p"))
-
-    assert fake.fetch_count == 1
-    assert fake.held == 0
-    fake.release()
-
-
-async def test_concurrent_fetches(fake: FakeGenericPromptServer, store: GenericPromptStore) -> None:
-    fake.add_prompt("p", TEMPLATE)
-    fake.hold()
-    calls = [asyncio.create_task(store.get_prompt(PromptQuery("p"))) for _ in range(3)]
-
-    await fake.wait_for_held(3)
-    fake.release()
-    prompts = await asyncio.gather(*calls)
-
-    assert len({p.version for p in prompts}) == 1
-
-
 @pytest.mark.parametrize(
     ("body", "broken"), [(INVALID_JSON, "not JSON"), (WRONG_SHAPE, "`prompt_template`")]
 )
@@ -572,60 +429,6 @@ async def test_wrong_shape(
         await mocked_store.get_prompt(PromptQuery("x"))
 
 
-async def test_a_404_without_json_is_not_a_missing_prompt(
-    mock: respx.MockRouter, mocked_store: GenericPromptStore
-) -> None:
-    mock.get(ENDPOINT).respond(404, html="<html>Not Found</html>")
-
-    with pytest.raises(PromptStoreUnavailable, match="check that api_base serves"):
-        await mocked_store.get_prompt(PromptQuery("x"))
-
-
-async def test_redirects_are_not_followed(
-    mock: respx.MockRouter, mocked_store: GenericPromptStore
-) -> None:
-    route = mock.get(ENDPOINT).respond(307, headers={"location": "http://evil.test/"})
-
-    with pytest.raises(PromptStoreUnavailable, match=r"redirect \(HTTP 307\)"):
-        await mocked_store.get_prompt(PromptQuery("x"))
-
-    assert route.call_count == 1
-
-
-async def test_connect_errors_are_retried_then_reported() -> None:
-    calls: list[httpx.Request] = []
-
-    def refuse(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        raise httpx.ConnectError("Connection refused", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
-        with pytest.raises(PromptStoreUnavailable, match="could not be reached") as caught:
-            await make_store(client, retries=2).get_prompt(PromptQuery("x"))
-
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
-    assert len(calls) == 3
-
-
-async def test_nothing_listens_on_the_port() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    store = GenericPromptStore(api_base=f"http://127.0.0.1:{port}", retry_backoff=0.0)
-    try:
-        with pytest.raises(PromptStoreUnavailable, match=f"127.0.0.1:{port} could not be reached"):
-            await store.get_prompt(PromptQuery("x"))
-    finally:
-        await store.aclose()
-
-
-async def test_empty_name_is_not_sent(
-    mock: respx.MockRouter, mocked_store: GenericPromptStore
-) -> None:
-    with pytest.raises(PromptNotFound):
-        await mocked_store.get_prompt(PromptQuery(""))
-
-
 async def test_fetches_are_logged_without_secrets(
     fake: FakeGenericPromptServer, client: httpx.AsyncClient
 ) -> None:
@@ -645,39 +448,12 @@ async def test_fetches_are_logged_without_secrets(
 
 
 @pytest.mark.parametrize(
-    "api_base", ["ftp://prompts.test", "prompts.test", "http://", "http://h/?a=b", "http://h/#f"]
-)
-def test_bad_api_base(api_base: str) -> None:
-    with pytest.raises(ConfigurationError, match="api_base"):
-        GenericPromptStore(api_base=api_base)
-
-
-def test_api_base_with_credentials_is_refused_without_echoing_them() -> None:
-    with pytest.raises(ConfigurationError) as caught:
-        GenericPromptStore(api_base="https://user:hunter2@prompts.test")
-    assert "hunter2" not in str(caught.value)
-
-
-@pytest.mark.parametrize(
     "query_params",
     [{"prompt_id": "other"}, {"": "x"}, {"slug": 3}, {4: "x"}],
 )
 def test_bad_query_params(query_params: Any) -> None:
     with pytest.raises(ConfigurationError, match="provider_specific_query_params"):
         GenericPromptStore(api_base=API_BASE, query_params=query_params)
-
-
-@pytest.mark.parametrize(
-    "options", [{"timeout": 0}, {"timeout": -1}, {"retries": -1}, {"retry_backoff": -0.1}]
-)
-def test_bad_limits(options: dict[str, Any]) -> None:
-    with pytest.raises(ConfigurationError):
-        GenericPromptStore(api_base=API_BASE, **options)
-
-
-def test_repr_shows_the_host_only() -> None:
-    store = GenericPromptStore(api_base="https://prompts.example.com:8443/base", api_key=API_KEY)
-    assert repr(store) == "GenericPromptStore(host='prompts.example.com:8443')"
 
 
 async def test_query_params_are_copied(mock: respx.MockRouter) -> None:
@@ -704,11 +480,3 @@ async def test_own_client_over_real_http(fake: FakeGenericPromptServer) -> None:
         assert fake.requests[0].path == "/beta/litellm_prompt_management"
         with pytest.raises(PromptStoreUnavailable, match="closed"):
             await store.get_prompt(PromptQuery("p"))
-
-
-async def test_injected_client_is_not_closed(client: httpx.AsyncClient) -> None:
-    store = make_store(client)
-
-    await store.aclose()
-
-    assert not client.is_closed

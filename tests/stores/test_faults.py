@@ -4,7 +4,7 @@ The fake Langfuse runs on uvicorn on 127.0.0.1 behind :class:`TcpFront`, a TCP h
 also refuse or reset connections; the middleware in front of a :class:`RecordingApp` is
 driven in process. For every fault:
 
-* cold (nothing cached): the CONTRACT §7 error, OpenAI-shaped, with no secret in it, within
+* cold (nothing cached): the 502 of README "Errors", OpenAI-shaped, with no secret in it, within
   the store timeout;
 * a broken answer is never cached: the next request goes to the store again, and once the
   store heals the next request is a fresh fetch;
@@ -295,7 +295,7 @@ FAULTS = [
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
-    """The CONTRACT §7 body, checked for its shape and for any secret."""
+    """The error body of README "Errors", checked for its shape and for any secret."""
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert set(body) == {"error"}

@@ -1,4 +1,4 @@
-"""The fake Langfuse server against the API excerpt and against the real ``langfuse`` SDK.
+"""The fake Langfuse server against Langfuse's API reference and against the real ``langfuse`` SDK.
 
 Every kind of prompt the fake serves is parsed three ways: by the SDK's pydantic models
 (``langfuse.api.Prompt``), by its async API client in process, and by ``Langfuse.get_prompt``
