@@ -15,20 +15,21 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prompt_middleware.asgi import send_response
 from prompt_middleware.errors import ConfigurationError, InvalidApiKey, send_error
 from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.settings import Settings
 from prompt_middleware.sidecar.echo import EchoUpstream
 from prompt_middleware.sidecar.forwarder import Forwarder
-from prompt_middleware.sidecar.logs import configure_logging
+from prompt_middleware.sidecar.logs import configure_early_logging, configure_logging
 from prompt_middleware.sidecar.metrics import CONTENT_TYPE, PrometheusMetrics
 from prompt_middleware.stores.base import PromptStore
 
 __all__ = ["Sidecar", "create_app_from_env"]
 
 _OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
-_JSON: Final = (b"content-type", b"application/json")
 _BEARER: Final = "bearer "
+_METRICS_TYPE: Final = CONTENT_TYPE.encode("ascii")
 
 
 class Sidecar:
@@ -96,13 +97,12 @@ class Sidecar:
 
     async def _probe(self, path: str, send: Send) -> None:
         if path == "/healthz":
-            await _respond(send, 200, [_JSON], b'{"status":"ok"}')
+            await send_response(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
             status, body = (200, b'{"ready":true}') if self._ready else (503, b'{"ready":false}')
-            await _respond(send, status, [_JSON], body)
+            await send_response(send, status, body)
         else:
-            content_type = (b"content-type", CONTENT_TYPE.encode("ascii"))
-            await _respond(send, 200, [content_type], self.metrics.render())
+            await send_response(send, 200, self.metrics.render(), _METRICS_TYPE)
 
     def _watch_startup(self, send: Send) -> Send:
         async def watching_send(message: Message) -> None:
@@ -115,6 +115,7 @@ class Sidecar:
 
 def create_app_from_env() -> Sidecar:
     """The sidecar as ``prompt-middleware serve`` runs it: settings from the environment."""
+    configure_early_logging()
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     return Sidecar(settings)
@@ -127,11 +128,3 @@ def _require_upstream(settings: Settings) -> None:
             "in the config file's model_list), or start with --echo for a dry run that answers "
             "with the rewritten request."
         )
-
-
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    length = (b"content-length", str(len(body)).encode("ascii"))
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
-    await send({"type": "http.response.body", "body": body})
