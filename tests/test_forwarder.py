@@ -22,7 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prompt_middleware.errors import ConfigurationError
 from prompt_middleware.handoff import UPSTREAM_SCOPE_KEY, WAITED_SCOPE_KEY, Upstream
 from prompt_middleware.settings import Secret, Settings
-from prompt_middleware.sidecar import forwarder as forwarder_module
+from prompt_middleware.sidecar.forwarder import exchange as exchange_module
+from prompt_middleware.sidecar.forwarder import app as app_module
+from prompt_middleware.sidecar.forwarder import targets
 from prompt_middleware.sidecar.forwarder import Forwarder, create_session
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import CannedResponse, FakeUpstream
@@ -142,13 +144,13 @@ async def test_each_request_keeps_its_own_path_and_query(fake: FakeUpstream, ups
 
 
 def test_remembered_upstream_urls_stay_bounded_and_right() -> None:
-    remembered = forwarder_module._upstream_url
+    remembered = targets._path_url
     sizes = []
-    for i in range(forwarder_module._MAX_URLS + 100):
+    for i in range(targets.MAX_URLS + 100):
         url = remembered("http://upstream:8000/v1", f"/v1/files/{i} x")
         assert str(url) == f"http://upstream:8000/v1/files/{i}%20x"
         sizes.append(remembered.cache_info().currsize)
-    assert max(sizes) == forwarder_module._MAX_URLS
+    assert max(sizes) == targets.MAX_URLS
 
 
 async def test_base_url_prefix_is_kept(fake: FakeUpstream, upstream: str) -> None:
@@ -538,8 +540,8 @@ async def test_a_quick_answer_starts_no_watcher(
     async def recording_watch(receive: Receive, exchange: object) -> None:
         watched.append(exchange)
 
-    monkeypatch.setattr(forwarder_module, "_watch_disconnect", recording_watch)
-    monkeypatch.setattr(forwarder_module, "_WATCH_AFTER_SECONDS", 3600.0)
+    monkeypatch.setattr(exchange_module, "_watch_disconnect", recording_watch)
+    monkeypatch.setattr(app_module, "_WATCH_AFTER_SECONDS", 3600.0)
     async with forwarding(settings_for(upstream)) as (client, forwarder):
         for _ in range(3):
             assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
@@ -577,7 +579,7 @@ class FakeLoop:
 
 def test_exchanges_are_watched_when_due_and_only_if_still_going() -> None:
     loop = FakeLoop()
-    queue = forwarder_module._WatchQueue(loop, 0.04)  # type: ignore[arg-type]
+    queue = exchange_module.WatchQueue(loop, 0.04)  # type: ignore[arg-type]
     watched: list[str] = []
 
     class Exchange:
@@ -618,7 +620,7 @@ async def test_a_request_that_waited_is_watched_at_once(
 ) -> None:
     # The middleware waited for a prompt store: the client may be gone, so the watcher runs
     # before the upstream call, whatever the delay for other requests.
-    monkeypatch.setattr(forwarder_module, "_WATCH_AFTER_SECONDS", 3600.0)
+    monkeypatch.setattr(app_module, "_WATCH_AFTER_SECONDS", 3600.0)
     fake.hold_headers = asyncio.Event()  # never set
 
     def waited(app: ASGIApp) -> ASGIApp:

@@ -566,7 +566,7 @@ async def test_sidecar_keys_are_all_compared_with_compare_digest(
         compared.append((a, b))
         return compare_digest(a, b)
 
-    monkeypatch.setattr("prompt_middleware.sidecar.hmac.compare_digest", recording_compare)
+    monkeypatch.setattr("prompt_middleware.sidecar.app.hmac.compare_digest", recording_compare)
     upstream = RecordingApp()
     sidecar = Sidecar(Settings(api_keys=tuple(Secret(k) for k in keys)), upstream=upstream)
     body = {"model": "gpt-4o", "messages": []}
