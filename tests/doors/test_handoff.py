@@ -23,8 +23,8 @@ from prompt_middleware.sidecar.forwarder import Forwarder
 from tests.fakes.memory import MemoryStore, chat_prompt
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import FakeUpstream
+from tests.sidecar.test_upstream_faults import closed_port
 from tests.test_hot_path_rules import RecordingObserver
-from tests.test_upstream_faults import closed_port
 
 URL = "/v1/chat/completions"
 PROMPT_HEADERS = ("x-prompt-name", "x-prompt-version", "x-prompt-store", "x-prompt-cache")
