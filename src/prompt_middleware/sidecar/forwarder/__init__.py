@@ -8,7 +8,7 @@ aiohttp and not httpx on this path: README, "Why the forwarder uses aiohttp".
 
     app.py       the ASGI app: lifespan, body buffering, the request's way through
     exchange.py  one request's record, and the watch for its client leaving
-    targets.py   upstream base URLs and keys; the URL of a request path
+    targets.py   each upstream made ready once (URL prefix, key); the URL of a request
     headers.py   which headers cross (hop-by-hop ones do not)
     relay.py     the upstream's response, relayed chunk by chunk
     failures.py  our errors before the upstream answers; aiohttp's exceptions translated

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from functools import lru_cache
 from typing import Any, Final
 
 import aiohttp
@@ -14,12 +13,10 @@ from starlette.types import Receive, Scope, Send
 
 from prompt_middleware.asgi import serve_lifespan
 from prompt_middleware.errors import (
-    ConfigurationError,
     RequestError,
-    UpstreamUnavailable,
     send_error,
 )
-from prompt_middleware.handoff import HandOff, Upstream, handoff_from_scope
+from prompt_middleware.handoff import HandOff, handoff_from_scope
 from prompt_middleware.settings import Settings
 from prompt_middleware.sidecar.forwarder.debug import curl
 from prompt_middleware.sidecar.forwarder.exchange import Exchange, WatchQueue, stream_body
@@ -27,7 +24,7 @@ from prompt_middleware.sidecar.forwarder.failures import no_upstream, translate
 from prompt_middleware.sidecar.forwarder.headers import request_headers
 from prompt_middleware.sidecar.forwarder.relay import UpstreamResponseCallback, relay_response
 from prompt_middleware.sidecar.forwarder.session import create_session, upstream_timeout
-from prompt_middleware.sidecar.forwarder.targets import Target, upstream_url, without_credentials
+from prompt_middleware.sidecar.forwarder.targets import Target, Targets, upstream_url
 
 __all__ = ["Forwarder"]
 
@@ -35,7 +32,6 @@ logger = structlog.get_logger(__name__)
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
-_MAX_TARGETS: Final = 256
 _BUFFERED_BODY_BYTES: Final = 64 * 1024
 # A client is watched for once its upstream call has lasted this long (up to a quarter more:
 # the watch queue's tick): a departure within it costs at most that much upstream work, and a
@@ -68,21 +64,8 @@ class Forwarder:
         self._timeout = upstream_timeout(settings)
         self._on_upstream_response = on_upstream_response
         self._detailed_debug = detailed_debug
-        self._upstream_target = lru_cache(maxsize=_MAX_TARGETS)(self._new_target)
+        self._targets = Targets(settings)
         self._watching: WatchQueue | None = None
-        key = settings.upstream_api_key
-        self._default_authorization = None if key is None else f"Bearer {key.get_secret_value()}"
-        self._default: Target | None = None
-        if settings.upstream_base_url is not None:
-            try:
-                self._default = Target(settings.upstream_base_url, self._default_authorization)
-            except ValueError:
-                raise ConfigurationError(
-                    "PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL="
-                    f"{without_credentials(settings.upstream_base_url)!r} is "
-                    "invalid: it must be an http(s) URL without credentials, such as "
-                    "https://api.openai.com/v1."
-                ) from None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,7 +119,7 @@ class Forwarder:
         when the client left before there was one."""
         handoff = exchange.handoff
         try:
-            target = self._target(handoff.upstream)
+            target = self._targets.get(handoff.upstream)
             if target is None:
                 raise no_upstream(None if exchange.body_done is not None else handoff.body)
         except RequestError as error:
@@ -216,19 +199,3 @@ class Forwarder:
         if queue is None or queue.loop is not loop:
             queue = self._watching = WatchQueue(loop, _WATCH_AFTER_SECONDS)
         return queue
-
-    def _target(self, upstream: Upstream | None) -> Target | None:
-        return self._default if upstream is None else self._upstream_target(upstream)
-
-    def _new_target(self, upstream: Upstream) -> Target:
-        # The entry's key, else PROMPT_MIDDLEWARE_UPSTREAM_API_KEY, else the client's.
-        authorization = self._default_authorization
-        if upstream.api_key is not None:
-            authorization = f"Bearer {upstream.api_key.get_secret_value()}"
-        try:
-            return Target(upstream.base_url, authorization)
-        except ValueError:
-            raise UpstreamUnavailable(
-                f"The model's api_base {without_credentials(upstream.base_url)!r} is not an "
-                "http(s) URL without credentials."
-            ) from None

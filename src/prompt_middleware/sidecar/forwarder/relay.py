@@ -57,13 +57,7 @@ async def relay_response(
             except (aiohttp.ClientError, TimeoutError) as exc:
                 # Too late for an error response: end without the final chunk, so the
                 # client's HTTP library reports a truncated body instead of a clean end.
-                logger.warning(
-                    "upstream_stream_failed",
-                    path=exchange.scope["path"],
-                    upstream=host,
-                    status=response.status,
-                    reason=type(exc).__name__,
-                )
+                _stream_failed(exchange, host, response.status, exc)
                 return response.status
             # Finish with the last chunk when it is known to be last: one message fewer.
             last = not chunk or content.at_eof()
@@ -80,3 +74,13 @@ async def relay_response(
             response.release()
         else:
             response.close()
+
+
+def _stream_failed(exchange: Exchange, host: str, status: int, exc: Exception) -> None:
+    logger.warning(
+        "upstream_stream_failed",
+        path=exchange.scope["path"],
+        upstream=host,
+        status=status,
+        reason=type(exc).__name__,
+    )

@@ -10,11 +10,14 @@ from urllib.parse import quote
 from starlette.types import Scope
 from yarl import URL
 
-from prompt_middleware.handoff import upstream_path
+from prompt_middleware.errors import ConfigurationError, UpstreamUnavailable
+from prompt_middleware.handoff import Upstream, upstream_path
+from prompt_middleware.settings import Settings
 
-__all__ = ["MAX_URLS", "Target", "upstream_url", "without_credentials"]
+__all__ = ["MAX_URLS", "Target", "Targets", "upstream_url", "without_credentials"]
 
 _PATH_SAFE: Final = "/!$&'()*+,;=:@~"
+_MAX_TARGETS: Final = 256
 MAX_URLS: Final = 1024
 
 
@@ -31,6 +34,43 @@ class Target:
         self.prefix = str(url.with_query(None).with_fragment(None)).rstrip("/")
         self.host = url.raw_authority  # host[:port], for messages and logs
         self.authorization = authorization
+
+
+class Targets:
+    """Each upstream a request may name, made ready once; the default one from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        key = settings.upstream_api_key
+        self._default_authorization = None if key is None else f"Bearer {key.get_secret_value()}"
+        self._made = lru_cache(maxsize=_MAX_TARGETS)(self._make)
+        self.default: Target | None = None
+        if settings.upstream_base_url is not None:
+            try:
+                self.default = Target(settings.upstream_base_url, self._default_authorization)
+            except ValueError:
+                raise ConfigurationError(
+                    "PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL="
+                    f"{without_credentials(settings.upstream_base_url)!r} is "
+                    "invalid: it must be an http(s) URL without credentials, such as "
+                    "https://api.openai.com/v1."
+                ) from None
+
+    def get(self, upstream: Upstream | None) -> Target | None:
+        """The target of ``upstream`` (None: the default one, if any)."""
+        return self.default if upstream is None else self._made(upstream)
+
+    def _make(self, upstream: Upstream) -> Target:
+        # The entry's key, else PROMPT_MIDDLEWARE_UPSTREAM_API_KEY, else the client's.
+        authorization = self._default_authorization
+        if upstream.api_key is not None:
+            authorization = f"Bearer {upstream.api_key.get_secret_value()}"
+        try:
+            return Target(upstream.base_url, authorization)
+        except ValueError:
+            raise UpstreamUnavailable(
+                f"The model's api_base {without_credentials(upstream.base_url)!r} is not an "
+                "http(s) URL without credentials."
+            ) from None
 
 
 def upstream_url(target: Target, scope: Scope) -> URL:
