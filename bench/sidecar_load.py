@@ -4,9 +4,9 @@ Four servers, each uvicorn with one worker (uvloop, httptools) in its own proces
 
 * the fast fake upstream, on the load generator's core: the sidecar's and the floor's upstream;
 * ``direct``: a second fake upstream on the tested core, hit directly (the ceiling);
-* ``floor``: the bare aiohttp pass-through proxy (``bench/_common.py``, as measured by
-  ``bench/upstream_clients.py``) on the tested core: same server, same upstream client, no
-  prompt work, the fastest a Python sidecar of this design can be;
+* ``floor``: the bare aiohttp pass-through proxy (``bench/_common.py``) on the tested core:
+  same server, same upstream client, no prompt work, the fastest a Python sidecar of this
+  design can be;
 * ``sidecar``: ``prompt-middleware serve`` itself (``cli.main(["serve", ...])`` with its
   settings in the environment) on the tested core: the ``Sidecar`` app with metrics on, sidecar
   keys off, the forwarder, prompts from a local folder in a temp dir, logging at warning.

@@ -40,7 +40,6 @@ def run_smoke(script: str, *arguments: str) -> str:
     ("script", "header"),
     [
         ("hot_path.py", "µs/req"),
-        ("upstream_clients.py", "| client | req/s |"),
         ("wrapped_load.py", "| case (2 KB body) | unwrapped req/s | wrapped req/s |"),
         ("sidecar_load.py", "| case | server | req/s (32 conn.) |"),
     ],

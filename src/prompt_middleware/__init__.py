@@ -1,4 +1,11 @@
-"""prompt-middleware: managed prompts in front of OpenAI-compatible chat endpoints."""
+"""prompt-middleware: managed prompts in front of OpenAI-compatible chat endpoints.
+
+The library core (the middleware, the transport, the engine, the stores) is imported here;
+the sidecar's parts live in :mod:`prompt_middleware.sidecar`. ``Forwarder`` stays importable
+from here, but is loaded on first use, so ``import prompt_middleware`` does not load aiohttp.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
 from prompt_middleware.engine import RewriteEngine, RewriteResult
@@ -19,9 +26,11 @@ from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
 from prompt_middleware.render import RenderOptions, compile_template, render_prompt
 from prompt_middleware.settings import ModelEntry, Secret, Settings
-from prompt_middleware.sidecar.forwarder import Forwarder
 from prompt_middleware.stores import LocalPromptStore, PromptStore
 from prompt_middleware.transport import PromptTransport
+
+if TYPE_CHECKING:
+    from prompt_middleware.sidecar.forwarder import Forwarder
 
 __all__ = [
     "CachePolicy",
@@ -56,3 +65,11 @@ __all__ = [
     "compile_template",
     "render_prompt",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Forwarder":
+        from prompt_middleware.sidecar.forwarder import Forwarder
+
+        return Forwarder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,10 +20,12 @@ Foreign errors (httpx, OS, YAML) are translated once, where they are caught, wit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Final
+from typing import ClassVar
 
 import msgspec
 from starlette.types import Send
+
+from prompt_middleware.asgi import send_response
 
 __all__ = [
     "ConfigurationError",
@@ -61,7 +63,6 @@ class _ErrorEnvelope(msgspec.Struct):
 
 
 _encode = msgspec.json.Encoder().encode
-_JSON: Final = (b"content-type", b"application/json")
 
 
 class RequestError(PromptMiddlewareError):
@@ -77,7 +78,8 @@ class RequestError(PromptMiddlewareError):
         self.param = param
 
     def to_json(self) -> bytes:
-        """The body of CONTRACT §7: ``{"error": {"message", "type", "param", "code"}}``."""
+        """The body of every error (README, "Errors"): ``{"error": {"message", "type", "param",
+        "code"}}``."""
         body = _ErrorBody(
             message=self.message, type=self.error_type, param=self.param, code=self.code
         )
@@ -88,10 +90,7 @@ async def send_error(
     send: Send, error: RequestError, extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     """Answer an ASGI request with ``error``: its status and JSON body, and ``extra_headers``."""
-    body = error.to_json()
-    headers = [_JSON, (b"content-length", b"%d" % len(body)), *extra_headers]
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_response(send, error.status_code, error.to_json(), extra_headers=extra_headers)
 
 
 class InvalidRequest(RequestError):

@@ -1,20 +1,20 @@
-"""Where a request goes next: the hand-off between the middleware and the forwarder.
+"""Where a request goes next: the one hand-off from the middleware to a forwarder.
 
 The middleware knows which model-list entry a request used; the forwarder knows how to send
-it. The middleware records the entry's upstream in the ASGI scope under
-:data:`UPSTREAM_SCOPE_KEY`, and the forwarder reads it there; a request without one goes to
-the forwarder's default upstream. :data:`WAITED_SCOPE_KEY` tells the forwarder that the
-request waited for a prompt store on its way.
+it. What passes between them is one :class:`HandOff`: the body to send, the entry's upstream
+(None: the forwarder's default one), whether the request waited for a prompt store on its
+way, and the ``x-prompt-*`` headers to add to the response.
 
-When the middleware wraps a :class:`BodyForwarder` (the forwarder, as in the sidecar), it
-skips the scope keys and hands over the body, the upstream and the response headers in one
-call: no scope copy, no replayed ``receive``, no wrapped ``send``. Any other app gets the
-request through plain ASGI as above.
+A forwarder that is a :class:`BodyForwarder` (the sidecar's) gets the record in one call: no
+scope copy, no replayed ``receive``, no wrapped ``send``. An app behind other ASGI layers gets
+the same record through plain ASGI: the body as the request's, the upstream and the waited
+flag under :data:`UPSTREAM_SCOPE_KEY` and :data:`WAITED_SCOPE_KEY` (:func:`with_handoff`,
+read back by :func:`handoff_from_scope`), the headers added to its response by the middleware.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Final, Protocol, runtime_checkable
 
 import msgspec
@@ -23,18 +23,22 @@ from starlette.types import Receive, Scope, Send
 from prompt_middleware.settings import ModelEntry, Secret
 
 __all__ = [
+    "BODY_HEADERS",
     "UPSTREAM_SCOPE_KEY",
     "WAITED_SCOPE_KEY",
     "BodyForwarder",
+    "HandOff",
     "Upstream",
+    "handoff_from_scope",
     "upstream_of",
     "upstream_path",
+    "with_handoff",
 ]
 
 UPSTREAM_SCOPE_KEY: Final = "prompt_middleware.handoff"
-#: True when the middleware waited (for a prompt store) before handing the request on: the
-#: client may have left meanwhile, so the forwarder looks before it calls the upstream.
 WAITED_SCOPE_KEY: Final = "prompt_middleware.waited"
+#: Headers that describe the body: replaced when the body is.
+BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class Upstream(msgspec.Struct, frozen=True):
@@ -44,30 +48,51 @@ class Upstream(msgspec.Struct, frozen=True):
     api_key: Secret | None = None
 
 
+class HandOff(msgspec.Struct, frozen=True, gc=False):
+    """A request on its way to the upstream, as the middleware passes it on.
+
+    ``waited``: the client may have left while its prompt was fetched, so the forwarder looks
+    before it calls the upstream.
+    """
+
+    body: bytes
+    upstream: Upstream | None = None
+    waited: bool = False
+    response_headers: Sequence[tuple[bytes, bytes]] = ()
+
+
 @runtime_checkable
 class BodyForwarder(Protocol):
     """An ASGI app that also takes a request whose body the middleware has already read."""
 
-    async def forward_body(
-        self,
-        scope: Scope,
-        body: bytes,
-        receive: Receive,
-        send: Send,
-        *,
-        upstream: Upstream | None = None,
-        waited: bool = False,
-        response_headers: Sequence[tuple[bytes, bytes]] = (),
-    ) -> int:
-        """Send ``body`` on as the request's whole body, to ``upstream`` (the default one when
-        None), and answer the client with ``response_headers`` added to the response's own.
+    def forward_body(
+        self, scope: Scope, handoff: HandOff, receive: Receive, send: Send
+    ) -> Awaitable[int]:
+        """Send ``handoff.body`` on as the request's whole body and answer the client with
+        ``handoff.response_headers`` added to the response's own.
 
         ``scope`` is the request's: its ``content-length`` and body-related headers are not
-        used. ``receive`` is read only to notice the client leaving; ``waited`` says the
-        client may have left already. Returns the response's status (0 when the client left
-        before there was one).
+        used. ``receive`` is read only to notice the client leaving. Awaited, the response's
+        status (0 when the client left before there was one).
         """
         ...
+
+
+def with_handoff(scope: Scope, handoff: HandOff) -> Scope:
+    """``scope`` for a plain ASGI app: the new body's length, the upstream and waited keys."""
+    headers = [(k, v) for k, v in scope["headers"] if k not in BODY_HEADERS]
+    headers.append((b"content-length", b"%d" % len(handoff.body)))
+    rewritten = {**scope, "headers": headers}
+    if handoff.upstream is not None:
+        rewritten[UPSTREAM_SCOPE_KEY] = handoff.upstream
+    if handoff.waited:
+        rewritten[WAITED_SCOPE_KEY] = True
+    return rewritten
+
+
+def handoff_from_scope(scope: Scope, body: bytes) -> HandOff:
+    """The hand-off a plain ASGI request carries (no keys: the default upstream)."""
+    return HandOff(body, scope.get(UPSTREAM_SCOPE_KEY), bool(scope.get(WAITED_SCOPE_KEY)))
 
 
 def upstream_of(entry: ModelEntry | None) -> Upstream | None:
@@ -78,8 +103,8 @@ def upstream_of(entry: ModelEntry | None) -> Upstream | None:
 
 
 def upstream_path(path: str) -> str:
-    """CONTRACT §6: ``/v1/<path>`` or ``/<path>`` goes to the OpenAI-style base URL (which
-    already ends in ``/v1``) + ``/<path>``."""
+    """The path under the upstream's base URL (README, "The sidecar"): ``/v1/<path>`` and
+    ``/<path>`` both go to the base URL, which already ends in ``/v1``, + ``/<path>``."""
     if path == "/v1" or path.startswith("/v1/"):
         return path[3:]
     return path

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping
-from typing import Final
+from collections.abc import Mapping, Sequence
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from prompt_middleware.engine import RewriteEngine, RewriteResult
-from prompt_middleware.errors import RequestError, RequestTooLarge, send_error
-from prompt_middleware.handoff import (
-    UPSTREAM_SCOPE_KEY,
-    WAITED_SCOPE_KEY,
-    BodyForwarder,
-    upstream_of,
-)
+from prompt_middleware.asgi import serve_lifespan
+from prompt_middleware.doors import Door, prompt_headers, too_large
+from prompt_middleware.engine import RewriteResult
+from prompt_middleware.errors import send_error
+from prompt_middleware.handoff import BodyForwarder, HandOff, upstream_of, with_handoff
 from prompt_middleware.observe import Observer
-from prompt_middleware.report import passed_on_is_reported, report_error, report_request
+from prompt_middleware.report import passed_on_is_reported, report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
 
@@ -26,10 +22,8 @@ __all__ = ["PromptMiddleware"]
 
 logger = structlog.get_logger(__name__)
 
-_BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
 
-
-class PromptMiddleware:
+class PromptMiddleware(Door):
     """Rewrite chat-completion requests that name a managed prompt; pass all else through.
 
     ``settings`` default to :meth:`Settings.from_env`. ``stores`` registers extra prompt
@@ -48,18 +42,11 @@ class PromptMiddleware:
         stores: Mapping[str, PromptStore] | None = None,
         observer: Observer | None = None,
     ) -> None:
+        super().__init__(settings, stores, observer)
         self.app = app
-        self._settings = settings if settings is not None else Settings.from_env()
-        self._observer = observer
-        self._engine = RewriteEngine(self._settings, stores=stores, observer=observer)
         self._routes = frozenset(self._settings.routes)
-        self._max_body_bytes = self._settings.max_body_bytes
-        # The forwarder takes the body in one call: see prompt_middleware.handoff.
+        # The forwarder takes the request in one call: see prompt_middleware.handoff.
         self._forwarder = app if isinstance(app, BodyForwarder) else None
-
-    @property
-    def engine(self) -> RewriteEngine:
-        return self._engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -83,24 +70,14 @@ class PromptMiddleware:
             if body is None:
                 return  # the client went away before it finished sending
             result = await self._engine.rewrite(body)
-        except RequestError as error:
-            await send_error(send, error)
-            report_error(
-                route=route,
-                request_id=request_id,
-                error=error,
-                duration_seconds=time.perf_counter() - started,
-                observer=self._observer,
-            )
-            return
-        except Exception:
-            logger.exception("prompt_request_failed", route=route, request_id=request_id)
-            await send_error(send, RequestError("prompt-middleware failed to rewrite the request."))
+        except Exception as exc:
+            await send_error(send, self.failure(exc, route, request_id, started))
             return
 
         overhead = time.perf_counter() - started
         if self._forwarder is not None:
-            status = await self._hand_over(scope, body, receive, send, result, overhead)
+            handoff = HandOff(body) if result is None else _handoff(result, overhead)
+            status = await self._forwarder.forward_body(scope, handoff, receive, send)
         elif result is None and not passed_on_is_reported(self._observer):
             await self.app(scope, _replay(body, receive), send)  # no status to keep
             return
@@ -109,10 +86,11 @@ class PromptMiddleware:
             if result is None:
                 await self.app(scope, _replay(body, receive), _record_status(send, answered))
             else:
+                handoff = _handoff(result, overhead)
                 await self.app(
-                    _with_body(scope, result),
-                    _replay(result.body, receive),
-                    _add_prompt_headers(send, result, overhead, answered),
+                    with_handoff(scope, handoff),
+                    _replay(handoff.body, receive),
+                    _add_headers(send, handoff.response_headers, answered),
                 )
             status = answered[0]
         report_request(
@@ -125,40 +103,16 @@ class PromptMiddleware:
             observer=self._observer,
         )
 
-    def _hand_over(
-        self,
-        scope: Scope,
-        body: bytes,
-        receive: Receive,
-        send: Send,
-        result: RewriteResult | None,
-        overhead: float,
-    ) -> Awaitable[int]:
-        """Give the request to the forwarder in one call; awaited, the status it sent."""
-        # Not a coroutine itself: the caller awaits the forwarder's, one frame fewer.
-        assert self._forwarder is not None
-        if result is None:
-            return self._forwarder.forward_body(scope, body, receive, send)
-        return self._forwarder.forward_body(
-            scope,
-            result.body,
-            receive,
-            send,
-            upstream=upstream_of(result.entry),
-            waited=result.waited,
-            response_headers=_prompt_headers(result, overhead),
-        )
-
     async def _read_body(self, declared_size: str | None, receive: Receive) -> bytes | None:
         limit = self._max_body_bytes
         if declared_size is not None and declared_size.isdigit() and int(declared_size) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
         body: bytes = message.get("body", b"")
         if len(body) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         if not message.get("more_body", False):
             return body  # the usual case: the whole body in one message
         chunks = [body]
@@ -170,7 +124,7 @@ class PromptMiddleware:
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _too_large(limit)
+                raise too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -202,15 +156,9 @@ class PromptMiddleware:
             return
         # The app does not speak lifespan (it raised or returned at once): speak it for
         # the middleware alone, so prewarm and clean-up still happen.
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self._engine.prewarm()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self._engine.aclose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(
+            receive, send, startup=self._engine.prewarm, shutdown=self._engine.aclose
+        )
 
 
 def _size_and_request_id(scope: Scope) -> tuple[str | None, str | None]:
@@ -222,12 +170,6 @@ def _size_and_request_id(scope: Scope) -> tuple[str | None, str | None]:
         elif key == b"x-request-id" and request_id is None:
             request_id = value.decode("latin-1")
     return size, request_id
-
-
-def _too_large(limit: int) -> RequestTooLarge:
-    return RequestTooLarge(
-        f"The request body is larger than {limit} bytes (PROMPT_MIDDLEWARE_MAX_BODY_BYTES)."
-    )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -245,23 +187,16 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _with_body(scope: Scope, result: RewriteResult) -> Scope:
-    headers = [(k, v) for k, v in scope["headers"] if k not in _BODY_HEADERS]
-    headers.append((b"content-length", str(len(result.body)).encode("ascii")))
-    rewritten = {**scope, "headers": headers}
-    upstream = upstream_of(result.entry)
-    if upstream is not None:
-        rewritten[UPSTREAM_SCOPE_KEY] = upstream
-    if result.waited:
-        rewritten[WAITED_SCOPE_KEY] = True
-    return rewritten
+def _handoff(result: RewriteResult, overhead_seconds: float) -> HandOff:
+    return HandOff(
+        result.body,
+        upstream_of(result.entry),
+        result.waited,
+        prompt_headers(result, overhead_seconds),
+    )
 
 
-def _add_prompt_headers(
-    send: Send, result: RewriteResult, overhead_seconds: float, status: list[int]
-) -> Send:
-    extra = _prompt_headers(result, overhead_seconds)
-
+def _add_headers(send: Send, extra: Sequence[tuple[bytes, bytes]], status: list[int]) -> Send:
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             status[0] = message["status"]
@@ -269,14 +204,6 @@ def _add_prompt_headers(
         await send(message)
 
     return send_with_headers
-
-
-def _prompt_headers(
-    result: RewriteResult, overhead_seconds: float
-) -> tuple[tuple[bytes, bytes], ...]:
-    """The response headers of a rewritten request: ``x-prompt-*`` and the overhead."""
-    overhead_ms = b"%.3f" % (overhead_seconds * 1000)
-    return (*result.headers, (b"x-prompt-middleware-overhead-ms", overhead_ms))
 
 
 def _record_status(send: Send, status: list[int]) -> Send:

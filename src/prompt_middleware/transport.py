@@ -16,26 +16,22 @@ from collections.abc import Mapping
 from typing import Final
 
 import httpx
-import structlog
 
-from prompt_middleware.engine import RewriteEngine, RewriteResult
-from prompt_middleware.errors import RequestError, RequestTooLarge
-from prompt_middleware.handoff import Upstream, upstream_of, upstream_path
+from prompt_middleware.doors import Door, prompt_headers, too_large
+from prompt_middleware.engine import RewriteResult
+from prompt_middleware.errors import RequestError
+from prompt_middleware.handoff import BODY_HEADERS, Upstream, upstream_of, upstream_path
 from prompt_middleware.observe import Observer
-from prompt_middleware.report import report_error, report_request
+from prompt_middleware.report import report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
 
 __all__ = ["PromptTransport"]
 
-logger = structlog.get_logger(__name__)
-
 _JSON_HEADERS: Final = {"content-type": "application/json"}
-_BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
-_OVERHEAD_HEADER: Final = "x-prompt-middleware-overhead-ms"
 
 
-class PromptTransport(httpx.AsyncBaseTransport):
+class PromptTransport(Door, httpx.AsyncBaseTransport):
     """Rewrite chat-completion requests that name a managed prompt, then send them on.
 
     ``transport`` is where requests go next (default: a new ``httpx.AsyncHTTPTransport()``;
@@ -54,19 +50,12 @@ class PromptTransport(httpx.AsyncBaseTransport):
         stores: Mapping[str, PromptStore] | None = None,
         observer: Observer | None = None,
     ) -> None:
+        super().__init__(settings, stores, observer)
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self._settings = settings if settings is not None else Settings.from_env()
-        self._observer = observer
-        self._engine = RewriteEngine(self._settings, stores=stores, observer=observer)
         # Longest first, so "/v1/chat/completions" is reported rather than its own suffix.
         self._routes = tuple(
             sorted({"/" + r.lstrip("/") for r in self._settings.routes}, key=len, reverse=True)
         )
-        self._max_body_bytes = self._settings.max_body_bytes
-
-    @property
-    def engine(self) -> RewriteEngine:
-        return self._engine
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "POST" or not request.url.path.endswith(self._routes):
@@ -89,28 +78,16 @@ class PromptTransport(httpx.AsyncBaseTransport):
         try:
             body, request = await self._read_body(request)
             result = await self._engine.rewrite(body)
-        except RequestError as error:
-            report_error(
-                route=route,
-                request_id=request_id,
-                error=error,
-                duration_seconds=time.perf_counter() - started,
-                observer=self._observer,
-            )
-            return _error_response(request, error)
-        except Exception:
-            logger.exception("prompt_request_failed", route=route, request_id=request_id)
-            failure = RequestError("prompt-middleware failed to rewrite the request.")
-            return _error_response(request, failure)
+        except Exception as exc:
+            return _error_response(request, self.failure(exc, route, request_id, started))
 
         if result is not None:
             request = _rewritten(request, result, route)
         overhead = time.perf_counter() - started
         response = await self._transport.handle_async_request(request)
         if result is not None:
-            for name, value in result.headers:
+            for name, value in prompt_headers(result, overhead):
                 response.headers[name.decode("ascii")] = value.decode("ascii")
-            response.headers[_OVERHEAD_HEADER] = f"{overhead * 1000:.3f}"
         # The duration ends at the response headers: the client reads the body later.
         report_request(
             route=route,
@@ -128,7 +105,7 @@ class PromptTransport(httpx.AsyncBaseTransport):
         limit = self._max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         try:
             # Bytes and JSON content (what the OpenAI SDK sends) are already in memory.
             body = request.content
@@ -142,7 +119,7 @@ class PromptTransport(httpx.AsyncBaseTransport):
                 extensions=request.extensions,
             )
         if len(body) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         return body, request
 
 
@@ -155,20 +132,14 @@ async def _read_stream(request: httpx.Request, limit: int) -> bytes:
     async for chunk in stream:
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(limit: int) -> RequestTooLarge:
-    return RequestTooLarge(
-        f"The request body is larger than {limit} bytes (PROMPT_MIDDLEWARE_MAX_BODY_BYTES)."
-    )
-
-
 def _rewritten(request: httpx.Request, result: RewriteResult, route: str) -> httpx.Request:
     """The request with the rewritten body, sent where the model-list entry says, if it does."""
-    drop = set(_BODY_HEADERS)
+    drop = set(BODY_HEADERS)
     url = request.url
     upstream = upstream_of(result.entry)
     if upstream is not None:

@@ -5,30 +5,46 @@
            -> Forwarder (the upstream LLM API) | EchoUpstream (--echo)
 
 ``prompt-middleware serve`` runs :func:`create_app_from_env` under uvicorn.
+
+The sidecar's own endpoints are :class:`Endpoint` entries in ``Sidecar.endpoints``, by path; a
+request for any other path, or another method, goes on to the middleware. An open endpoint
+(the probes; a webhook that checks its own signature) needs no sidecar key.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prompt_middleware.asgi import send_response
 from prompt_middleware.errors import ConfigurationError, InvalidApiKey, send_error
 from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.settings import Settings
 from prompt_middleware.sidecar.echo import EchoUpstream
 from prompt_middleware.sidecar.forwarder import Forwarder
-from prompt_middleware.sidecar.logs import configure_logging
+from prompt_middleware.sidecar.logs import configure_early_logging, configure_logging
 from prompt_middleware.sidecar.metrics import CONTENT_TYPE, PrometheusMetrics
 from prompt_middleware.stores.base import PromptStore
 
-__all__ = ["Sidecar", "create_app_from_env"]
+__all__ = ["Endpoint", "Sidecar", "create_app_from_env"]
 
-_OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
-_JSON: Final = (b"content-type", b"application/json")
+_PROBE_METHODS: Final = frozenset({"GET", "HEAD"})
 _BEARER: Final = "bearer "
+_METRICS_TYPE: Final = CONTENT_TYPE.encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One of the sidecar's own endpoints: what answers it, for which methods, and whether it
+    is open (no sidecar key needed)."""
+
+    handle: Callable[[Scope, Receive, Send], Awaitable[None]]
+    methods: frozenset[str]
+    open: bool = False
 
 
 class Sidecar:
@@ -55,6 +71,11 @@ class Sidecar:
         self.middleware = PromptMiddleware(upstream, settings, stores=stores, observer=self.metrics)
         self._keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
         self._ready = False
+        self.endpoints: dict[str, Endpoint] = {
+            "/healthz": Endpoint(self._healthz, _PROBE_METHODS, open=True),
+            "/readyz": Endpoint(self._readyz, _PROBE_METHODS, open=True),
+            "/metrics": Endpoint(self._metrics, _PROBE_METHODS, open=True),
+        }
 
     @property
     def ready(self) -> bool:
@@ -68,9 +89,11 @@ class Sidecar:
         if scope["type"] != "http":
             await self.middleware(scope, receive, send)
             return
-        path = scope["path"]
-        if path in _OPEN_PATHS and scope["method"] in ("GET", "HEAD"):
-            await self._probe(path, send)
+        endpoint = self.endpoints.get(scope["path"])
+        if endpoint is not None and scope["method"] not in endpoint.methods:
+            endpoint = None  # not ours: the upstream's to answer
+        if endpoint is not None and endpoint.open:
+            await endpoint.handle(scope, receive, send)
             return
         if self._keys:
             if not self._authorised(scope):
@@ -83,6 +106,9 @@ class Sidecar:
             # The sidecar's key is ours, not the upstream's: never pass it on.
             headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
             scope = {**scope, "headers": headers}
+        if endpoint is not None:
+            await endpoint.handle(scope, receive, send)
+            return
         await self.middleware(scope, receive, send)
 
     def _authorised(self, scope: Scope) -> bool:
@@ -94,15 +120,15 @@ class Sidecar:
         matches = [hmac.compare_digest(offered, key) for key in self._keys]
         return any(matches) and bool(offered)
 
-    async def _probe(self, path: str, send: Send) -> None:
-        if path == "/healthz":
-            await _respond(send, 200, [_JSON], b'{"status":"ok"}')
-        elif path == "/readyz":
-            status, body = (200, b'{"ready":true}') if self._ready else (503, b'{"ready":false}')
-            await _respond(send, status, [_JSON], body)
-        else:
-            content_type = (b"content-type", CONTENT_TYPE.encode("ascii"))
-            await _respond(send, 200, [content_type], self.metrics.render())
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_response(send, 200, b'{"status":"ok"}')
+
+    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, body = (200, b'{"ready":true}') if self._ready else (503, b'{"ready":false}')
+        await send_response(send, status, body)
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_response(send, 200, self.metrics.render(), _METRICS_TYPE)
 
     def _watch_startup(self, send: Send) -> Send:
         async def watching_send(message: Message) -> None:
@@ -115,6 +141,7 @@ class Sidecar:
 
 def create_app_from_env() -> Sidecar:
     """The sidecar as ``prompt-middleware serve`` runs it: settings from the environment."""
+    configure_early_logging()
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     return Sidecar(settings)
@@ -127,11 +154,3 @@ def _require_upstream(settings: Settings) -> None:
             "in the config file's model_list), or start with --echo for a dry run that answers "
             "with the rewritten request."
         )
-
-
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    length = (b"content-length", str(len(body)).encode("ascii"))
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
-    await send({"type": "http.response.body", "body": body})

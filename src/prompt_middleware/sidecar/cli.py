@@ -12,7 +12,7 @@ from typing import BinaryIO
 from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.errors import ConfigurationError, RequestError
 from prompt_middleware.settings import Settings
-from prompt_middleware.sidecar.logs import configure_logging
+from prompt_middleware.sidecar.logs import configure_early_logging, configure_logging
 
 __all__ = ["main"]
 
@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag in ("echo", "detailed_debug"):
         if getattr(arguments, flag, False):
             os.environ[_PREFIX + flag.upper()] = "true"
+    configure_early_logging()
     try:
         settings = Settings.from_env()
     except ConfigurationError as exc:

@@ -14,12 +14,12 @@ from typing import Any, Final
 import msgspec
 from starlette.types import Receive, Scope, Send
 
+from prompt_middleware.asgi import send_response, serve_lifespan
 from prompt_middleware.errors import InvalidRequest, RequestError
 
 __all__ = ["EchoUpstream"]
 
 _encode: Final = msgspec.json.Encoder().encode
-_JSON: Final = (b"content-type", b"application/json")
 _SSE: Final = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _CHUNKS: Final = 4  # a streamed answer comes in a few pieces, as a real one would
 
@@ -29,12 +29,12 @@ class EchoUpstream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
-            await _send_json(
+            await send_response(
                 send,
                 404,
                 _error("The echo upstream only answers POST /v1/chat/completions.", "not_found"),
@@ -47,7 +47,7 @@ class EchoUpstream:
                 raise InvalidRequest("The request body must be a JSON object.")
         except (msgspec.DecodeError, RequestError):
             error = InvalidRequest("The request body must be a JSON object.")
-            await _send_json(send, error.status_code, error.to_json())
+            await send_response(send, error.status_code, error.to_json())
             return
         completion_id = f"chatcmpl-echo-{uuid.uuid4().hex[:12]}"
         model = request.get("model")
@@ -57,7 +57,7 @@ class EchoUpstream:
         if request.get("stream") is True:
             await _stream(send, completion_id, model, content)
         else:
-            await _send_json(send, 200, _encode(_completion(completion_id, model, content)))
+            await send_response(send, 200, _encode(_completion(completion_id, model, content)))
 
 
 def _completion(completion_id: str, model: str, content: str) -> dict[str, Any]:
@@ -113,12 +113,6 @@ async def _read(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    length = (b"content-length", str(len(body)).encode("ascii"))
-    await send({"type": "http.response.start", "status": status, "headers": [_JSON, length]})
-    await send({"type": "http.response.body", "body": body})
-
-
 def _error(message: str, code: str) -> bytes:
     return _encode(
         {
@@ -130,13 +124,3 @@ def _error(message: str, code: str) -> bytes:
             }
         }
     )
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

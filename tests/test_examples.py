@@ -1,18 +1,15 @@
-"""The Starlette example and the ``prompt-middleware render`` command, as a user runs them."""
+"""The Starlette and FastAPI examples, as a user runs them."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from examples.starlette_app.app import PROMPTS, create_app
+from examples.starlette_app.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,50 +108,6 @@ async def test_example_dotprompt_file_as_litellm_names_it(example: httpx.AsyncCl
 async def test_example_unmanaged_request_passes_through(example: httpx.AsyncClient) -> None:
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
     assert echoed(await example.post("/v1/chat/completions", json=body)) == body
-
-
-def render(body: bytes, **env: str) -> subprocess.CompletedProcess[bytes]:
-    environ = {**os.environ, "PROMPT_MIDDLEWARE_PROMPTS_DIR": str(PROMPTS), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "prompt_middleware", "render"],
-        input=body,
-        capture_output=True,
-        env=environ,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_render_prints_the_rewritten_body_and_nothing_else() -> None:
-    done = render(
-        b'{"model": "file/m", "prompt_id": "greeting", "temperature": 1e-7,'
-        b' "prompt_variables": {"name": "A", "company": "B"}}'
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == (
-        b'{"model":"m","temperature":1e-7,"messages":[{"role":"user",'
-        b'"content":"Write a one-line greeting for A, who just joined B."}]}\n'
-    )
-
-
-def test_render_passes_unmanaged_bodies_unchanged() -> None:
-    done = render(b'{"model": "gpt-4o",  "messages": []}')
-    assert (done.returncode, done.stdout) == (0, b'{"model": "gpt-4o",  "messages": []}\n')
-
-
-def test_render_prints_the_error_json_and_fails() -> None:
-    done = render(b'{"model": "file/m", "prompt_id": "nope"}')
-    assert done.returncode == 1
-    error = json.loads(done.stdout)["error"]
-    assert error["code"] == "prompt_not_found"
-
-
-def test_render_reports_bad_settings_on_stderr() -> None:
-    done = render(b"{}", PROMPT_MIDDLEWARE_STRICT_VARIABLES="perhaps")
-    assert done.returncode == 2
-    assert b"PROMPT_MIDDLEWARE_STRICT_VARIABLES='perhaps' is invalid" in done.stderr
-    assert done.stdout == b""
 
 
 async def test_fastapi_example_rewrites_for_its_own_endpoint_and_the_forwarder() -> None:

@@ -1,4 +1,4 @@
-"""The sidecar in front of an upstream that fails every way it can (CONTRACT §6, §7).
+"""The sidecar in front of an upstream that fails every way it can (README, "Errors", "Guarantees").
 
 The sidecar runs on uvicorn on 127.0.0.1, in front of a :class:`RawUpstream` that misbehaves
 on purpose: it refuses, never answers, stops half-way, resets, answers garbage. For each
@@ -7,7 +7,7 @@ hang; and afterwards nothing is left behind, counted three ways: connections sti
 the upstream's side, asyncio tasks, and file descriptors of this process (the client, the
 sidecar and the upstream all live in it).
 
-``test_forwarder.py`` covers the forwarder's translation of each error alone; here it is the
+``tests/sidecar/forwarder/`` covers the forwarder's translation of each error alone; here it is the
 whole sidecar, managed and streamed requests, and the counting.
 """
 
@@ -105,7 +105,7 @@ def closed_port() -> Iterator[str]:
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> str:
-    """An error of ours: JSON in OpenAI's shape (CONTRACT §7); returns its message."""
+    """An error of ours: JSON in OpenAI's shape (README, "Errors"); returns its message."""
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     document = response.json()
@@ -235,9 +235,9 @@ async def test_a_body_that_stalls_past_the_timeout_ends_the_clients_response(
 
 
 def test_the_read_timeout_bounds_each_wait_not_the_whole_stream() -> None:
-    # CONTRACT §6: the timeout is "the longest wait for the upstream's next bytes". Checked on
-    # the client's configuration rather than by timing a slow stream: no test may hang on
-    # the clock.
+    # README, "Configuration": the timeout is "the longest wait for the upstream's next
+    # bytes". Checked on the client's configuration rather than by timing a slow stream: no
+    # test may hang on the clock.
     settings = Settings(upstream_connect_timeout_seconds=2.5, upstream_timeout_seconds=42.0)
     timeout = upstream_timeout(settings)
     assert (timeout.total, timeout.sock_read, timeout.connect) == (None, 42.0, 2.5)

@@ -8,7 +8,6 @@ ASGI route gives any other app: the same bytes, the same headers, the status rep
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -18,14 +17,14 @@ from starlette.types import Receive, Scope, Send
 
 from examples.starlette_app.app import PROMPTS
 from prompt_middleware import ModelEntry, PromptMiddleware, Secret, Settings
-from prompt_middleware.handoff import BodyForwarder, Upstream
+from prompt_middleware.handoff import BodyForwarder, HandOff, Upstream
 from prompt_middleware.sidecar import Sidecar
 from prompt_middleware.sidecar.forwarder import Forwarder
 from tests.engine.helpers import RecordingObserver
 from tests.fakes.memory import MemoryStore, chat_prompt
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import FakeUpstream
-from tests.test_upstream_faults import closed_port
+from tests.sidecar.test_upstream_faults import closed_port
 
 URL = "/v1/chat/completions"
 PROMPT_HEADERS = ("x-prompt-name", "x-prompt-version", "x-prompt-store", "x-prompt-cache")
@@ -44,26 +43,18 @@ class RecordingForwarder:
         await send({"type": "http.response.body", "body": b"asgi"})
 
     async def forward_body(
-        self,
-        scope: Scope,
-        body: bytes,
-        receive: Receive,
-        send: Send,
-        *,
-        upstream: Upstream | None = None,
-        waited: bool = False,
-        response_headers: Sequence[tuple[bytes, bytes]] = (),
+        self, scope: Scope, handoff: HandOff, receive: Receive, send: Send
     ) -> int:
         self.handed.append(
             {
                 "path": scope["path"],
-                "body": body,
-                "upstream": upstream,
-                "waited": waited,
-                "headers": [name.decode() for name, _ in response_headers],
+                "body": handoff.body,
+                "upstream": handoff.upstream,
+                "waited": handoff.waited,
+                "headers": [name.decode() for name, _ in handoff.response_headers],
             }
         )
-        headers = [(b"content-type", b"application/json"), *response_headers]
+        headers = [(b"content-type", b"application/json"), *handoff.response_headers]
         await send({"type": "http.response.start", "status": 201, "headers": headers})
         await send({"type": "http.response.body", "body": b"{}"})
         return 201
