@@ -82,7 +82,8 @@ class PromptMiddleware:
             body = await self._read_body(declared_size, receive)
             if body is None:
                 return  # the client went away before it finished sending
-            result = await self._engine.rewrite(body)
+            # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
+            result = await self._engine.rewrite(body, scope["headers"])
         except RequestError as error:
             await send_error(send, error)
             report_error(

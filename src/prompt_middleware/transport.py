@@ -88,7 +88,7 @@ class PromptTransport(httpx.AsyncBaseTransport):
         request_id = request.headers.get("x-request-id")
         try:
             body, request = await self._read_body(request)
-            result = await self._engine.rewrite(body)
+            result = await self._engine.rewrite(body, request.headers.raw)
         except RequestError as error:
             report_error(
                 route=route,
