@@ -39,6 +39,7 @@ from prompt_middleware import (
     Settings,
     report,
 )
+from prompt_middleware.experiments import Experiment, Variant
 from prompt_middleware.render import compile_template
 from prompt_middleware.sidecar import Sidecar
 from prompt_middleware.sidecar.forwarder import Forwarder
@@ -220,6 +221,7 @@ async def main() -> None:
         )
 
     await sidecar_case(rounds, scale)
+    await experiment_case(rounds, scale)
     await transport_case(settings, rounds, scale)
     await logging_case(settings, rounds, scale)
 
@@ -375,6 +377,37 @@ async def transport_case(settings: Settings, rounds: int, scale: float) -> None:
         f"{'PromptTransport, managed hit vs bare transport':44} {'2 KB':>6} {us(cost)} "
         f"{us(baseline)} {us(cost - baseline)}"
     )
+
+
+async def experiment_case(rounds: int, scale: float) -> None:
+    """A managed hit with a sticky experiment on its prompt, and with one on another prompt,
+    against the same request with no experiment configured (README, "Experiments")."""
+    variants = (Variant(label="production", weight=90), Variant(label="candidate", weight=10))
+    on_it = Experiment(name="tone", prompt_id="support/answer", variants=variants)
+    elsewhere = Experiment(name="other", prompt_id="billing/answer", variants=variants)
+    apps = {
+        name: PromptMiddleware(
+            noop_app,
+            Settings(default_store="mem", experiments=experiments),
+            stores={"mem": OneStore()},
+        )
+        for name, experiments in (("none", ()), ("on it", (on_it,)), ("elsewhere", (elsewhere,)))
+    }
+    request = json.loads(body_of(2_000, managed=True))
+    body = json.dumps({**request, "user": "user-12345"}).encode()
+    for app in apps.values():
+        await asgi_call(app, URL, body)()  # warm the cache
+    costs = await cpu_per_call(
+        {name: asgi_call(app, URL, body) for name, app in apps.items()},
+        max(20, int(20_000 * scale)),
+        rounds,
+    )
+    base = costs["none"]
+    for name, title in (
+        ("on it", "experiment on the prompt (sticky user)"),
+        ("elsewhere", "experiment on another prompt"),
+    ):
+        print(f"{title:44} {'2 KB':>6} {us(costs[name])} {us(base)} {us(costs[name] - base)}")
 
 
 async def logging_case(settings: Settings, rounds: int, scale: float) -> None:

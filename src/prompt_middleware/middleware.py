@@ -69,7 +69,8 @@ class PromptMiddleware(Door):
             body = await self._read_body(declared_size, receive)
             if body is None:
                 return  # the client went away before it finished sending
-            result = await self._engine.rewrite(body)
+            # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
+            result = await self._engine.rewrite(body, scope["headers"])
         except Exception as exc:
             await send_error(send, self.failure(exc, route, request_id, started))
             return

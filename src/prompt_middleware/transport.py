@@ -77,7 +77,7 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         request_id = request.headers.get("x-request-id")
         try:
             body, request = await self._read_body(request)
-            result = await self._engine.rewrite(body)
+            result = await self._engine.rewrite(body, request.headers.raw)
         except Exception as exc:
             return _error_response(request, self.failure(exc, route, request_id, started))
 

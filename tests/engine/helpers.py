@@ -32,12 +32,19 @@ class RecordingObserver:
     def __init__(self) -> None:
         self.requests: list[tuple[str, int, str | None, float]] = []
         self.fetches: list[tuple[str, FetchOutcome, float]] = []
+        self.experiments: list[tuple[str, str, bool]] = []  # (experiment, variant, fallback)
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
         self.requests.append((route, status, cache, overhead_seconds))
 
     def store_fetch(self, store: str, outcome: FetchOutcome, seconds: float) -> None:
         self.fetches.append((store, outcome, seconds))
+
+    def experiment_request(self, experiment: str, variant: str) -> None:
+        self.experiments.append((experiment, variant, False))
+
+    def experiment_fallback(self, experiment: str, variant: str) -> None:
+        self.experiments.append((experiment, variant, True))
 
 
 class EveryNameStore:

@@ -13,17 +13,20 @@ The ASGI middleware and the httpx transport are thin doors onto :meth:`RewriteEn
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import httpx
+import msgspec
 import structlog
 
 from prompt_middleware.cache import CacheStatus, PromptCache
 from prompt_middleware.engine.compose import Composer
-from prompt_middleware.engine.fetch import PromptFetcher
+from prompt_middleware.engine.fetch import Fetched, PromptFetcher
 from prompt_middleware.engine.plan import PromptPlan
-from prompt_middleware.engine.resolve import Resolver
+from prompt_middleware.engine.resolve import Resolution, Resolver
 from prompt_middleware.engine.result import RewriteResult
+from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
+from prompt_middleware.experiments import ControlFallbacks
 from prompt_middleware.observe import Observer
 from prompt_middleware.prompts import DEFAULT_LABEL, PromptQuery
 from prompt_middleware.request import decode_body
@@ -58,6 +61,13 @@ class RewriteEngine:
             self._cache, timeout_seconds=settings.store_timeout_seconds, observer=observer
         )
         self._composer = Composer(settings)
+        self._observer = observer
+        self._fallbacks = ControlFallbacks()
+
+    @property
+    def experiment_fallbacks(self) -> ControlFallbacks:
+        """Control fallbacks of the experiments, counted per (experiment, variant)."""
+        return self._fallbacks
 
     @property
     def settings(self) -> Settings:
@@ -67,25 +77,61 @@ class RewriteEngine:
     def cache(self) -> PromptCache[PromptPlan]:
         return self._cache
 
-    async def rewrite(self, body: bytes) -> RewriteResult | None:
+    async def rewrite(
+        self, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> RewriteResult | None:
         """The rewritten request, or None when the body must go on unchanged.
+
+        ``headers`` (ASGI's or httpx's raw pairs) are read only by an experiment keyed on a
+        header: a door passes the list it has, never a copy.
 
         Raises a :class:`RequestError` subclass for anything the client must fix or the
         store could not serve.
         """
         fields = decode_body(body)
-        request = self._resolver.resolve(fields)
+        request = self._resolver.resolve(fields, headers)
         if request is None:
             return None
         target = request.target
         if target is None:
             return self._composer.without_prompt(fields, request)
         plan = self._fetcher.fresh(target.cache_key)
-        if plan is None:
+        if plan is not None:
+            status, waited = CacheStatus.HIT, False
+        elif request.control is None:
             plan, status, waited = await self._fetcher.after_miss(target)
         else:
-            status, waited = CacheStatus.HIT, False
+            request, (plan, status, waited) = await self._variant_or_control(request)
+            target = request.target or target
         return self._composer.compose(fields, request, target, plan, status, waited)
+
+    async def _variant_or_control(self, request: Resolution) -> tuple[Resolution, Fetched]:
+        """A candidate variant, or the control when the candidate cannot be served.
+
+        Not found, or its store failing with no stale copy: the control is served, and the
+        fallback counted and (at most once a minute per experiment) warned about. Only a
+        failing control is the client's error.
+        """
+        candidate, control = request.target, request.control
+        split, arm = request.experiment, request.variant
+        # Set together by the resolver whenever ``control`` is.
+        assert candidate is not None
+        assert control is not None
+        assert split is not None
+        assert arm is not None
+        try:
+            return request, await self._fetcher.after_miss(candidate)
+        except (PromptNotFound, PromptStoreUnavailable) as exc:
+            self._fallbacks.record(split, arm, exc.code)
+            if self._observer is not None:
+                self._observer.experiment_fallback(split.name, arm.name)
+        served = msgspec.structs.replace(
+            request, target=control, variant=split.control, control=None
+        )
+        plan = self._fetcher.fresh(control.cache_key)
+        if plan is not None:
+            return served, (plan, CacheStatus.HIT, True)
+        return served, await self._fetcher.after_miss(control)
 
     async def prewarm(self) -> None:
         """Fetch the prompts of ``PROMPT_MIDDLEWARE_PREWARM`` into the cache."""

@@ -90,6 +90,8 @@ class Composer:
                 for name, value in plan.params:
                     if name not in fields:
                         output[name] = value
+        headers = (*plan.headers, target.store_header, _cache_header(status))
+        arm, split = request.variant, request.experiment
         return RewriteResult(
             body=_encode(output),
             model=model,
@@ -97,8 +99,10 @@ class Composer:
             prompt=plan.prompt,
             store=target.binding.prefix,
             cache_status=status,
-            headers=(*plan.headers, target.store_header, _cache_header(status)),
+            headers=headers if arm is None else (*headers, arm.header),
             waited=waited,
+            experiment=split.name if split is not None else None,
+            variant=arm.name if arm is not None else None,
         )
 
 

@@ -7,6 +7,7 @@ and whether the prompt's model and parameters apply. Nothing here awaits or fetc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final
@@ -17,6 +18,7 @@ from prompt_middleware.cache import CacheKey
 from prompt_middleware.engine.credentials import CredentialReader
 from prompt_middleware.engine.plan import PROVIDER_PREFIX, header_value
 from prompt_middleware.errors import InvalidPromptRequest
+from prompt_middleware.experiments import Arm, ExperimentIndex, Split, assign
 from prompt_middleware.prompts import DEFAULT_LABEL, PromptQuery
 from prompt_middleware.request import (
     Field,
@@ -70,6 +72,12 @@ class Resolution(msgspec.Struct, frozen=True):
     prefixed: tuple[str, ...]
     #: None when no prompt is named: only the model and the entry's parameters change.
     target: Target | None
+    #: The experiment on the prompt and the variant this request got (README, "Experiments");
+    #: None when none applies (no experiment, or the body pins a label or version).
+    experiment: Split | None = None
+    variant: Arm | None = None
+    #: The control's target, served should ``target`` (another variant) fail.
+    control: Target | None = None
 
 
 class Resolver:
@@ -82,9 +90,18 @@ class Resolver:
         self._store_prefix_of = lru_cache(maxsize=MAX_REMEMBERED)(self._split_store_prefix)
         # Targets with per-request credentials are never remembered.
         self._remembered_target = lru_cache(maxsize=MAX_REMEMBERED)(self._new_target)
+        experiments = ExperimentIndex(settings.experiments)
+        # A prompt without an experiment costs one dict lookup; no experiments at all, none.
+        self._has_experiments = bool(experiments)
+        self._experiment_of = experiments.get
 
-    def resolve(self, fields: RequestFields) -> Resolution | None:
-        """The request resolved, or None when it is not managed (it goes on unchanged)."""
+    def resolve(
+        self, fields: RequestFields, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> Resolution | None:
+        """The request resolved, or None when it is not managed (it goes on unchanged).
+
+        ``headers`` are read only by an experiment whose sticky key is a header.
+        """
         model: str | None = _MODEL(fields)
         entry = self._entries.get(model) if model is not None and self._entries else None
         extensions, prefixed = extension_fields(fields)
@@ -100,8 +117,32 @@ class Resolver:
             _refuse_prompt_fields_without_prompt(fields)
             return Resolution(entry, bare_model, extensions, prefixed, None)
         credentials = self._credentials.read(fields, prefixed) if prefixed else None
+        split = self._experiment_of(prompt_id) if self._has_experiments else None
+        if split is not None and "prompt_label" not in fields and "prompt_version" not in fields:
+            arm = assign(split, fields, headers)
+            target = self._arm_target(prefix, entry, prompt_id, arm, credentials)
+            control = (
+                None
+                if arm.is_control
+                else self._arm_target(prefix, entry, prompt_id, split.control, credentials)
+            )
+            return Resolution(entry, bare_model, extensions, prefixed, target, split, arm, control)
         target = self._target(prefix, entry, prompt_id, fields, credentials)
         return Resolution(entry, bare_model, extensions, prefixed, target)
+
+    def _arm_target(
+        self,
+        prefix: str | None,
+        entry: ModelEntry | None,
+        prompt_id: str,
+        arm: Arm,
+        credentials: RequestCredentials | None,
+    ) -> Target:
+        """The target of an experiment's variant: its label or version, not the entry's."""
+        model_name = entry.model_name if entry else None
+        if credentials is None:
+            return self._remembered_target(prefix, model_name, prompt_id, arm.label, arm.version)
+        return self._new_target(prefix, model_name, prompt_id, arm.label, arm.version, credentials)
 
     def _split_store_prefix(self, model: str | None) -> tuple[str | None, str | None]:
         if model is None:
@@ -138,8 +179,6 @@ class Resolver:
     ) -> Target:
         entry = self._entries.get(model_name) if model_name is not None else None
         query = _query(prompt_id, label, version, entry)
-        # Experiments: the variant a request gets will be chosen here, from the query and
-        # the entry, before the store is bound (the choice then is part of the query).
         bound = self._registry.for_prompt(prompt_id) if prefix is None else None
         if bound is None:
             return Target(self._registry.resolve(prefix, entry, credentials), query)

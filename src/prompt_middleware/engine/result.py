@@ -25,3 +25,7 @@ class RewriteResult(msgspec.Struct, frozen=True, kw_only=True):
     #: True when the rewrite had to wait for the prompt store (a miss; or an expired prompt
     #: the policy does not serve while it refreshes in the background).
     waited: bool = False
+    #: The experiment that chose the prompt's variant, and the variant served (what
+    #: ``x-prompt-variant`` shows: a label or ``version-<N>``); None when none applied.
+    experiment: str | None = None
+    variant: str | None = None

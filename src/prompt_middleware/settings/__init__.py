@@ -20,6 +20,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from prompt_middleware.cache import CachePolicy
+from prompt_middleware.experiments.records import Experiment
 from prompt_middleware.render import ClientMessagesMode, RenderOptions
 from prompt_middleware.settings.environment import EnvironmentReader
 from prompt_middleware.settings.litellm_file import load_config_file
@@ -77,6 +78,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     config_file: str | None = None
     model_list: tuple[ModelEntry, ...] = ()
     prompts: tuple[PromptBinding, ...] = ()
+    experiments: tuple[Experiment, ...] = ()
     # --- the sidecar (``prompt-middleware serve``) and its forwarder
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 4000
@@ -142,6 +144,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             config = load_config_file(Path(config_file), env)
             values["model_list"] = config.model_list
             values["prompts"] = config.prompts
+            values["experiments"] = config.experiments
             # LiteLLM's master key is one more accepted sidecar key.
             values["api_keys"] = (*values.get("api_keys", ()), *config.api_keys)
         return cls(**values)

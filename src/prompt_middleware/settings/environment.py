@@ -21,7 +21,7 @@ __all__ = ["EnvironmentReader"]
 PREFIX: Final = "PROMPT_MIDDLEWARE_"
 _OWN_NAMES: Final[dict[str, tuple[str, ...]]] = {"config_file": (PREFIX + "CONFIG",)}
 # Fields the config file sets, never a variable.
-_FROM_FILE_ONLY: Final = frozenset({"model_list", "prompts"})
+_FROM_FILE_ONLY: Final = frozenset({"model_list", "prompts", "experiments"})
 # Comma-separated lists.
 _LIST_FIELDS: Final = frozenset({"routes", "prewarm", "api_keys", "stores"})
 _SECRET_TYPES: Final = (Secret, Secret | None, tuple[Secret, ...])

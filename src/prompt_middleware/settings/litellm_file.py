@@ -1,5 +1,6 @@
 """LiteLLM's config file (``PROMPT_MIDDLEWARE_CONFIG``): ``model_list``, ``prompts`` and the
-``master_key`` of ``general_settings``; see the README, "The config file".
+``master_key`` of ``general_settings``; see the README, "The config file". Our own
+``experiments`` section is read by :mod:`prompt_middleware.experiments` (README, "Experiments").
 
 Other sections and keys are ignored with a warning log (logged, never printed: the
 application configures logging). ``os.environ/NAME`` values are read from the environment.
@@ -16,6 +17,7 @@ import structlog
 import yaml
 
 from prompt_middleware.errors import ConfigurationError
+from prompt_middleware.experiments import Experiment, parse_experiments
 from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
 from prompt_middleware.settings.records import ModelEntry, PromptBinding, Secret, decode_secret
 from prompt_middleware.stores.kinds import STORE_KINDS
@@ -30,7 +32,7 @@ _ENTRY_KEYS: Final = frozenset(
 ) | frozenset(_STORE_ENTRY_KEYS)
 # A LiteLLM spelling -> the ModelEntry field it sets when the field's own key is absent.
 _ENTRY_KEY_ALIASES: Final = {key: f for key, f in _STORE_ENTRY_KEYS.items() if key != f}
-_KNOWN_SECTIONS: Final = frozenset({"model_list", "general_settings", "prompts"})
+_KNOWN_SECTIONS: Final = frozenset({"model_list", "general_settings", "prompts", "experiments"})
 _BINDING_KEYS: Final = frozenset(
     {
         "prompt_integration",
@@ -49,6 +51,7 @@ class LiteLLMConfig(msgspec.Struct, frozen=True):
     model_list: tuple[ModelEntry, ...] = ()
     api_keys: tuple[Secret, ...] = ()
     prompts: tuple[PromptBinding, ...] = ()
+    experiments: tuple[Experiment, ...] = ()
 
 
 def load_config_file(path: Path, environ: Mapping[str, str]) -> LiteLLMConfig:
@@ -74,7 +77,10 @@ def load_config_file(path: Path, environ: Mapping[str, str]) -> LiteLLMConfig:
         _parse_prompt_binding(raw, f"{where}: prompts[{index}]", environ)
         for index, raw in enumerate(_section_list(document, "prompts", where))
     )
-    return LiteLLMConfig(model_list=entries, api_keys=api_keys, prompts=prompts)
+    experiments = parse_experiments(document.get("experiments"), where)
+    return LiteLLMConfig(
+        model_list=entries, api_keys=api_keys, prompts=prompts, experiments=experiments
+    )
 
 
 def _read_yaml(path: Path, where: str) -> dict[Any, Any] | None:

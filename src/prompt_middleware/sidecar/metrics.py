@@ -65,6 +65,8 @@ class PrometheusMetrics:
         self._overhead = _Histogram(_OVERHEAD_BUCKETS)
         self._store: dict[tuple[str, str], _Histogram] = {}
         self._upstream: dict[int, _Histogram] = {}
+        self._variants: dict[tuple[str, str], int] = {}
+        self._fallbacks: dict[tuple[str, str], int] = {}
         self.registry.register(_Families(self))
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
@@ -80,6 +82,15 @@ class PrometheusMetrics:
         if histogram is None:
             histogram = self._store[(store, outcome)] = _Histogram(_LATENCY_BUCKETS)
         histogram.observe(seconds)
+
+    def experiment_request(self, experiment: str, variant: str) -> None:
+        # Experiments and variants come from the config file: these dicts stay small.
+        key = (experiment, variant)
+        self._variants[key] = self._variants.get(key, 0) + 1
+
+    def experiment_fallback(self, experiment: str, variant: str) -> None:
+        key = (experiment, variant)
+        self._fallbacks[key] = self._fallbacks.get(key, 0) + 1
 
     def upstream_response(self, status: int, seconds: float) -> None:
         histogram = self._upstream.get(status)
@@ -131,6 +142,26 @@ class PrometheusMetrics:
         for status, histogram in sorted(self._upstream.items()):
             histogram.add_to(upstream, [str(status)])
         yield upstream
+        yield from self._experiment_families()
+
+    def _experiment_families(self) -> Iterator[Metric]:
+        variants = CounterMetricFamily(
+            "prompt_middleware_experiment_requests",
+            "Requests of an experiment, by the variant served (as x-prompt-variant shows it).",
+            labels=("experiment", "variant"),
+        )
+        for (experiment, variant), count in sorted(self._variants.items()):
+            variants.add_metric([experiment, variant], count)
+        yield variants
+        fallbacks = CounterMetricFamily(
+            "prompt_middleware_experiment_control_fallbacks",
+            "Requests whose variant could not be served (not found, store down), so the "
+            "experiment's control was.",
+            labels=("experiment", "variant"),
+        )
+        for (experiment, variant), count in sorted(self._fallbacks.items()):
+            fallbacks.add_metric([experiment, variant], count)
+        yield fallbacks
 
 
 class _Families(Collector):
