@@ -14,6 +14,9 @@ from starlette.types import Receive, Scope, Send
 from prompt_middleware import PromptMiddleware, Settings
 from prompt_middleware.stores.base import PromptStore
 
+# The fake Langfuse and Humanloop servers, for the modules that ask for them.
+pytest_plugins = ("tests.engine.fake_servers",)
+
 
 @dataclass
 class Received:

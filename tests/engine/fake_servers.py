@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import httpx
 import pytest
+import pytest_asyncio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.fakes.humanloop import FakeHumanloop
@@ -156,3 +157,17 @@ def _all_secrets() -> list[str]:
 def assert_no_secret(*texts: str) -> None:
     shown = "\n".join(texts)
     assert [secret for secret in _all_secrets() if secret in shown] == []
+
+
+# The fixtures of every test module that runs against the fake stores (a plugin of
+# tests/conftest.py): one set of servers per module, fresh stores per test.
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def servers() -> AsyncIterator[Servers]:
+    async with serve_fakes() as running:
+        yield running
+
+
+@pytest.fixture
+def stores(servers: Servers) -> Stores:
+    """A fresh fake Langfuse and Humanloop behind the module's servers."""
+    return plug_stores(servers)

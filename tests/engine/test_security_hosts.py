@@ -22,28 +22,13 @@ from tests.engine.fake_servers import (
     SAFETY_NET_SECONDS,
     SECRET,
     URL,
-    Servers,
     Stores,
     Trap,
     basic,
     client_for,
     hostile_fields,
     open_trap,
-    plug_stores,
-    serve_fakes,
 )
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def servers() -> AsyncIterator[Servers]:
-    async with serve_fakes() as running:
-        yield running
-
-
-@pytest.fixture
-def stores(servers: Servers) -> Stores:
-    """A fresh fake Langfuse and Humanloop behind the module's servers."""
-    return plug_stores(servers)
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -6,11 +6,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import pytest_asyncio
 import structlog
 
 from prompt_middleware import ConfigurationError, PromptMiddleware, Secret, Settings
@@ -24,25 +22,10 @@ from tests.engine.fake_servers import (
     PUBLIC,
     SECRET,
     URL,
-    Servers,
     Stores,
     assert_no_secret,
     client_for,
-    plug_stores,
-    serve_fakes,
 )
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def servers() -> AsyncIterator[Servers]:
-    async with serve_fakes() as running:
-        yield running
-
-
-@pytest.fixture
-def stores(servers: Servers) -> Stores:
-    """A fresh fake Langfuse and Humanloop behind the module's servers."""
-    return plug_stores(servers)
 
 
 @ON_THE_SERVERS_LOOP

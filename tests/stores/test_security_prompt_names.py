@@ -3,12 +3,10 @@ percent-encoded as exactly one path segment (asserted on the raw path the fake r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
 import pytest
-import pytest_asyncio
 
 from prompt_middleware import PromptMiddleware, Secret, Settings
 from tests.conftest import RecordingApp
@@ -17,27 +15,12 @@ from tests.engine.fake_servers import (
     PUBLIC,
     SECRET,
     URL,
-    Servers,
     Stores,
     client_for,
     error_of,
-    plug_stores,
-    serve_fakes,
 )
 
 SECRET_FILE_TEXT: Final = "TOP-SECRET-FILE-CONTENT"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def servers() -> AsyncIterator[Servers]:
-    async with serve_fakes() as running:
-        yield running
-
-
-@pytest.fixture
-def stores(servers: Servers) -> Stores:
-    """A fresh fake Langfuse and Humanloop behind the module's servers."""
-    return plug_stores(servers)
 
 
 @pytest.fixture
