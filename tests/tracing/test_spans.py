@@ -9,6 +9,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import Message
 
 from prompt_middleware.request import decode_body
@@ -203,3 +204,14 @@ async def test_an_httpx_response_stream_ends_the_span_when_closed(memory: Memory
     assert await response.aread() == STREAM  # httpx closes the stream once it is read
     attributes = dict(memory.only_span().attributes or {})
     assert attributes["gen_ai.usage.input_tokens"] == 20
+
+
+@pytest.mark.parametrize("tracestate", [None, "vendor=1,other=x"])
+async def test_trace_headers_are_what_the_propagator_writes(
+    memory: MemoryTracing, tracestate: str | None
+) -> None:
+    span = _start(memory, traceparent=TRACEPARENT, tracestate=tracestate)
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span.span))
+    assert span.trace_headers() == carrier
+    span.end()

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, get_current_span, set_span_in_context
+from opentelemetry.trace import Span, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = ["TRACE_HEADERS", "parent_context", "trace_context_of", "trace_headers"]
@@ -52,7 +52,16 @@ def parent_context(traceparent: str | None, tracestate: str | None = None) -> Co
 
 
 def trace_headers(span: Span) -> dict[str, str]:
-    """The headers that make the upstream's work a child of ``span``."""
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier, context=set_span_in_context(span))
-    return carrier
+    """The headers that make the upstream's work a child of ``span``.
+
+    Written from the span's context in the W3C format directly: the propagator's
+    ``inject`` builds a context object per call and costs several times as much.
+    """
+    context = span.get_span_context()
+    headers = {
+        "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-"
+        f"{context.trace_flags:02x}"
+    }
+    if context.trace_state:
+        headers["tracestate"] = context.trace_state.to_header()
+    return headers
