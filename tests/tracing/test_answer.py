@@ -67,7 +67,6 @@ STREAM_ANSWER = Answer(
     model="gpt-4o-mini-2024-07-18",
     response_id="chatcmpl-2",
     usage=Usage(prompt_tokens=20, completion_tokens=2),
-    finish_reasons=("stop",),
     output='{"role":"assistant","content":"Bonjour"}',
 )
 
@@ -91,7 +90,6 @@ def test_json_answer_gives_model_usage_and_the_message_as_sent() -> None:
     assert answer.model == "gpt-4o-2024-08-06"
     assert answer.response_id == "chatcmpl-1"
     assert answer.usage == Usage(prompt_tokens=12, completion_tokens=3)
-    assert answer.finish_reasons == ("stop",)
     assert answer.output is not None
     assert json.loads(answer.output) == COMPLETION["choices"][0]["message"]  # type: ignore[index]
 

@@ -106,13 +106,11 @@ def test_answer_attributes() -> None:
         model="gpt-4o-2024-08-06",
         response_id="chatcmpl-1",
         usage=Usage(prompt_tokens=12, completion_tokens=3),
-        finish_reasons=("stop",),
         output='{"role":"assistant","content":"Bonjour"}',
     )
     assert answer_attributes(answer) == {
         "gen_ai.response.model": "gpt-4o-2024-08-06",
         "gen_ai.response.id": "chatcmpl-1",
-        "gen_ai.response.finish_reasons": ("stop",),
         "gen_ai.usage.input_tokens": 12,
         "gen_ai.usage.output_tokens": 3,
         "langfuse.observation.output": '{"role":"assistant","content":"Bonjour"}',

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from prompt_middleware.errors import ConfigurationError
 from prompt_middleware.tracing import LangfuseTarget, Tracing, parse_trace_mode
+from prompt_middleware.tracing.processor import _queue_of
 from prompt_middleware.tracing.setup import build_exporter
 
 
@@ -73,3 +76,15 @@ async def test_tracing_installs_no_global_provider() -> None:
         assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     finally:
         await tracing.aclose()
+
+
+def test_an_sdk_that_keeps_its_queue_otherwise_is_a_start_up_error() -> None:
+    processor = BatchSpanProcessor(InMemorySpanExporter())
+    batch_processor = processor._batch_processor
+    try:
+        processor._batch_processor = object()  # type: ignore[assignment]
+        with pytest.raises(ConfigurationError, match="cannot count dropped spans"):
+            _queue_of(processor)
+    finally:
+        processor._batch_processor = batch_processor
+        processor.shutdown()

@@ -44,7 +44,6 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None
     response_id: str | None = None
     usage: Usage | None = None
-    finish_reasons: tuple[str, ...] = ()
     output: str | None = None
 
 
@@ -68,7 +67,6 @@ _NULL: Final = msgspec.Raw(b"null")
 
 class _Choice(msgspec.Struct):
     message: msgspec.Raw = _NULL  # kept as the JSON text it is (a Raw cannot be optional)
-    finish_reason: str | None = None
 
 
 class _Completion(msgspec.Struct):
@@ -115,7 +113,6 @@ class JsonAnswerReader(AnswerReader):
             model=completion.model,
             response_id=completion.id,
             usage=completion.usage,
-            finish_reasons=tuple(c.finish_reason for c in completion.choices if c.finish_reason),
             output=output,
         )
 
@@ -130,7 +127,6 @@ class _Delta(msgspec.Struct):
 class _StreamChoice(msgspec.Struct):
     index: int = 0
     delta: _Delta | None = None
-    finish_reason: str | None = None
 
 
 class _Chunk(msgspec.Struct):
@@ -155,7 +151,6 @@ class StreamAnswerReader(AnswerReader):
         "_content",
         "_data",
         "_data_size",
-        "_finish_reasons",
         "_model",
         "_partial",
         "_partial_size",
@@ -177,11 +172,13 @@ class StreamAnswerReader(AnswerReader):
         self._model: str | None = None
         self._response_id: str | None = None
         self._usage: Usage | None = None
-        self._finish_reasons: list[str] = []
         self._text: list[str] = []
         self._text_size = 0
 
     def feed(self, chunk: bytes) -> None:
+        if chunk.endswith(b"\n") and not (self._partial or self._skipping_line or self._after_cr):
+            self._lines(chunk.splitlines())  # the usual chunk: whole events, nothing held
+            return
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the "\n" of a "\r\n" split between two chunks
         if not chunk:
@@ -200,10 +197,18 @@ class StreamAnswerReader(AnswerReader):
         if self._skipping_line:
             self._skipping_line = False
             del lines[0]  # the end of a line too long to keep
-        for line in lines:
-            self._line(line)
+        self._lines(lines)
         if tail:
             self._hold(tail)
+
+    def _lines(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if not line:
+                if self._data_size:  # an event ends (an over-long one too: it resets)
+                    self._dispatch()
+            elif line.startswith(b"data:"):
+                self._data_line(line)
+            # "event:", "id:", "retry:" and ":" comments say nothing the span records.
 
     def _hold(self, piece: bytes) -> None:
         """Keep the start of a line whose end has not arrived yet (bounded)."""
@@ -219,7 +224,7 @@ class StreamAnswerReader(AnswerReader):
 
     def finish(self) -> Answer:
         if self._partial:
-            self._line(b"".join(self._partial))
+            self._lines([b"".join(self._partial)])
             self._partial.clear()
         self._dispatch()  # a stream that ended without the blank line after its last event
         output = None
@@ -229,21 +234,16 @@ class StreamAnswerReader(AnswerReader):
             model=self._model,
             response_id=self._response_id,
             usage=self._usage,
-            finish_reasons=tuple(self._finish_reasons),
             output=output,
         )
 
-    def _line(self, line: bytes) -> None:
-        if not line:
-            self._dispatch()
-        elif line.startswith(b"data:"):
-            value = line[6:] if line.startswith(b"data: ") else line[5:]
-            self._data_size += len(value)
-            if self._data_size > MAX_EVENT_BYTES:
-                self._data.clear()  # the event is dropped, its size still counted
-            else:
-                self._data.append(value)
-        # "event:", "id:", "retry:" and ":" comments say nothing the span records.
+    def _data_line(self, line: bytes) -> None:
+        value = line[6:] if line.startswith(b"data: ") else line[5:]
+        self._data_size += len(value)
+        if self._data_size > MAX_EVENT_BYTES:
+            self._data.clear()  # the event is dropped, its size still counted
+        else:
+            self._data.append(value)
 
     def _dispatch(self) -> None:
         data = self._data
@@ -272,11 +272,10 @@ class StreamAnswerReader(AnswerReader):
             self._response_id = chunk.id
         if chunk.usage is not None:
             self._usage = chunk.usage
-        for choice in chunk.choices:
-            if choice.finish_reason:
-                self._finish_reasons.append(choice.finish_reason)
-            if self._content and choice.index == 0 and choice.delta and choice.delta.content:
-                self._keep_text(choice.delta.content)
+        if self._content:
+            for choice in chunk.choices:
+                if choice.index == 0 and choice.delta is not None and choice.delta.content:
+                    self._keep_text(choice.delta.content)
 
     def _keep_text(self, text: str) -> None:
         room = MAX_OUTPUT_CHARS - self._text_size

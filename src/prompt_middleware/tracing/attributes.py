@@ -128,14 +128,12 @@ def prompt_attributes(link: PromptLink) -> Attributes:
 
 
 def answer_attributes(answer: Answer) -> Attributes:
-    """What the answer said: its model, id, finish reasons, token usage and message."""
+    """What the answer said: its model, id, token usage and message."""
     attributes: Attributes = {}
     if answer.model:
         attributes["gen_ai.response.model"] = answer.model
     if answer.response_id:
         attributes["gen_ai.response.id"] = answer.response_id
-    if answer.finish_reasons:
-        attributes["gen_ai.response.finish_reasons"] = answer.finish_reasons
     usage = answer.usage
     if usage is not None:
         if _fits_int64(usage.prompt_tokens):
