@@ -87,4 +87,4 @@ def test_an_sdk_that_keeps_its_queue_otherwise_is_a_start_up_error() -> None:
             _queue_of(processor)
     finally:
         processor._batch_processor = batch_processor
-        processor.shutdown()
+        processor.shutdown()  # type: ignore[no-untyped-call]
