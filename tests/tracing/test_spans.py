@@ -11,9 +11,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import Message
+from structlog.testing import capture_logs
 
 from prompt_middleware.request import decode_body
 from prompt_middleware.tracing import GenerationSpan, PromptLink, TracedStream, traced_send
+from prompt_middleware.tracing.answer import StreamAnswerReader
 from tests.tracing.conftest import MemoryTracing
 from tests.tracing.test_answer import COMPLETION, STREAM
 
@@ -215,3 +217,19 @@ async def test_trace_headers_are_what_the_propagator_writes(
     TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span.span))
     assert span.trace_headers() == carrier
     span.end()
+
+
+async def test_a_reader_that_fails_never_breaks_the_answer(
+    memory: MemoryTracing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, chunk: bytes) -> None:
+        raise IndexError("a bug")
+
+    monkeypatch.setattr(StreamAnswerReader, "feed", broken)
+    span = _start(memory)
+    with capture_logs() as logs:
+        sent = await _send_answer(span, 200, b"text/event-stream", [STREAM[:10], STREAM[10:]])
+    assert b"".join(m.get("body", b"") for m in sent) == STREAM
+    assert [log["event"] for log in logs] == ["trace_answer_unreadable"]
+    finished = memory.only_span()
+    assert "gen_ai.usage.input_tokens" not in dict(finished.attributes or {})

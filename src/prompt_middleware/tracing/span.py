@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import structlog
 from opentelemetry.trace import Span, Status, StatusCode
 
 from prompt_middleware.tracing.answer import AnswerReader, reader_for
@@ -16,6 +17,8 @@ from prompt_middleware.tracing.attributes import answer_attributes, error_type_o
 from prompt_middleware.tracing.context import trace_headers
 
 __all__ = ["GenerationSpan"]
+
+logger = structlog.get_logger(__name__)
 
 _ERROR: Final = Status(StatusCode.ERROR)
 
@@ -52,7 +55,11 @@ class GenerationSpan:
     def response_chunk(self, chunk: bytes) -> None:
         """A chunk of the answer's body, as it goes to the client."""
         if self._reader is not None and chunk:
-            self._reader.feed(chunk)
+            try:
+                self._reader.feed(chunk)
+            except Exception:  # a span must never break an answer: stop reading this one
+                logger.exception("trace_answer_unreadable")
+                self._reader = None
 
     def fail(self, error_type: str) -> None:
         """Mark the span as failed with our error code (it wins over a status)."""
@@ -64,9 +71,13 @@ class GenerationSpan:
             return
         self._ended = True
         span = self._span
-        if self._reader is not None:
-            attributes = answer_attributes(self._reader.finish())
-            self._reader = None
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            try:
+                attributes = answer_attributes(reader.finish())
+            except Exception:  # as above: the span ends without what the answer said
+                logger.exception("trace_answer_unreadable")
+                attributes = {}
             if attributes:
                 span.set_attributes(attributes)
         if self._error_type is not None:
