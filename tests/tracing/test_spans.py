@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -13,6 +14,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.types import Message
 from structlog.testing import capture_logs
 
+from prompt_middleware.cache import CacheStatus
+from prompt_middleware.engine import RewriteResult
+from prompt_middleware.prompts import Prompt
 from prompt_middleware.request import decode_body
 from prompt_middleware.tracing import GenerationSpan, PromptLink, TracedStream, traced_send
 from prompt_middleware.tracing.answer import StreamAnswerReader
@@ -118,10 +122,16 @@ async def test_our_error_code_wins_over_the_status(memory: MemoryTracing) -> Non
 
 
 async def test_an_error_before_anything_was_sent(memory: MemoryTracing) -> None:
-    memory.tracing.record_error("prompt_not_found", start_ns=5, traceparent=TRACEPARENT)
+    before = time.time_ns()
+    memory.tracing.record_error(
+        "prompt_not_found", started=time.perf_counter(), traceparent=TRACEPARENT
+    )
     finished = memory.only_span()
     assert finished.name == "chat"
-    assert finished.start_time == 5
+    assert finished.start_time is not None
+    assert finished.end_time is not None
+    # Started at the arrival the door saw (perf_counter), on the wall clock.
+    assert before - 1_000_000 <= finished.start_time <= finished.end_time
     assert finished.status.status_code is StatusCode.ERROR
     assert dict(finished.attributes or {}) == {
         "gen_ai.operation.name": "chat",
@@ -233,3 +243,28 @@ async def test_a_reader_that_fails_never_breaks_the_answer(
     assert [log["event"] for log in logs] == ["trace_answer_unreadable"]
     finished = memory.only_span()
     assert "gen_ai.usage.input_tokens" not in dict(finished.attributes or {})
+
+
+async def test_start_request_records_the_body_sent_on_and_its_prompt(
+    memory: MemoryTracing,
+) -> None:
+    result = RewriteResult(
+        body=BODY,
+        model="gpt-4o",
+        prompt=Prompt(name="greeting", version=4, type="text", prompt="Hi"),
+        store="langfuse",
+        cache_status=CacheStatus.STALE,
+    )
+    span = memory.tracing.start_request(result, b'{"model": "original"}', started=0.0)
+    span.end()
+    attributes = dict(memory.only_span().attributes or {})
+    assert attributes["gen_ai.request.model"] == "gpt-4o"  # the body sent on, not the client's
+    assert attributes["langfuse.observation.prompt.version"] == 4
+    assert attributes["langfuse.observation.metadata.prompt_cache"] == "stale"
+
+
+async def test_start_request_for_a_body_passed_on_unchanged(memory: MemoryTracing) -> None:
+    memory.tracing.start_request(None, b'{"model": "gpt-4o-mini"}', started=0.0).end()
+    span = memory.only_span()
+    assert span.name == "chat gpt-4o-mini"
+    assert "langfuse.observation.type" not in dict(span.attributes or {})

@@ -17,6 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from prompt_middleware.engine import RewriteResult
+from prompt_middleware.request import decode_body
 from prompt_middleware.tracing.attributes import (
     OPERATION,
     Attributes,
@@ -26,6 +28,7 @@ from prompt_middleware.tracing.attributes import (
     span_name,
 )
 from prompt_middleware.tracing.context import parent_context
+from prompt_middleware.tracing.link import arrival_ns, prompt_link
 from prompt_middleware.tracing.processor import DropCountingBatchSpanProcessor
 from prompt_middleware.tracing.setup import (
     LangfuseTarget,
@@ -104,22 +107,46 @@ class Tracing:
         )
         return GenerationSpan(span, content=self._content)
 
+    def start_request(
+        self,
+        result: RewriteResult | None,
+        body: bytes,
+        *,
+        started: float,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+    ) -> GenerationSpan:
+        """A door's span for a request rewritten to ``result`` (None: ``body`` went on as is).
+
+        ``started`` is the door's ``time.perf_counter()`` at the request's arrival: the span
+        starts then, without the door reading the wall clock on every request.
+        """
+        sent = body if result is None else result.body
+        return self.start(
+            decode_body(sent),
+            prompt=None if result is None else prompt_link(result),
+            start_ns=arrival_ns(started),
+            traceparent=traceparent,
+            tracestate=tracestate,
+        )
+
     def record_error(
         self,
         error_type: str,
         *,
-        start_ns: int,
+        started: float,
         traceparent: str | None = None,
         tracestate: str | None = None,
     ) -> None:
-        """The span of a request we answered with an error before sending it anywhere."""
+        """The span of a request we answered with an error before sending it anywhere
+        (``started``: the door's ``time.perf_counter()`` at its arrival)."""
         attributes: Attributes = {"gen_ai.operation.name": OPERATION, "error.type": error_type}
         span = self._tracer.start_span(
             span_name(None),
             context=parent_context(traceparent, tracestate),
             kind=SpanKind.CLIENT,
             attributes=attributes,
-            start_time=start_ns,
+            start_time=arrival_ns(started),
         )
         span.set_status(_ERROR)
         span.end()
