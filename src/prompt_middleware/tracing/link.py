@@ -20,6 +20,8 @@ def prompt_link(result: RewriteResult) -> PromptLink | None:
         version=prompt.version,
         store=result.store,
         cache=result.cache_status.value,
+        label=result.label,
+        variant=result.variant,
     )
 
 

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -73,6 +72,10 @@ def build_exporter(
     environ: Mapping[str, str] | None = None,
 ) -> SpanExporter:
     """The OTLP/HTTP exporter of a mode; raises :class:`ConfigurationError` when it cannot."""
+    # Imported here: the exporter (protobuf, requests) takes longer to import than the rest of
+    # prompt-middleware, and an application with traces off never needs it.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
     _refuse_other_protocols(os.environ if environ is None else environ)
     if mode == "otlp":
         return OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself

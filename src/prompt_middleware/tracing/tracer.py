@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.request import decode_body
+from prompt_middleware.settings import Settings
 from prompt_middleware.tracing.attributes import (
     OPERATION,
     Attributes,
@@ -75,6 +76,23 @@ class Tracing:
         if mode == "off":
             return None
         return cls(build_exporter(mode, langfuse=langfuse, environ=environ), content=trace_content)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tracing | None:
+        """The tracing ``settings`` ask for (``traces``, ``trace_content``, the Langfuse keys
+        and host for ``langfuse``); None when traces are off."""
+        if settings.traces == "off":
+            return None
+        langfuse = None
+        if settings.langfuse_public_key is not None and settings.langfuse_secret_key is not None:
+            langfuse = LangfuseTarget(
+                host=settings.langfuse_base_url,
+                public_key=settings.langfuse_public_key,
+                secret_key=settings.langfuse_secret_key.get_secret_value(),
+            )
+        return cls.from_values(
+            settings.traces, trace_content=settings.trace_content, langfuse=langfuse
+        )
 
     @property
     def content(self) -> bool:
