@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 __all__ = ["request_headers", "response_headers"]
@@ -25,7 +25,14 @@ _HOP_BY_HOP: Final = frozenset(
 # Also never copied from the client: aiohttp writes host and content-length for the upstream,
 # and our server has already answered any "Expect: 100-continue".
 _DROP_REQUEST: Final = _HOP_BY_HOP | {b"host", b"content-length", b"expect"}
-_DROP_REQUEST_AUTH: Final = _DROP_REQUEST | {b"authorization"}
+# With traces on, the request's span replaces the caller's trace context.
+_TRACE: Final = frozenset({b"traceparent", b"tracestate"})
+_DROP: Final = {  # (our authorization?, our trace context?) -> the client's headers dropped
+    (False, False): _DROP_REQUEST,
+    (True, False): _DROP_REQUEST | {b"authorization"},
+    (False, True): _DROP_REQUEST | _TRACE,
+    (True, True): _DROP_REQUEST | _TRACE | {b"authorization"},
+}
 
 
 def request_headers(
@@ -33,9 +40,11 @@ def request_headers(
     authorization: str | None,
     *,
     keep_length: bool,
+    trace: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """The client's headers as the upstream gets them; ``authorization`` replaces the client's."""
-    drop = _DROP_REQUEST if authorization is None else _DROP_REQUEST_AUTH
+    """The client's headers as the upstream gets them; ``authorization`` replaces the client's,
+    and ``trace`` (the span's ``traceparent`` and ``tracestate``) the client's trace context."""
+    drop = _DROP[(authorization is not None, trace is not None)]
     headers: list[tuple[str, str]] = []
     connection: bytes | None = None
     for name, value in raw:
@@ -53,6 +62,8 @@ def request_headers(
             headers = [(k, v) for k, v in headers if k.encode("latin-1") not in named]
     if authorization is not None:
         headers.append(("authorization", authorization))
+    if trace is not None:
+        headers += trace.items()
     return headers
 
 
