@@ -9,6 +9,7 @@ collector hanging, a request that waited on it would never complete at all.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -108,3 +109,31 @@ async def test_a_refusing_collector_changes_no_answer(
         assert await _dropped(client) == 0
     assert collector.refused
     assert set(collector.refused) == {500}
+
+
+async def test_a_collector_that_is_down_changes_no_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: every export is refused
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    # A refused connection is retried after a backoff of about a second; with a shorter
+    # deadline the exporter gives each batch up at once instead (the test stays short).
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0.5")
+    upstream = FakeUpstream()
+    async with serve_in_background(upstream) as upstream_url:
+        settings = Settings(
+            prompts_dir=str(PROMPTS), upstream_base_url=upstream_url + "/v1", traces="otlp"
+        )
+        sidecar = Sidecar(settings)
+        async with (
+            serve_in_background(sidecar, lifespan="on") as url,
+            httpx.AsyncClient(base_url=url) as client,
+        ):
+            assert await _send(client, 100) == [200] * 100
+            tracing = sidecar.middleware.tracing
+            assert tracing is not None
+            await asyncio.to_thread(tracing.force_flush)  # returns: the exports gave up
+            assert await _dropped(client) >= 0  # counted, whatever the worker kept up with
+    assert len(upstream.requests) == 100

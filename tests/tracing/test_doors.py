@@ -8,17 +8,21 @@ Spans land in memory, through the SDK's batch processor.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from examples.starlette_app.app import PROMPTS
 from prompt_middleware import PromptMiddleware, PromptTransport, Settings
+from prompt_middleware.experiments import Experiment, Variant
+from prompt_middleware.sidecar.forwarder import Forwarder
 from tests.conftest import RecordingApp
+from tests.fakes.server import serve_in_background
+from tests.fakes.upstream import FakeUpstream
 from tests.tracing.conftest import MemoryTracing
 from tests.tracing.test_answer import COMPLETION, STREAM
 
@@ -40,7 +44,12 @@ def _attributes(span: ReadableSpan) -> dict[str, object]:
 
 
 class StreamingApp:
-    """Answers with the SSE stream of the answer tests, in three body messages."""
+    """Answers with the SSE stream of the answer tests, in three body messages; calls
+    ``before_the_last_message`` (if set) before the last one and keeps what it returned."""
+
+    def __init__(self) -> None:
+        self.before_the_last_message: Callable[[], tuple[ReadableSpan, ...]] | None = None
+        self.spans_seen: tuple[ReadableSpan, ...] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
@@ -49,6 +58,8 @@ class StreamingApp:
         third = len(STREAM) // 3
         for piece in (STREAM[:third], STREAM[third : 2 * third], STREAM[2 * third :]):
             await send({"type": "http.response.body", "body": piece, "more_body": True})
+        if self.before_the_last_message is not None:
+            self.spans_seen = self.before_the_last_message()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -89,19 +100,57 @@ async def test_the_middleware_span_covers_the_apps_handling(
     assert "langfuse.observation.output" not in attributes  # {"ok": true} has no message
     assert span.context is not None
     assert f"{span.context.trace_id:032x}" == CALLER_TRACE
+    # The app is called inside the span: what it calls next continues the trace from there.
+    assert app.last.headers["traceparent"] == (f"00-{CALLER_TRACE}-{span.context.span_id:016x}-01")
 
 
 async def test_the_middleware_reads_a_streamed_answer_from_send(memory: MemoryTracing) -> None:
-    middleware = PromptMiddleware(
-        StreamingApp(), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
-    )
+    app = StreamingApp()
+    middleware = PromptMiddleware(app, Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing)
+    app.before_the_last_message = memory.spans
     transport = httpx.ASGITransport(app=middleware)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.post("/v1/chat/completions", json=MANAGED)
     assert response.content == STREAM
+    assert app.spans_seen == ()  # the span was open until the last byte
     attributes = _attributes(memory.only_span())
     assert attributes["gen_ai.usage.input_tokens"] == 20
     assert attributes["gen_ai.usage.output_tokens"] == 2
+    await middleware.engine.aclose()
+
+
+async def test_the_experiment_variant_and_its_label_are_on_the_span(
+    memory: MemoryTracing,
+) -> None:
+    # The control (production) is switched off: every request gets the staging variant.
+    variants = (Variant(label="production", weight=0), Variant(label="staging", weight=1))
+    experiment = Experiment(name="tone", prompt_id="support/answer", variants=variants)
+    settings = Settings(prompts_dir=str(PROMPTS), experiments=(experiment,))
+    middleware = PromptMiddleware(RecordingApp(), settings, tracing=memory.tracing)
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post("/v1/chat/completions", json={**MANAGED, "user": "u-1"})
+    assert response.headers["x-prompt-variant"] == "staging"
+    span = memory.only_span()
+    attributes = _attributes(span)
+    assert attributes["langfuse.observation.metadata.experiment_variant"] == "staging"
+    assert attributes["langfuse.observation.metadata.prompt_label"] == "staging"
+    assert attributes["gen_ai.request.temperature"] == 0.7  # version 1's config
+    assert attributes["user.id"] == attributes["langfuse.user.id"] == "u-1"
+    assert span.name == "chat gpt-4o-mini"
+    await middleware.engine.aclose()
+
+
+async def test_a_version_asked_for_has_no_label(memory: MemoryTracing) -> None:
+    middleware = PromptMiddleware(
+        RecordingApp(), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
+    )
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.post("/v1/chat/completions", json={**MANAGED, "prompt_version": 1})
+    attributes = _attributes(memory.only_span())
+    assert "langfuse.observation.metadata.prompt_label" not in attributes
+    assert "experiment_variant" not in " ".join(attributes)
     await middleware.engine.aclose()
 
 
@@ -144,6 +193,46 @@ async def test_unmanaged_and_unmatched_requests(
     assert "langfuse.observation.type" not in _attributes(span)
 
 
+class Layer:
+    """Another ASGI layer between the middleware and the forwarder: requests reach the
+    forwarder through plain ASGI, the span with them in the scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+async def test_a_forwarder_behind_another_layer_sends_the_span_upstream_and_marks_its_errors(
+    memory: MemoryTracing,
+) -> None:
+    upstream = FakeUpstream()
+    async with serve_in_background(upstream) as upstream_url:
+        for base_url in (upstream_url + "/v1", None):  # None: no upstream, our 400
+            settings = Settings(prompts_dir=str(PROMPTS), upstream_base_url=base_url)
+            forwarder = Forwarder(settings)
+            middleware = PromptMiddleware(Layer(forwarder), settings, tracing=memory.tracing)
+            transport = httpx.ASGITransport(app=middleware)
+            async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+                await client.post(
+                    "/v1/chat/completions",
+                    json=MANAGED,
+                    headers={"traceparent": TRACEPARENT, "tracestate": "caller=1"},
+                )
+            await forwarder.aclose()
+            await middleware.engine.aclose()
+    forwarded, refused = memory.spans()
+    assert forwarded.context is not None
+    assert upstream.last.headers_named("traceparent") == [
+        f"00-{CALLER_TRACE}-{forwarded.context.span_id:016x}-01"
+    ]
+    assert upstream.last.headers_named("tracestate") == ["caller=1"]  # the span carries it on
+    assert forwarded.status.status_code is StatusCode.UNSET
+    assert refused.status.status_code is StatusCode.ERROR
+    assert _attributes(refused)["error.type"] == "invalid_prompt_request"  # not just "400"
+
+
 # --- the transport ---------------------------------------------------------------------------
 
 
@@ -152,14 +241,22 @@ def sent() -> list[httpx.Request]:
     return []
 
 
+class _InThirds(httpx.AsyncByteStream):
+    """A response body that arrives as a network one does: in pieces, not yet read."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        third = len(STREAM) // 3
+        for piece in (STREAM[:third], STREAM[third : 2 * third], STREAM[2 * third :]):
+            yield piece
+
+
 def _upstream(sent: list[httpx.Request], *, stream: bool = False) -> httpx.MockTransport:
     def answer(request: httpx.Request) -> httpx.Response:
         sent.append(request)
         if stream:
-            return httpx.Response(
-                200, headers={"content-type": "text/event-stream"}, content=STREAM
-            )
-        return httpx.Response(200, json=COMPLETION)
+            headers = {"content-type": "text/event-stream"}
+            return httpx.Response(200, headers=headers, stream=_InThirds())
+        return httpx.Response(200, json=COMPLETION)  # in memory already
 
     return httpx.MockTransport(answer)
 
