@@ -50,7 +50,8 @@ class GenerationSpan:
             if self._error_type is None:
                 self._error_type = error_type
             return  # an error body has no usage or message to read
-        self._reader = reader_for(content_type, content=self._content)
+        if self._span.is_recording():  # a span the sampler left out records nothing
+            self._reader = reader_for(content_type, content=self._content)
 
     def response_chunk(self, chunk: bytes) -> None:
         """A chunk of the answer's body, as it goes to the client."""

@@ -112,17 +112,23 @@ class Tracing:
         traceparent: str | None = None,
         tracestate: str | None = None,
     ) -> GenerationSpan:
-        """The span of a request whose body sent on is ``fields``, started at ``start_ns``."""
+        """The span of a request whose body sent on is ``fields``, started at ``start_ns``.
+
+        The attributes are set once the span exists, so that a span the sampler leaves out
+        (``OTEL_TRACES_SAMPLER``) costs neither them nor reading the answer; a sampler
+        therefore decides without them.
+        """
         model, attributes = request_attributes(fields, content=self._content)
-        if prompt is not None:
-            attributes.update(prompt_attributes(prompt))
         span = self._tracer.start_span(
             span_name(model),
             context=parent_context(traceparent, tracestate),
             kind=SpanKind.CLIENT,
-            attributes=attributes,
             start_time=start_ns,
         )
+        if span.is_recording():
+            if prompt is not None:
+                attributes.update(prompt_attributes(prompt))
+            span.set_attributes(attributes)
         return GenerationSpan(span, content=self._content)
 
     def start_request(
