@@ -314,3 +314,27 @@ async def test_a_failing_wrapped_transport_ends_the_span_as_an_error(
     assert span.status.status_code is StatusCode.ERROR
     assert _attributes(span)["error.type"] == "ConnectError"
     await transport.aclose()
+
+
+async def test_a_request_the_sampler_leaves_out_is_passed_on_with_its_trace_context(
+    monkeypatch: pytest.MonkeyPatch, sent: list[httpx.Request]
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    memory = MemoryTracing()  # the SDK reads the sampler when the provider is made
+    transport = PromptTransport(
+        _upstream(sent, stream=True), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
+    )
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="https://api.test/v1") as client,
+        client.stream(
+            "POST", "/chat/completions", json=MANAGED, headers={"traceparent": TRACEPARENT}
+        ) as response,
+    ):
+        assert await response.aread() == STREAM
+    assert memory.spans() == ()
+    # The caller's trace goes on, marked as not sampled by this hop.
+    traceparent = sent[0].headers["traceparent"]
+    assert traceparent.startswith(f"00-{CALLER_TRACE}-")
+    assert traceparent.endswith("-00")
+    await transport.aclose()
+    await memory.tracing.aclose()
