@@ -25,14 +25,11 @@ _HOP_BY_HOP: Final = frozenset(
 # Also never copied from the client: aiohttp writes host and content-length for the upstream,
 # and our server has already answered any "Expect: 100-continue".
 _DROP_REQUEST: Final = _HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+_DROP_REQUEST_AUTH: Final = _DROP_REQUEST | {b"authorization"}
 # With traces on, the request's span replaces the caller's trace context.
 _TRACE: Final = frozenset({b"traceparent", b"tracestate"})
-_DROP: Final = {  # (our authorization?, our trace context?) -> the client's headers dropped
-    (False, False): _DROP_REQUEST,
-    (True, False): _DROP_REQUEST | {b"authorization"},
-    (False, True): _DROP_REQUEST | _TRACE,
-    (True, True): _DROP_REQUEST | _TRACE | {b"authorization"},
-}
+_DROP_REQUEST_TRACE: Final = _DROP_REQUEST | _TRACE
+_DROP_REQUEST_AUTH_TRACE: Final = _DROP_REQUEST_AUTH | _TRACE
 
 
 def request_headers(
@@ -44,7 +41,10 @@ def request_headers(
 ) -> list[tuple[str, str]]:
     """The client's headers as the upstream gets them; ``authorization`` replaces the client's,
     and ``trace`` (the span's ``traceparent`` and ``tracestate``) the client's trace context."""
-    drop = _DROP[(authorization is not None, trace is not None)]
+    if trace is None:
+        drop = _DROP_REQUEST if authorization is None else _DROP_REQUEST_AUTH
+    else:
+        drop = _DROP_REQUEST_TRACE if authorization is None else _DROP_REQUEST_AUTH_TRACE
     headers: list[tuple[str, str]] = []
     connection: bytes | None = None
     for name, value in raw:
