@@ -8,9 +8,11 @@ with a realistic 2 KB body (system + few-shot messages, tools, metadata) and a 2
 Baselines measured in the same run: the same no-op app unwrapped, and a naive
 ``json.loads``/``json.dumps`` rewrite of the same requests. The same for ``PromptTransport``
 against the bare httpx transport it wraps, and for the sidecar app against the bare proxy of
-``bench/sidecar_load.py``, both in front of an instant stub upstream. Cases and their
-baselines take turns within each round, so a burst of noise does not land on one of them
-only. Medians of several rounds; ratios, not lone times.
+``bench/sidecar_load.py``, both in front of an instant stub upstream. With traces on
+(README, "Traces"): a managed hit answered with a JSON completion and with a stream, spans
+exported to nowhere (encoded as OTLP protobuf, then dropped), against the same with traces
+off. Cases and their baselines take turns within each round, so a burst of noise does not
+land on one of them only. Medians of several rounds; ratios, not lone times.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from typing import Any
 
 import httpx
 import structlog
-from _common import aiohttp_proxy
+from _common import aiohttp_proxy, upstream_app
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from prompt_middleware import (
     ChatMessage,
@@ -44,6 +49,7 @@ from prompt_middleware.render import compile_template
 from prompt_middleware.sidecar import Sidecar
 from prompt_middleware.sidecar.forwarder import Forwarder
 from prompt_middleware.sidecar.metrics import PrometheusMetrics
+from prompt_middleware.tracing import Tracing
 
 URL = "/v1/chat/completions"
 PROMPT = Prompt(
@@ -222,6 +228,7 @@ async def main() -> None:
 
     await sidecar_case(rounds, scale)
     await experiment_case(rounds, scale)
+    await traces_case(rounds, scale)
     await transport_case(settings, rounds, scale)
     await logging_case(settings, rounds, scale)
 
@@ -408,6 +415,63 @@ async def experiment_case(rounds: int, scale: float) -> None:
         ("elsewhere", "experiment on another prompt"),
     ):
         print(f"{title:44} {'2 KB':>6} {us(costs[name])} {us(base)} {us(costs[name] - base)}")
+
+
+class Nowhere(SpanExporter):
+    """Spans encoded as the OTLP exporter encodes them, then dropped: the export's CPU
+    without a socket or a collector."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        encode_spans(spans).SerializePartialToString()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def flushing(
+    call: Callable[[], Awaitable[None]], tracing: Tracing
+) -> Callable[[], Awaitable[None]]:
+    """``call``, and every 512 calls (a batch) the export of what is queued, waited for in
+    this thread: the batch thread's CPU lands in this case's rounds, not in another's."""
+    count = 0
+
+    async def call_and_flush() -> None:
+        nonlocal count
+        await call()
+        count += 1
+        if count % 512 == 0:
+            tracing.force_flush()
+
+    return call_and_flush
+
+
+async def traces_case(rounds: int, scale: float) -> None:
+    """A managed hit with traces on against the same with traces off, the app answering as
+    an upstream does (a JSON completion with usage, or an SSE stream): the span, its
+    attributes, reading the answer, and the batch export's encoding."""
+    settings = Settings(default_store="mem")
+    tracing = Tracing(Nowhere())
+    off = PromptMiddleware(upstream_app, settings, stores={"mem": OneStore()})
+    on = PromptMiddleware(upstream_app, settings, stores={"mem": OneStore()}, tracing=tracing)
+    request = json.loads(body_of(2_000, managed=True))
+    for kind, body in (
+        ("JSON", json.dumps({**request, "user": "user-12345"}).encode()),
+        ("stream", json.dumps({**request, "user": "user-12345", "stream": True}).encode()),
+    ):
+        for app in (off, on):
+            await asgi_call(app, URL, body)()  # warm the cache
+        costs = await cpu_per_call(
+            {"off": asgi_call(off, URL, body), "on": flushing(asgi_call(on, URL, body), tracing)},
+            max(20, int(20_000 * scale)),
+            rounds,
+        )
+        title = f"managed, cache hit, traces on ({kind} answer)"
+        base, cost = costs["off"], costs["on"]
+        print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
+    if tracing.dropped_spans:
+        print(f"  (traces: {tracing.dropped_spans} spans dropped: the export fell behind)")
+    await tracing.aclose()
 
 
 async def logging_case(settings: Settings, rounds: int, scale: float) -> None:

@@ -22,6 +22,18 @@ machine's slow spells cannot skew. Medians of per-round ratios.
 
     .venv/bin/python bench/sidecar_load.py            # 5 rounds of 3 s per case and server
     .venv/bin/python bench/sidecar_load.py --smoke    # about 1 s each, for CI
+    .venv/bin/python bench/sidecar_load.py --traces   # and the sidecar with traces on
+    .venv/bin/python bench/sidecar_load.py --traces --hanging-collector
+
+``--traces`` adds a fourth server, ``traced``: the same sidecar with
+``PROMPT_MIDDLEWARE_TRACES=otlp`` (README, "Traces"), its spans exported to the fast fake
+upstream's process, which answers every POST with a 200 (an OTLP collector that accepts
+everything). ``--hanging-collector`` points it instead at a socket that accepts connections
+and never answers: the export thread hangs, the queue fills, spans are dropped and counted.
+Ratios of ``traced`` to ``sidecar`` (issue 15's target: ≥ 0.85 of the traces-off throughput,
+loaded together; with a hanging collector, p50 within noise of traces off) join the table,
+and the spans dropped are read from the traced sidecar's ``/metrics`` at the end. With
+``--smoke``, only the managed case is loaded (every case is still checked).
 
 Everything listens on 127.0.0.1 and stops by itself.
 """
@@ -29,11 +41,14 @@ Everything listens on 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import socket
 import sys
 import tempfile
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -63,11 +78,15 @@ from _common import (
     upstream_app,
     usage,
 )
+from _common import Running as RunningServer
 from hot_path import PROMPT, body_of
 
 from prompt_middleware import ChatMessage
 
 SERVERS: Final = ("direct", "floor", "sidecar")
+TRACED: Final = "traced"  # the sidecar with traces on (--traces)
+#: ``--traces-endpoint`` value meaning "the fake upstream's own URL": a collector that accepts.
+UPSTREAM_COLLECTOR: Final = "upstream"
 MANAGED: Final = body_of(2_000, managed=True, store="file")
 
 
@@ -109,12 +128,15 @@ def write_prompt(folder: Path) -> None:
     path.write_text(json.dumps(document))
 
 
-def serve_sidecar(port: int, upstream: str, prompts_dir: str) -> int:
-    """Run ``prompt-middleware serve`` in this process, configured as a deployment would be."""
+def serve_sidecar(
+    port: int, upstream: str, prompts_dir: str, traces_endpoint: str | None = None
+) -> int:
+    """Run ``prompt-middleware serve`` in this process, configured as a deployment would be;
+    with traces on when ``traces_endpoint`` names an OTLP collector."""
     from prompt_middleware.sidecar.cli import main as cli
 
     for name in list(os.environ):  # nothing inherited may configure it
-        if name.startswith(("PROMPT_MIDDLEWARE_", "LANGFUSE_", "HUMANLOOP_")):
+        if name.startswith(("PROMPT_MIDDLEWARE_", "LANGFUSE_", "HUMANLOOP_", "OTEL_")):
             del os.environ[name]
     os.environ.update(
         {
@@ -124,20 +146,53 @@ def serve_sidecar(port: int, upstream: str, prompts_dir: str) -> int:
             "PROMPT_MIDDLEWARE_LOG_LEVEL": "warning",
         }
     )
+    if traces_endpoint is not None:
+        if traces_endpoint == UPSTREAM_COLLECTOR:
+            traces_endpoint = upstream.removesuffix("/v1")
+        os.environ["PROMPT_MIDDLEWARE_TRACES"] = "otlp"
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = traces_endpoint
     return cli(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
 
 
+@contextlib.contextmanager
+def hanging_collector() -> Iterator[str]:
+    """A collector that never answers: a listening socket nobody accepts on (the kernel
+    completes the connections, and the requests sent on them wait for ever)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1024)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def stop_traced(traced: RunningServer) -> None:
+    """Report the traced sidecar's dropped spans, and stop it while its collector still
+    runs: its last spans are exported at shutdown."""
+    dropped = dropped_spans(traced.url)
+    print(f"traces: {dropped} spans dropped (prompt_middleware_trace_spans_dropped_total)")
+    traced.process.terminate()
+    traced.process.wait(30)
+
+
+def dropped_spans(url: str) -> str:
+    """``prompt_middleware_trace_spans_dropped_total`` of a sidecar's ``/metrics``."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("prompt_middleware_trace_spans_dropped_total "):
+                return str(line.split()[1])
+    return "?"
+
+
 def check(urls: dict[str, str]) -> None:
-    """Every case answers 200 everywhere, the sidecar's managed cases really are managed, and
+    """Every case answers 200 everywhere, the sidecars' managed cases really are managed, and
     the streams stream."""
     for case in CASES:
-        for server in SERVERS:
+        for server in urls:
             status, headers, body = probe(urls[server], case.load.path, case.load.body)
             where = f"{case.name} on {server}"
             if status != 200:
                 raise RuntimeError(f"{where}: {status} {body[:300]!r}")
             managed = headers.get("x-prompt-store") == "file"
-            if managed != (server == "sidecar" and case.name != "unmanaged"):
+            if managed != (server in ("sidecar", TRACED) and case.name != "unmanaged"):
                 raise RuntimeError(f"{where}: x-prompt-store is {headers.get('x-prompt-store')}")
             streamed = headers.get("content-type", "").startswith("text/event-stream")
             if streamed != (case.name == "streaming") or (
@@ -151,104 +206,149 @@ Results = dict[tuple[str, str], list[Round]]  # (case, server) -> rounds
 Together = dict[str, list[dict[str, float]]]  # case -> rounds of req/s by server, loaded at once
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures: which servers (and so which ratios), under which cases."""
+
+    servers: tuple[str, ...]
+    cases: tuple[Case, ...]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_load_arguments(parser, duration=3.0)
     # More, shorter rounds: this kind of machine drifts over seconds, and a median of five
     # per-round ratios moves less than one of three.
     parser.set_defaults(rounds=5)
+    parser.add_argument("--traces", action="store_true", help="also the sidecar, traces on")
+    parser.add_argument(
+        "--hanging-collector",
+        action="store_true",
+        help="with --traces: the collector accepts connections and never answers",
+    )
     parser.add_argument("--prompts-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--traces-endpoint", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve == "sidecar":
-        return serve_sidecar(args.port, args.upstream, args.prompts_dir)
+        return serve_sidecar(args.port, args.upstream, args.prompts_dir, args.traces_endpoint)
     if args.serve:
         configure_logging("warning")
         app = upstream_app if args.serve == "upstream" else aiohttp_proxy(args.upstream)
         serve_app(app, args.port)
         return 0
 
+    traces = args.traces or args.hanging_collector
+    plan = Plan(
+        servers=(*SERVERS, TRACED) if traces else SERVERS,
+        # With --smoke and traces, the managed case alone is loaded: the one the target is on.
+        cases=CASES[:1] if traces and args.smoke else CASES,
+    )
+    with contextlib.ExitStack() as stack:
+        collector = UPSTREAM_COLLECTOR
+        if args.hanging_collector:
+            collector = stack.enter_context(hanging_collector())
+            print(f"traces: to a collector that never answers ({collector})", flush=True)
+        elif traces:
+            print("traces: to a collector that accepts (the fake upstream's process)")
+        return run(parser, args, plan, collector)
+
+
+def run(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, plan: Plan, collector: str
+) -> int:
     duration, rounds = (1.0, 1) if args.smoke else (args.duration, args.rounds)
-    careful = not args.smoke
     kind = loadgen_kind(parser, args.loadgen)
     cores = split_cores()
     print(describe(kind, cores, args.connections, duration, rounds), flush=True)
-    results: Results = {(case.name, server): [] for case in CASES for server in SERVERS}
-    together: Together = {case.name: [] for case in CASES}
+    results: Results = {(c.name, server): [] for c in plan.cases for server in plan.servers}
+    together: Together = {case.name: [] for case in plan.cases}
     with tempfile.TemporaryDirectory() as scratch:
         prompts = Path(scratch, "prompts")
         write_prompt(prompts)
+        sidecar_argv = ["--prompts-dir", str(prompts)]
         servers = [
             script_server("upstream", __file__, "upstream", cores.upstream),
             script_server("direct", __file__, "upstream", cores.tested),
             script_server("floor", __file__, "floor", cores.tested),
-            script_server(
-                "sidecar", __file__, "sidecar", cores.tested, ["--prompts-dir", str(prompts)]
-            ),
+            script_server("sidecar", __file__, "sidecar", cores.tested, sidecar_argv),
         ]
+        if TRACED in plan.servers:
+            traced_argv = [*sidecar_argv, "--traces-endpoint", collector]
+            servers.append(script_server(TRACED, __file__, "sidecar", cores.tested, traced_argv))
         with running(servers) as started:
-            check({name: server.url for name, server in started.items()})
+            check({name: started[name].url for name in plan.servers})
             generator = LoadGenerator(kind, cores.loadgen, Path(scratch))
             if not args.smoke:  # warm up: pools filled, code paths hot
-                for case in CASES:
-                    for server in SERVERS:
+                for case in plan.cases:
+                    for server in plan.servers:
                         generator.run(started[server].url, case.load, args.connections, 1.0)
             for round_ in range(rounds):
-                # Rotate the servers' order: a machine that slows down during a round must not
-                # always penalise the same one.
-                order = SERVERS[round_ % 3 :] + SERVERS[: round_ % 3]
-                for case in CASES:
-                    # The loaded runs of the servers back to back, then the single-connection
-                    # ones: a ratio compares runs seconds apart, not a whole case apart.
-                    loaded_runs = {
-                        server: measure(
-                            generator,
-                            started[server],
-                            case.load,
-                            args.connections,
-                            duration,
-                            careful=careful,
-                        )
-                        for server in order
-                    }
-                    for server in order:
-                        loaded = loaded_runs[server]
-                        single = measure(
-                            generator, started[server], case.load, 1, duration, careful=careful
-                        )
-                        results[(case.name, server)].append((loaded, single))
-                        print(
-                            f"  round {round_ + 1} {case.name:9} {server:7} "
-                            f"{loaded.rps:7.0f} req/s p50 {loaded.p50_ms or 0:6.2f} ms "
-                            f"p99 {loaded.p99_ms or 0:6.2f} ms p50@1 {single.p50_ms or 0:.3f} ms "
-                            f"{usage(loaded)} errors {loaded.errors + single.errors}",
-                            flush=True,
-                        )
-                    rates = measure_together(
-                        generator,
-                        [started[server] for server in SERVERS],
-                        case.load,
-                        args.connections,
-                        duration,
-                    )
-                    together[case.name].append(dict(zip(SERVERS, rates, strict=True)))
-                    print(
-                        f"  round {round_ + 1} {case.name:9} together: "
-                        + ", ".join(f"{s} {r:.0f}" for s, r in zip(SERVERS, rates, strict=True))
-                        + " req/s",
-                        flush=True,
-                    )
+                run_round(round_, plan, started, generator, args, duration, results, together)
+            if TRACED in plan.servers:
+                stop_traced(started[TRACED])
     print()
-    print(_servers_table(results))
+    print(_servers_table(plan, results))
     print()
-    print(_ratios_table(results, together))
+    print(_ratios_table(plan, results, together))
     print(contention_note(r for rounds in results.values() for pair in rounds for r in pair))
     return 0
 
 
-def _servers_table(results: Results) -> str:
+def run_round(
+    round_: int,
+    plan: Plan,
+    started: dict[str, RunningServer],
+    generator: LoadGenerator,
+    args: argparse.Namespace,
+    duration: float,
+    results: Results,
+    together: Together,
+) -> None:
+    careful = not args.smoke
+    # Rotate the servers' order: a machine that slows down during a round must not always
+    # penalise the same one.
+    shift = round_ % len(plan.servers)
+    order = plan.servers[shift:] + plan.servers[:shift]
+    for case in plan.cases:
+        # The loaded runs of the servers back to back, then the single-connection ones: a
+        # ratio compares runs seconds apart, not a whole case apart.
+        loaded_runs = {
+            server: measure(
+                generator, started[server], case.load, args.connections, duration, careful=careful
+            )
+            for server in order
+        }
+        for server in order:
+            loaded = loaded_runs[server]
+            single = measure(generator, started[server], case.load, 1, duration, careful=careful)
+            results[(case.name, server)].append((loaded, single))
+            print(
+                f"  round {round_ + 1} {case.name:9} {server:7} "
+                f"{loaded.rps:7.0f} req/s p50 {loaded.p50_ms or 0:6.2f} ms "
+                f"p99 {loaded.p99_ms or 0:6.2f} ms p50@1 {single.p50_ms or 0:.3f} ms "
+                f"{usage(loaded)} errors {loaded.errors + single.errors}",
+                flush=True,
+            )
+        rates = measure_together(
+            generator,
+            [started[server] for server in plan.servers],
+            case.load,
+            args.connections,
+            duration,
+        )
+        together[case.name].append(dict(zip(plan.servers, rates, strict=True)))
+        print(
+            f"  round {round_ + 1} {case.name:9} together: "
+            + ", ".join(f"{s} {r:.0f}" for s, r in zip(plan.servers, rates, strict=True))
+            + " req/s",
+            flush=True,
+        )
+
+
+def _servers_table(plan: Plan, results: Results) -> str:
     rows = []
-    for case in CASES:
-        for server in SERVERS:
+    for case in plan.cases:
+        for server in plan.servers:
             rounds = clean_rounds(results[(case.name, server)])
             rows.append(
                 [
@@ -288,6 +388,11 @@ def _added_p50(ours: Round, theirs: Round) -> float | None:
     return None if single is None or baseline is None else single - baseline
 
 
+def _added_p50_loaded(ours: Round, theirs: Round) -> float | None:
+    loaded, baseline = ours[0].p50_ms, theirs[0].p50_ms
+    return None if loaded is None or baseline is None else loaded - baseline
+
+
 @dataclass(frozen=True)
 class Ratio:
     label: str
@@ -308,6 +413,14 @@ RATIOS: Final = (
     ),
     Ratio("added p50 at 1 connection, vs floor", "sidecar", "floor", _added_p50, " ms"),
 )
+#: With --traces: the traced sidecar against the same sidecar with traces off.
+TRACED_RATIOS: Final = (
+    Ratio("traces on / off, req/s, in turn", TRACED, "sidecar", _throughput),
+    Ratio(
+        "added p50 at 32 connections, traces on vs off", TRACED, "sidecar", _added_p50_loaded, " ms"
+    ),
+    Ratio("added p50 at 1 connection, traces on vs off", TRACED, "sidecar", _added_p50, " ms"),
+)
 
 
 TOGETHER: Final = (
@@ -316,24 +429,28 @@ TOGETHER: Final = (
     ("sidecar / floor, req/s, loaded together", "sidecar", "floor", 0.80),
     ("floor / direct upstream, req/s, loaded together", "floor", "direct", None),
 )
+#: With --traces (issue 15's target for the managed case).
+TRACED_TOGETHER: Final = (("traces on / off, req/s, loaded together", TRACED, "sidecar", 0.85),)
 
 
-def _ratios_table(results: Results, together: Together) -> str:
+def _ratios_table(plan: Plan, results: Results, together: Together) -> str:
     rows = []
+    traced = TRACED in plan.servers
+    cases = plan.cases
     # The servers loaded at the same time on their shared core: each ratio is taken over
     # the same seconds, so a slow spell of the machine cannot favour one side
     # (_common.measure_together). The targets are judged on these.
-    for label, server, baseline, target in TOGETHER:
+    for label, server, baseline, target in (*TOGETHER, *(TRACED_TOGETHER if traced else ())):
         values = {
             case.name: median(r[server] / r[baseline] for r in together[case.name])
-            for case in CASES
+            for case in cases
         }
         goal = "—" if target is None else f"≥ {target:.2f}"
         met = "" if target is None else mark(values["managed"] >= target)
-        rows.append([label, *(f"{values[case.name]:.2f}" for case in CASES), goal, met])
-    for ratio in RATIOS:
+        rows.append([label, *(f"{values[case.name]:.2f}" for case in cases), goal, met])
+    for ratio in (*RATIOS, *(TRACED_RATIOS if traced else ())):
         values = {}
-        for case in CASES:
+        for case in cases:
             # Paired by round: both sides of a ratio were measured minutes apart at most.
             pairs = clean_rounds(
                 [
@@ -351,10 +468,10 @@ def _ratios_table(results: Results, together: Together) -> str:
             goal = f"{'≤' if ratio.at_most else '≥'} {ratio.target:.2f}{ratio.unit}"
             value = values["managed"]
             met = mark(value <= ratio.target if ratio.at_most else value >= ratio.target)
-        cells = [f"{values[case.name]:.2f}{ratio.unit}" for case in CASES]
+        cells = [f"{values[case.name]:.2f}{ratio.unit}" for case in cases]
         rows.append([ratio.label, *cells, goal, met])
-    header = ["median of per-round ratios", *(c.name for c in CASES), "target (managed)", "met"]
-    return table(header, rows, "lrrrrl")
+    header = ["median of per-round ratios", *(c.name for c in cases), "target (managed)", "met"]
+    return table(header, rows, "l" + "r" * len(cases) + "rl")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,12 @@ def test_the_wrapped_app_can_parse_its_request(app: str) -> None:
     assert "| case (2 KB body) | unwrapped req/s | wrapped req/s |" in output
 
 
+def test_the_sidecar_load_runs_with_traces_on_and_a_hanging_collector() -> None:
+    output = run_smoke("sidecar_load.py", "--hanging-collector")
+    assert "| traces on / off, req/s, loaded together |" in output
+    assert re.search(r"^traces: [\d.]+ spans dropped", output, re.MULTILINE), output
+
+
 def test_the_stampede_fetches_the_prompt_once() -> None:
     output = run_smoke("stampede.py")
     found = re.search(r"^\| store fetches \(per round\) \| ([\d, ]+) \|", output, re.MULTILINE)

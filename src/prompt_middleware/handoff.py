@@ -3,13 +3,15 @@
 The middleware knows which model-list entry a request used; the forwarder knows how to send
 it. What passes between them is one :class:`HandOff`: the body to send, the entry's upstream
 (None: the forwarder's default one), whether the request waited for a prompt store on its
-way, and the ``x-prompt-*`` headers to add to the response.
+way, the ``x-prompt-*`` headers to add to the response, and with traces on the request's span
+(the forwarder sends its ``traceparent`` upstream and marks it with its own errors).
 
 A forwarder that is a :class:`BodyForwarder` (the sidecar's) gets the record in one call: no
 scope copy, no replayed ``receive``, no wrapped ``send``. An app behind other ASGI layers gets
-the same record through plain ASGI: the body as the request's, the upstream and the waited
-flag under :data:`UPSTREAM_SCOPE_KEY` and :data:`WAITED_SCOPE_KEY` (:func:`with_handoff`,
-read back by :func:`handoff_from_scope`), the headers added to its response by the middleware.
+the same record through plain ASGI: the body as the request's, the upstream, the waited
+flag and the span under :data:`UPSTREAM_SCOPE_KEY`, :data:`WAITED_SCOPE_KEY` and
+:data:`TRACE_SCOPE_KEY` (:func:`with_handoff`, :func:`with_trace`, read back by
+:func:`handoff_from_scope`), the headers added to its response by the middleware.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import msgspec
 from starlette.types import Receive, Scope, Send
 
 from prompt_middleware.settings import ModelEntry, Secret
+from prompt_middleware.tracing.context import TRACE_HEADERS
+from prompt_middleware.tracing.span import GenerationSpan
 
 __all__ = [
     "BODY_HEADERS",
+    "TRACE_SCOPE_KEY",
     "UPSTREAM_SCOPE_KEY",
     "WAITED_SCOPE_KEY",
     "BodyForwarder",
@@ -33,12 +38,15 @@ __all__ = [
     "upstream_of",
     "upstream_path",
     "with_handoff",
+    "with_trace",
 ]
 
 UPSTREAM_SCOPE_KEY: Final = "prompt_middleware.handoff"
 WAITED_SCOPE_KEY: Final = "prompt_middleware.waited"
+TRACE_SCOPE_KEY: Final = "prompt_middleware.trace"
 #: Headers that describe the body: replaced when the body is.
 BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
+_TRACE_HEADERS: Final = frozenset(name.encode("ascii") for name in TRACE_HEADERS)
 
 
 class Upstream(msgspec.Struct, frozen=True):
@@ -52,13 +60,14 @@ class HandOff(msgspec.Struct, frozen=True, gc=False):
     """A request on its way to the upstream, as the middleware passes it on.
 
     ``waited``: the client may have left while its prompt was fetched, so the forwarder looks
-    before it calls the upstream.
+    before it calls the upstream. ``trace``: the request's span, with traces on.
     """
 
     body: bytes
     upstream: Upstream | None = None
     waited: bool = False
     response_headers: Sequence[tuple[bytes, bytes]] = ()
+    trace: GenerationSpan | None = None
 
 
 @runtime_checkable
@@ -90,9 +99,22 @@ def with_handoff(scope: Scope, handoff: HandOff) -> Scope:
     return rewritten
 
 
+def with_trace(scope: Scope, span: GenerationSpan) -> Scope:
+    """``scope`` with the span under :data:`TRACE_SCOPE_KEY` and its ``traceparent`` (and
+    ``tracestate``) in place of the caller's: what the app calls next is the span's child."""
+    headers = [(k, v) for k, v in scope["headers"] if k not in _TRACE_HEADERS]
+    headers += [(k.encode("ascii"), v.encode("latin-1")) for k, v in span.trace_headers().items()]
+    return {**scope, "headers": headers, TRACE_SCOPE_KEY: span}
+
+
 def handoff_from_scope(scope: Scope, body: bytes) -> HandOff:
     """The hand-off a plain ASGI request carries (no keys: the default upstream)."""
-    return HandOff(body, scope.get(UPSTREAM_SCOPE_KEY), bool(scope.get(WAITED_SCOPE_KEY)))
+    return HandOff(
+        body,
+        scope.get(UPSTREAM_SCOPE_KEY),
+        bool(scope.get(WAITED_SCOPE_KEY)),
+        trace=scope.get(TRACE_SCOPE_KEY),
+    )
 
 
 def upstream_of(entry: ModelEntry | None) -> Upstream | None:

@@ -12,11 +12,18 @@ from prompt_middleware.asgi import serve_lifespan
 from prompt_middleware.doors import Door, prompt_headers, too_large
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import send_error
-from prompt_middleware.handoff import BodyForwarder, HandOff, upstream_of, with_handoff
+from prompt_middleware.handoff import (
+    BodyForwarder,
+    HandOff,
+    upstream_of,
+    with_handoff,
+    with_trace,
+)
 from prompt_middleware.observe import Observer
 from prompt_middleware.report import passed_on_is_reported, report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
+from prompt_middleware.tracing import GenerationSpan, Tracing, trace_context_of, traced_send
 
 __all__ = ["PromptMiddleware"]
 
@@ -32,6 +39,7 @@ class PromptMiddleware(Door):
     An ``app`` that is a :class:`~prompt_middleware.handoff.BodyForwarder` (the embedded
     forwarder) gets matched requests in one call, body and headers handed over, instead of
     through a replayed ASGI request; other routes still reach it through ASGI.
+    ``tracing`` overrides the one ``settings.traces`` asks for (README, "Traces").
     """
 
     def __init__(
@@ -41,8 +49,9 @@ class PromptMiddleware(Door):
         *,
         stores: Mapping[str, PromptStore] | None = None,
         observer: Observer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
-        super().__init__(settings, stores, observer)
+        super().__init__(settings, stores, observer, tracing)
         self.app = app
         self._routes = frozenset(self._settings.routes)
         # The forwarder takes the request in one call: see prompt_middleware.handoff.
@@ -72,28 +81,40 @@ class PromptMiddleware(Door):
             # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
             result = await self._engine.rewrite(body, scope["headers"])
         except Exception as exc:
-            await send_error(send, self.failure(exc, route, request_id, started))
+            error = self.failure(exc, route, request_id, started, scope["headers"])
+            await send_error(send, error)
             return
 
         overhead = time.perf_counter() - started
-        if self._forwarder is not None:
-            handoff = HandOff(body) if result is None else _handoff(result, overhead)
-            status = await self._forwarder.forward_body(scope, handoff, receive, send)
-        elif result is None and not passed_on_is_reported(self._observer):
-            await self.app(scope, _replay(body, receive), send)  # no status to keep
-            return
-        else:
-            answered = [0]
-            if result is None:
-                await self.app(scope, _replay(body, receive), _record_status(send, answered))
+        span = None
+        if self._tracing is not None:
+            span, scope, send = self._traced(self._tracing, scope, send, body, result, started)
+        try:  # free in CPython 3.11+ unless something raises
+            if self._forwarder is not None:
+                handoff = _handoff(body, result, overhead, span)
+                status = await self._forwarder.forward_body(scope, handoff, receive, send)
+            elif result is None and not passed_on_is_reported(self._observer):
+                await self.app(scope, _replay(body, receive), send)  # no status to keep
+                return
             else:
-                handoff = _handoff(result, overhead)
-                await self.app(
-                    with_handoff(scope, handoff),
-                    _replay(handoff.body, receive),
-                    _add_headers(send, handoff.response_headers, answered),
-                )
-            status = answered[0]
+                answered = [0]
+                if result is None:
+                    await self.app(scope, _replay(body, receive), _record_status(send, answered))
+                else:
+                    handoff = _handoff(body, result, overhead, span)
+                    await self.app(
+                        with_handoff(scope, handoff),
+                        _replay(handoff.body, receive),
+                        _add_headers(send, handoff.response_headers, answered),
+                    )
+                status = answered[0]
+        except Exception as exc:
+            if span is not None:
+                span.fail(type(exc).__name__)
+            raise
+        finally:
+            if span is not None:
+                span.end()  # after the last byte, if the answer was not already over
         report_request(
             route=route,
             request_id=request_id,
@@ -103,6 +124,26 @@ class PromptMiddleware(Door):
             duration_seconds=time.perf_counter() - started,
             observer=self._observer,
         )
+
+    def _traced(
+        self,
+        tracing: Tracing,
+        scope: Scope,
+        send: Send,
+        body: bytes,
+        result: RewriteResult | None,
+        started: float,
+    ) -> tuple[GenerationSpan, Scope, Send]:
+        """The request's span, and the scope and send to pass on inside it: ``send`` shows the
+        span the answer; a plain app's scope carries the span's ``traceparent`` (the forwarder
+        writes it into its upstream headers itself, from the hand-off)."""
+        traceparent, tracestate = trace_context_of(scope["headers"])
+        span = tracing.start_request(
+            result, body, started=started, traceparent=traceparent, tracestate=tracestate
+        )
+        if self._forwarder is None:
+            scope = with_trace(scope, span)
+        return span, scope, traced_send(send, span)
 
     async def _read_body(self, declared_size: str | None, receive: Receive) -> bytes | None:
         limit = self._max_body_bytes
@@ -144,7 +185,7 @@ class PromptMiddleware(Door):
 
         async def app_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
-                await self._engine.aclose()
+                await self.aclose()
             await send(message)
 
         try:
@@ -157,9 +198,7 @@ class PromptMiddleware(Door):
             return
         # The app does not speak lifespan (it raised or returned at once): speak it for
         # the middleware alone, so prewarm and clean-up still happen.
-        await serve_lifespan(
-            receive, send, startup=self._engine.prewarm, shutdown=self._engine.aclose
-        )
+        await serve_lifespan(receive, send, startup=self._engine.prewarm, shutdown=self.aclose)
 
 
 def _size_and_request_id(scope: Scope) -> tuple[str | None, str | None]:
@@ -188,12 +227,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _handoff(result: RewriteResult, overhead_seconds: float) -> HandOff:
+def _handoff(
+    body: bytes, result: RewriteResult | None, overhead_seconds: float, span: GenerationSpan | None
+) -> HandOff:
+    if result is None:
+        return HandOff(body, trace=span)
     return HandOff(
         result.body,
         upstream_of(result.entry),
         result.waited,
         prompt_headers(result, overhead_seconds),
+        span,
     )
 
 

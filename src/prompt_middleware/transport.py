@@ -25,6 +25,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
+from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing
 
 __all__ = ["PromptTransport"]
 
@@ -39,7 +40,8 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
     own). ``settings``, ``stores`` and ``observer`` are those of :class:`PromptMiddleware`.
     Errors the client can fix, and store failures, are answered as OpenAI-shaped JSON
     responses, never raised, so an SDK raises its usual status error; errors of the wrapped
-    transport propagate unchanged, so an SDK retries them as usual.
+    transport propagate unchanged, so an SDK retries them as usual. ``tracing`` overrides
+    the one ``settings.traces`` asks for (README, "Traces").
     """
 
     def __init__(
@@ -49,8 +51,9 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         *,
         stores: Mapping[str, PromptStore] | None = None,
         observer: Observer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
-        super().__init__(settings, stores, observer)
+        super().__init__(settings, stores, observer, tracing)
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
         # Longest first, so "/v1/chat/completions" is reported rather than its own suffix.
         self._routes = tuple(
@@ -63,9 +66,10 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         return await self._handle(request)
 
     async def aclose(self) -> None:
-        """Close the engine (cache refreshes, store connections), then the wrapped transport."""
+        """Close the engine (cache refreshes, store connections) and the tracing, then the
+        wrapped transport."""
         try:
-            await self._engine.aclose()
+            await super().aclose()
         finally:
             await self._transport.aclose()
 
@@ -79,12 +83,16 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
             body, request = await self._read_body(request)
             result = await self._engine.rewrite(body, request.headers.raw)
         except Exception as exc:
-            return _error_response(request, self.failure(exc, route, request_id, started))
+            error = self.failure(exc, route, request_id, started, request.headers.raw)
+            return _error_response(request, error)
 
         if result is not None:
             request = _rewritten(request, result, route)
         overhead = time.perf_counter() - started
-        response = await self._transport.handle_async_request(request)
+        if self._tracing is None:
+            response = await self._transport.handle_async_request(request)
+        else:
+            response = await self._send_traced(self._tracing, request, body, result, started)
         if result is not None:
             for name, value in prompt_headers(result, overhead):
                 response.headers[name.decode("ascii")] = value.decode("ascii")
@@ -98,6 +106,34 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
             duration_seconds=time.perf_counter() - started,
             observer=self._observer,
         )
+        return response
+
+    async def _send_traced(
+        self,
+        tracing: Tracing,
+        request: httpx.Request,
+        body: bytes,
+        result: RewriteResult | None,
+        started: float,
+    ) -> httpx.Response:
+        """Send ``request`` inside its span, which ends when the response body is closed."""
+        span = tracing.start_request(
+            result,
+            body,
+            started=started,
+            traceparent=request.headers.get("traceparent"),
+            tracestate=request.headers.get("tracestate"),
+        )
+        request.headers.pop("tracestate", None)  # the span's own, if any, replaces it
+        request.headers.update(span.trace_headers())
+        try:
+            response = await self._transport.handle_async_request(request)
+        except Exception as exc:
+            span.fail(type(exc).__name__)
+            span.end()
+            raise
+        span.response_start(response.status_code, response.headers.get("content-type"))
+        _read_through(response, span)
         return response
 
     async def _read_body(self, request: httpx.Request) -> tuple[bytes, httpx.Request]:
@@ -135,6 +171,22 @@ async def _read_stream(request: httpx.Request, limit: int) -> bytes:
             raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _read_through(response: httpx.Response, span: GenerationSpan) -> None:
+    """Show the span the response body as the caller reads it (or at once, if it is in memory
+    already: a response made from bytes, as a mock transport's), and end it then."""
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        stream = response.stream
+        if isinstance(stream, httpx.AsyncByteStream):
+            response.stream = TracedStream(stream, span)
+        else:  # not readable by an async client: nothing to show the span
+            span.end()
+        return
+    span.response_chunk(content)
+    span.end()
 
 
 def _rewritten(request: httpx.Request, result: RewriteResult, route: str) -> httpx.Request:

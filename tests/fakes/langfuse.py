@@ -24,6 +24,11 @@ withMiddlewares.ts`` answers ``{"message": error.message, "error": error.name}``
 * 400 ``{"message": "Cannot specify both version and label", "error": "InvalidRequestError"}``
   (``getPromptByName.ts``).
 
+``POST /api/public/otel/v1/traces`` is Langfuse's OpenTelemetry endpoint (OTLP/HTTP,
+protobuf, gzip allowed), behind the same Basic auth; what it receives is kept in
+:attr:`trace_exports` (decoded by ``tests.fakes.otlp``), its spans in :attr:`trace_spans`,
+and it answers ``{}`` as the server does. The prompt knobs below do not apply to it.
+
 Knobs for tests: :attr:`latency`, :attr:`fail_with`, :meth:`fail_next`, :attr:`broken_body`,
 :meth:`hold` / :meth:`release` / :meth:`wait_for_held`; counters :attr:`fetch_count` and
 :meth:`fetches`; every request is kept in :attr:`requests`.
@@ -46,6 +51,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes._faults import FaultKnobs
+from tests.fakes.otlp import ReceivedExport, ReceivedSpan, decode_export
 
 __all__ = [
     "INVALID_JSON",
@@ -56,6 +62,7 @@ __all__ = [
 ]
 
 PROMPTS_PATH: Final = "/api/public/v2/prompts/"
+OTEL_TRACES_PATH: Final = "/api/public/otel/v1/traces"
 LATEST: Final = "latest"
 PRODUCTION: Final = "production"
 
@@ -140,8 +147,13 @@ class FakeLangfuse(FaultKnobs):
         self.requests: list[RecordedRequest] = []
         self._prompts: dict[str, _StoredPrompt] = {}
         self._fetches: Counter[FetchKey] = Counter()
+        #: Every export the OpenTelemetry endpoint accepted, in order.
+        self.trace_exports: list[ReceivedExport] = []
         self.app = Starlette(
-            routes=[Route(PROMPTS_PATH + "{promptName:path}", self._get_prompt, methods=["GET"])]
+            routes=[
+                Route(PROMPTS_PATH + "{promptName:path}", self._get_prompt, methods=["GET"]),
+                Route(OTEL_TRACES_PATH, self._export_traces, methods=["POST"]),
+            ]
         )
 
     # --- the project's content --------------------------------------------------------------
@@ -221,6 +233,23 @@ class FakeLangfuse(FaultKnobs):
     @property
     def fetch_counts(self) -> Counter[FetchKey]:
         return Counter(self._fetches)
+
+    @property
+    def trace_spans(self) -> list[ReceivedSpan]:
+        """The spans of every accepted export, in order."""
+        return [span for export in self.trace_exports for span in export.spans]
+
+    # --- the OpenTelemetry endpoint -----------------------------------------------------------
+
+    async def _export_traces(self, request: Request) -> Response:
+        denied = self._check_auth(request.headers.get("authorization"))
+        if denied is not None:
+            return denied
+        if request.headers.get("content-type") != "application/x-protobuf":
+            return _error(400, "InvalidRequestError", "Unsupported content type")
+        spans = decode_export(await request.body(), request.headers.get("content-encoding"))
+        self.trace_exports.append(ReceivedExport(dict(request.headers), spans))
+        return JSONResponse({})
 
     # --- the route ----------------------------------------------------------------------------
 

@@ -5,6 +5,11 @@ it received, or with ``"stream": true`` an SSE stream of ``chat.completion.chunk
 ending with ``data: [DONE]``; ``GET /v1/models`` lists one model; anything else is a 404 in
 OpenAI's shape. Every request is recorded as it arrived.
 
+``usage`` counts a token per 4 bytes of the request body and one per word of the answer
+(distinct numbers, so a test can tell them apart). A stream carries it as OpenAI's does only
+when the request asks ``"stream_options": {"include_usage": true}``: ``"usage": null`` on
+every chunk, then one last chunk with no choices and the usage, before ``[DONE]``.
+
 Knobs (set them before the request): ``response`` replaces every answer; ``extra_headers``
 are added to every answer; ``hold_headers`` is awaited before the response starts; ``gate``
 is awaited after the first stream event; ``drop_after`` ends the connection after that many
@@ -117,23 +122,27 @@ class FakeUpstream:
             document = {}
         model = document.get("model", "gpt-4o") if isinstance(document, dict) else "gpt-4o"
         content = request.body.decode("utf-8", "replace")
+        usage = _usage(request.body, content)
         if not (isinstance(document, dict) and document.get("stream") is True):
-            await self._json(send, 200, _completion(model, content))
+            await self._json(send, 200, _completion(model, content, usage))
             return
+        options = document.get("stream_options")
+        with_usage = isinstance(options, dict) and options.get("include_usage") is True
+        events = _events(model, content, self.chunks, usage if with_usage else None)
         self.open_streams += 1
         self.stream_started.set()
         try:
-            await self._stream(model, content, receive, send)
+            await self._stream(events, receive, send)
         except asyncio.CancelledError:
             self._cancel()
             raise
         finally:
             self.open_streams -= 1
 
-    async def _stream(self, model: str, content: str, receive: Receive, send: Send) -> None:
+    async def _stream(self, events: list[bytes], receive: Receive, send: Send) -> None:
         headers = [(b"content-type", b"text/event-stream"), *self.extra_headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for index, event in enumerate(_events(model, content, self.chunks)):
+        for index, event in enumerate(events):
             if self.drop_after is not None and index == self.drop_after:
                 # Returning without the final chunk makes uvicorn close the connection.
                 return
@@ -173,7 +182,16 @@ async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
-def _completion(model: str, content: str) -> dict[str, Any]:
+def _usage(body: bytes, content: str) -> dict[str, int]:
+    prompt, completion = len(body) // 4, len(content.split())
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _completion(model: str, content: str, usage: dict[str, int]) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -186,26 +204,37 @@ def _completion(model: str, content: str) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": usage,
     }
 
 
-def _events(model: str, content: str, pieces: int) -> list[bytes]:
-    """The SSE events of a streamed answer: role, ``pieces`` parts of content, stop, [DONE]."""
+def _events(
+    model: str, content: str, pieces: int, usage: dict[str, int] | None = None
+) -> list[bytes]:
+    """The SSE events of a streamed answer: role, ``pieces`` parts of content, stop, the usage
+    chunk (when ``usage`` is given), [DONE]."""
     size = max(1, -(-len(content) // pieces))
     parts = [content[i : i + size] for i in range(0, len(content), size)] or [""]
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
     deltas += [{"content": part} for part in parts]
-    events = []
+    chunks: list[dict[str, Any]] = []
     for index, delta in enumerate([*deltas, {}]):
         finish = "stop" if index == len(deltas) else None
-        chunk = {
+        chunks.append({"index": 0, "delta": delta, "finish_reason": finish})
+    events = []
+    for choice in chunks:
+        chunk: dict[str, Any] = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
             "created": 1700000000,
             "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "choices": [choice],
         }
+        if usage is not None:
+            chunk["usage"] = None
         events.append(b"data: " + msgspec.json.encode(chunk) + b"\n\n")
+    if usage is not None:
+        last = {**chunk, "choices": [], "usage": usage}
+        events.append(b"data: " + msgspec.json.encode(last) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return events

@@ -103,6 +103,7 @@ class Composer:
             waited=waited,
             experiment=split.name if split is not None else None,
             variant=arm.name if arm is not None else None,
+            label=target.query.label,
         )
 
 

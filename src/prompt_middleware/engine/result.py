@@ -29,3 +29,5 @@ class RewriteResult(msgspec.Struct, frozen=True, kw_only=True):
     #: ``x-prompt-variant`` shows: a label or ``version-<N>``); None when none applied.
     experiment: str | None = None
     variant: str | None = None
+    #: The label the prompt was fetched by (None when a version was asked for).
+    label: str | None = None

@@ -49,6 +49,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # --- the doors: which requests are managed, and how large they may be
     routes: tuple[str, ...] = DEFAULT_ROUTES
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    # --- the doors' traces (README, "Traces"). Where spans go and how they are batched is
+    # OpenTelemetry's own OTEL_* variables (endpoint, headers, service name, OTEL_BSP_*), which
+    # its SDK reads from the process environment itself.
+    traces: Literal["off", "langfuse", "otlp"] = "off"
+    trace_content: bool = True
     # --- the engine: resolving a request, its variables, rendering, parameters
     default_store: str | None = None
     text_prompt_role: Literal["user", "system"] = "user"

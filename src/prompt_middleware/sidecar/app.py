@@ -69,6 +69,7 @@ class Sidecar:
                 detailed_debug=settings.detailed_debug,
             )
         self.middleware = PromptMiddleware(upstream, settings, stores=stores, observer=self.metrics)
+        self.metrics.count_dropped_spans(self.middleware.tracing)
         self._keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
         self._ready = False
         self.endpoints: dict[str, Endpoint] = {

@@ -22,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from prompt_middleware.observe import FetchOutcome
+from prompt_middleware.tracing import Tracing
 
 __all__ = ["CONTENT_TYPE", "PrometheusMetrics"]
 
@@ -67,6 +68,7 @@ class PrometheusMetrics:
         self._upstream: dict[int, _Histogram] = {}
         self._variants: dict[tuple[str, str], int] = {}
         self._fallbacks: dict[tuple[str, str], int] = {}
+        self._tracing: Tracing | None = None
         self.registry.register(_Families(self))
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
@@ -91,6 +93,10 @@ class PrometheusMetrics:
     def experiment_fallback(self, experiment: str, variant: str) -> None:
         key = (experiment, variant)
         self._fallbacks[key] = self._fallbacks.get(key, 0) + 1
+
+    def count_dropped_spans(self, tracing: Tracing | None) -> None:
+        """Report ``tracing``'s dropped spans, read when scraped (README, "Traces")."""
+        self._tracing = tracing
 
     def upstream_response(self, status: int, seconds: float) -> None:
         histogram = self._upstream.get(status)
@@ -143,6 +149,7 @@ class PrometheusMetrics:
             histogram.add_to(upstream, [str(status)])
         yield upstream
         yield from self._experiment_families()
+        yield self._dropped_spans_family()
 
     def _experiment_families(self) -> Iterator[Metric]:
         variants = CounterMetricFamily(
@@ -162,6 +169,14 @@ class PrometheusMetrics:
         for (experiment, variant), count in sorted(self._fallbacks.items()):
             fallbacks.add_metric([experiment, variant], count)
         yield fallbacks
+
+    def _dropped_spans_family(self) -> Metric:
+        dropped = CounterMetricFamily(
+            "prompt_middleware_trace_spans_dropped",
+            "Request spans dropped because the trace export queue was full (0 with traces off).",
+        )
+        dropped.add_metric([], self._tracing.dropped_spans if self._tracing is not None else 0)
+        return dropped
 
 
 class _Families(Collector):

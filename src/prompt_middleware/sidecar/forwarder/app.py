@@ -123,6 +123,8 @@ class Forwarder:
             if target is None:
                 raise no_upstream(None if exchange.body_done is not None else handoff.body)
         except RequestError as error:
+            if handoff.trace is not None:
+                handoff.trace.fail(error.code)  # before the answer: its last byte ends the span
             await send_error(exchange.send, error, handoff.response_headers)
             logger.info("upstream_request_failed", path=exchange.scope["path"], error=error.code)
             return error.status_code
@@ -161,7 +163,13 @@ class Forwarder:
         scope = exchange.scope
         url = upstream_url(target, scope)
         streamed = data is not None and not isinstance(data, bytes)
-        headers = request_headers(scope["headers"], target.authorization, keep_length=streamed)
+        span = exchange.handoff.trace
+        headers = request_headers(
+            scope["headers"],
+            target.authorization,
+            keep_length=streamed,
+            trace=None if span is None else span.trace_headers(),
+        )
         method: str = scope["method"]
         if self._detailed_debug:
             logger.info("upstream_request", curl=curl(method, str(url), headers, data))
@@ -180,6 +188,8 @@ class Forwarder:
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = translate(exc, target.host, self._settings)
+            if span is not None:
+                span.fail(error.code)
             await send_error(exchange.send, error, exchange.handoff.response_headers)
             logger.warning(
                 "upstream_request_failed",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 __all__ = ["request_headers", "response_headers"]
@@ -26,6 +26,10 @@ _HOP_BY_HOP: Final = frozenset(
 # and our server has already answered any "Expect: 100-continue".
 _DROP_REQUEST: Final = _HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 _DROP_REQUEST_AUTH: Final = _DROP_REQUEST | {b"authorization"}
+# With traces on, the request's span replaces the caller's trace context.
+_TRACE: Final = frozenset({b"traceparent", b"tracestate"})
+_DROP_REQUEST_TRACE: Final = _DROP_REQUEST | _TRACE
+_DROP_REQUEST_AUTH_TRACE: Final = _DROP_REQUEST_AUTH | _TRACE
 
 
 def request_headers(
@@ -33,9 +37,14 @@ def request_headers(
     authorization: str | None,
     *,
     keep_length: bool,
+    trace: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """The client's headers as the upstream gets them; ``authorization`` replaces the client's."""
-    drop = _DROP_REQUEST if authorization is None else _DROP_REQUEST_AUTH
+    """The client's headers as the upstream gets them; ``authorization`` replaces the client's,
+    and ``trace`` (the span's ``traceparent`` and ``tracestate``) the client's trace context."""
+    if trace is None:
+        drop = _DROP_REQUEST if authorization is None else _DROP_REQUEST_AUTH
+    else:
+        drop = _DROP_REQUEST_TRACE if authorization is None else _DROP_REQUEST_AUTH_TRACE
     headers: list[tuple[str, str]] = []
     connection: bytes | None = None
     for name, value in raw:
@@ -53,6 +62,8 @@ def request_headers(
             headers = [(k, v) for k, v in headers if k.encode("latin-1") not in named]
     if authorization is not None:
         headers.append(("authorization", authorization))
+    if trace is not None:
+        headers += trace.items()
     return headers
 
 

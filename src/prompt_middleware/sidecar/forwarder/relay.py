@@ -77,6 +77,9 @@ async def relay_response(
 
 
 def _stream_failed(exchange: Exchange, host: str, status: int, exc: Exception) -> None:
+    span = exchange.handoff.trace
+    if span is not None:  # the answer is cut short: the span says how
+        span.fail(type(exc).__name__)
     logger.warning(
         "upstream_stream_failed",
         path=exchange.scope["path"],

@@ -1,0 +1,31 @@
+"""Traces: one OpenTelemetry span per request on a matched route, linked to its prompt version.
+
+``Tracing`` owns the spans of one door and their export; ``GenerationSpan`` is one request's
+span; ``traced_send`` (ASGI) and ``TracedStream`` (httpx) show it the answer as it passes.
+README, "Traces", describes the settings and every attribute.
+"""
+
+from prompt_middleware.tracing.answer import Answer, Usage
+from prompt_middleware.tracing.asgi import content_type_of, traced_send
+from prompt_middleware.tracing.attributes import PromptLink
+from prompt_middleware.tracing.context import TRACE_HEADERS, trace_context_of
+from prompt_middleware.tracing.setup import LangfuseTarget, TraceMode, parse_trace_mode
+from prompt_middleware.tracing.span import GenerationSpan
+from prompt_middleware.tracing.stream import TracedStream
+from prompt_middleware.tracing.tracer import Tracing
+
+__all__ = [
+    "TRACE_HEADERS",
+    "Answer",
+    "GenerationSpan",
+    "LangfuseTarget",
+    "PromptLink",
+    "TraceMode",
+    "TracedStream",
+    "Tracing",
+    "Usage",
+    "content_type_of",
+    "parse_trace_mode",
+    "trace_context_of",
+    "traced_send",
+]

@@ -1,0 +1,176 @@
+"""The span's name and attributes, from the request sent on, its prompt, and the answer.
+
+Pure functions of their arguments: OpenTelemetry GenAI attributes (``gen_ai.*``) any backend
+reads, and for a managed request the Langfuse ones that link the generation to the prompt
+version that produced it (README, "Traces", lists them all). Nothing here reads a header,
+so no key or ``Authorization`` value can reach a span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, TypeGuard
+
+import msgspec
+
+from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
+from prompt_middleware.tracing.answer import Answer
+
+__all__ = [
+    "AttributeValue",
+    "Attributes",
+    "PromptLink",
+    "answer_attributes",
+    "error_type_of_status",
+    "prompt_attributes",
+    "request_attributes",
+    "span_name",
+]
+
+AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
+Attributes = dict[str, AttributeValue]
+
+OPERATION: Final = "chat"
+LANGFUSE_STORE: Final = "langfuse"
+
+# Parameters that are not model parameters (``user`` has attributes of its own) or whose
+# values are documents rather than settings (tools, schemas, maps): left out of the span.
+_NOT_RECORDED: Final = frozenset(
+    {
+        "user",
+        "metadata",
+        "stream_options",
+        "tools",
+        "functions",
+        "function_call",
+        "tool_choice",
+        "response_format",
+        "logit_bias",
+        "audio",
+        "prediction",
+        "web_search_options",
+    }
+)
+_RECORDED_PARAMETERS: Final = CHAT_COMPLETION_PARAMETERS - _NOT_RECORDED
+
+_decode: Final = msgspec.json.decode
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class PromptLink:
+    """What a managed request's span says about the prompt that served it.
+
+    ``label`` is the label fetched (None when a version was asked for); ``cache`` and
+    ``variant`` are the values of ``x-prompt-cache`` and ``x-prompt-variant``.
+    """
+
+    name: str
+    version: int | str
+    store: str
+    cache: str
+    label: str | None = None
+    variant: str | None = None
+
+
+def span_name(model: str | None) -> str:
+    """``chat <model sent on>`` (GenAI's ``{operation} {model}``), or ``chat``."""
+    return f"{OPERATION} {model}" if model else OPERATION
+
+
+def request_attributes(
+    fields: Mapping[str, msgspec.Raw], *, content: bool
+) -> tuple[str | None, Attributes]:
+    """The model sent on and the attributes of the request body sent on.
+
+    ``fields`` is that body's top level as raw JSON (``dict[str, Raw]``): a value is decoded
+    only when it is recorded, and the messages go into the span as the JSON text they are.
+    """
+    attributes: Attributes = {"gen_ai.operation.name": OPERATION}
+    model = _scalar(fields.get("model"))
+    if isinstance(model, str):
+        attributes["gen_ai.request.model"] = model
+    else:
+        model = None
+    for name in _RECORDED_PARAMETERS.intersection(fields):
+        value = _parameter(fields[name])
+        if value is not None:
+            attributes[f"gen_ai.request.{name}"] = value
+    user = _scalar(fields.get("user"))
+    if isinstance(user, str) and user:
+        attributes["user.id"] = user
+        attributes["langfuse.user.id"] = user
+    messages = fields.get("messages")
+    if content and messages is not None:
+        attributes["langfuse.observation.input"] = bytes(messages).decode("utf-8", "replace")
+    return model, attributes
+
+
+def prompt_attributes(link: PromptLink) -> Attributes:
+    """The Langfuse attributes that make the span a generation of this prompt version."""
+    attributes: Attributes = {
+        "langfuse.observation.type": "generation",
+        "langfuse.observation.prompt.name": link.name,
+        "langfuse.observation.metadata.prompt_store": link.store,
+        "langfuse.observation.metadata.prompt_cache": link.cache,
+    }
+    # Langfuse links a generation to a prompt by name and integer version; a version from
+    # another store means nothing to it, so only a Langfuse prompt carries one.
+    if link.store == LANGFUSE_STORE and isinstance(link.version, int):
+        attributes["langfuse.observation.prompt.version"] = link.version
+    if link.label is not None:
+        attributes["langfuse.observation.metadata.prompt_label"] = link.label
+    if link.variant is not None:
+        attributes["langfuse.observation.metadata.experiment_variant"] = link.variant
+    return attributes
+
+
+def answer_attributes(answer: Answer) -> Attributes:
+    """What the answer said: its model, id, token usage and message."""
+    attributes: Attributes = {}
+    if answer.model:
+        attributes["gen_ai.response.model"] = answer.model
+    if answer.response_id:
+        attributes["gen_ai.response.id"] = answer.response_id
+    usage = answer.usage
+    if usage is not None:
+        if _fits_int64(usage.prompt_tokens):
+            attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+        if _fits_int64(usage.completion_tokens):
+            attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+    if answer.output is not None:
+        attributes["langfuse.observation.output"] = answer.output
+    return attributes
+
+
+def error_type_of_status(status: int) -> str | None:
+    """``error.type`` for an answer with this status: the status itself from 400 on."""
+    return str(status) if status >= 400 else None
+
+
+def _scalar(raw: msgspec.Raw | None) -> object:
+    if raw is None:
+        return None
+    try:
+        return _decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+def _parameter(raw: msgspec.Raw) -> AttributeValue | None:
+    """A parameter's value as an attribute value: a scalar, or a list of strings (``stop``)."""
+    value = _scalar(raw)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _fits_int64(value) else None
+    if isinstance(value, str | bool | float):
+        return value
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return None  # null, objects, mixed lists: not an attribute value
+
+
+def _fits_int64(value: int | None) -> TypeGuard[int]:
+    # OTLP carries integers as int64: a larger one would make the whole batch fail to encode.
+    return value is not None and _INT64_MIN <= value <= _INT64_MAX
