@@ -1,0 +1,1 @@
+"""LiteLLM's dotprompt folder, restated: Jinja bodies, versioned files, input schemas."""
