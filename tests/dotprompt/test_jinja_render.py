@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from prompt_middleware.jinja import compile_jinja, is_plain
+from prompt_middleware.jinja import JinjaMessages, JinjaTemplate, compile_jinja, is_plain
 
 CODING_ASSISTANT = """
 You are a helpful coding assistant. {% if language %}Focus on {{language}} programming.{% endif %}
@@ -121,7 +121,8 @@ def test_undefined_variables_are_empty_and_reported() -> None:
 def test_values_are_written_as_jinja_writes_them() -> None:
     variables = {"n": 3, "f": 0.5, "b": True, "none": None, "items": [1, "a"], "d": {"k": 1}}
     source = "{{n}} {{f}} {{b}} {{none}} {{items}} {{d}}"
-    assert render(source, variables) == [(None, "3 0.5 True None [1, 'a'] {'k': 1}")]
+    # None is written as nothing, as our {{variable}} substitution does (Jinja writes "None")
+    assert render(source, variables) == [(None, "3 0.5 True  [1, 'a'] {'k': 1}")]
 
 
 def test_one_message_content_keeps_its_whitespace_when_roles_are_not_split() -> None:
@@ -146,3 +147,19 @@ def test_one_message_content_keeps_its_whitespace_when_roles_are_not_split() -> 
 )
 def test_is_plain_only_without_logic(source: str, plain: bool) -> None:
     assert is_plain(source) is plain
+
+
+def test_a_chat_prompt_of_jinja_messages_renders_each_as_written() -> None:
+    # Humanloop's jinja chat templates: one template per message, roles given by Humanloop.
+    def message(source: str) -> JinjaTemplate:
+        return compile_jinja(source, origin="humanloop", split_roles=False)
+
+    template = JinjaMessages(
+        (
+            ("system", message("You help with {{ product | upper }}.{% if x %} X{% endif %}")),
+            ("user", message("{{ question }}\n")),
+        )
+    )
+    rendered = template.render({"product": "acme", "question": "User: why?"})
+    assert rendered.messages == (("system", "You help with ACME."), ("user", "User: why?\n"))
+    assert rendered.missing == ()

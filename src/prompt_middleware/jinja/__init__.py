@@ -22,10 +22,20 @@ in strict mode, refuses); what the sandbox still stops is the prompt's fault, no
 
 from prompt_middleware.jinja.checks import is_plain
 from prompt_middleware.jinja.template import (
+    JinjaMessages,
     JinjaRendered,
     JinjaTemplate,
+    PromptTemplate,
     TemplateInvalid,
     compile_jinja,
 )
 
-__all__ = ["JinjaRendered", "JinjaTemplate", "TemplateInvalid", "compile_jinja", "is_plain"]
+__all__ = [
+    "JinjaMessages",
+    "JinjaRendered",
+    "JinjaTemplate",
+    "PromptTemplate",
+    "TemplateInvalid",
+    "compile_jinja",
+    "is_plain",
+]

@@ -75,6 +75,8 @@ def _finalize(_: EvalContext, value: Any) -> str:
     # literal or not, comes here per render.
     if isinstance(value, Undefined):
         return str(value)
+    if value is None:
+        return ""  # as our {{variable}} substitution (and Langfuse's) writes None
     text = value if type(value) is str else str(value)
     if not text:
         return ""

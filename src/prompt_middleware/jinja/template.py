@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import structlog
 from jinja2 import Template, TemplateSyntaxError
@@ -31,7 +31,14 @@ from prompt_middleware.jinja.sandbox import (
 )
 from prompt_middleware.roles import role_sections
 
-__all__ = ["JinjaRendered", "JinjaTemplate", "TemplateInvalid", "compile_jinja"]
+__all__ = [
+    "JinjaMessages",
+    "JinjaRendered",
+    "JinjaTemplate",
+    "PromptTemplate",
+    "TemplateInvalid",
+    "compile_jinja",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -138,6 +145,8 @@ class JinjaTemplate:
         else:
             found = ((role, fill(text[start:end]).strip()) for role, start, end in sections)
             messages = tuple((role, content) for role, content in found if content)
+        if limit is not None and sum(len(content) for _, content in messages) > limit:
+            raise _too_large()
         return JinjaRendered(messages, tuple(state.missing))
 
     def _run(self, variables: Mapping[str, Any]) -> str:
@@ -157,6 +166,31 @@ class JinjaTemplate:
                 line = traceback.tb_lineno
             traceback = traceback.tb_next
         return line + self._first_line - 1
+
+
+class JinjaMessages:
+    """A chat prompt whose messages are each a Jinja template (Humanloop's ``jinja``)."""
+
+    __slots__ = ("_messages",)
+
+    def __init__(self, messages: tuple[tuple[str, JinjaTemplate], ...]) -> None:
+        self._messages = messages
+
+    def render(self, variables: Mapping[str, Any], limit: int | None = None) -> JinjaRendered:
+        """Each message rendered as it is, in order; see :meth:`JinjaTemplate.render`."""
+        messages: list[tuple[str | None, str]] = []
+        missing: dict[str, None] = {}
+        for role, template in self._messages:
+            rendered = template.render(variables, limit)
+            content = rendered.messages[0][1]
+            if limit is not None:
+                limit -= len(content)
+            messages.append((role, content))
+            missing.update(dict.fromkeys(rendered.missing))
+        return JinjaRendered(tuple(messages), tuple(missing))
+
+
+PromptTemplate: TypeAlias = JinjaTemplate | JinjaMessages
 
 
 def _filler(values: list[str], limit: int | None) -> Callable[[str], str]:
