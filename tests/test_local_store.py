@@ -14,6 +14,7 @@ import pytest
 import structlog.testing
 
 from prompt_middleware.errors import InvalidPromptRequest, PromptNotFound, PromptStoreUnavailable
+from prompt_middleware.input_schema import InputSchema
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
 from prompt_middleware.stores import PromptStore
 from prompt_middleware.stores import local as local_module
@@ -306,6 +307,7 @@ async def test_dotprompt_without_front_matter_is_a_text_prompt(
         prompt="Summarise {{text}}.\nNote: be short.",
         config={},
         labels=("production", "latest"),
+        template_language="jinja",
     )
 
 
@@ -332,6 +334,8 @@ async def test_dotprompt_front_matter_becomes_config(folder: Path, store: LocalP
         prompt="Extract: {{text}}",
         config={"model": "gpt-4o-mini", "temperature": 0.7, "max_tokens": 150},
         labels=("staging", "latest"),
+        template_language="jinja",
+        input_schema=InputSchema.parse({"text": "string"}),
     )
     with pytest.raises(PromptNotFound):
         await get(store, "extract")  # labelled, but not production

@@ -6,9 +6,21 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
-__all__ = ["ChatMessage", "Placeholder", "Prompt", "PromptMessage", "PromptQuery", "PromptType"]
+from prompt_middleware.input_schema import InputSchema
+from prompt_middleware.jinja import PromptTemplate
+
+__all__ = [
+    "ChatMessage",
+    "Placeholder",
+    "Prompt",
+    "PromptMessage",
+    "PromptQuery",
+    "PromptType",
+    "TemplateLanguage",
+]
 
 PromptType: TypeAlias = Literal["text", "chat"]
+TemplateLanguage: TypeAlias = Literal["langfuse", "jinja"]
 
 
 class ChatMessage(msgspec.Struct, frozen=True):
@@ -34,6 +46,13 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     chat prompt. ``config`` is the prompt's free-form config; the renderer reads ``model`` and
     the chat-completions parameters from it when it is a JSON object. Instances are shared by
     every request that hits the cache: never mutate them.
+
+    ``template_language`` says how ``{{variables}}`` are filled: ``langfuse`` keeps an unknown
+    variable as written, as Langfuse's SDK does; ``jinja`` writes it as nothing, as Jinja does.
+    ``template`` is set for a template with Jinja logic (``{% if %}``, filters, ...), compiled
+    once by the store: it is rendered instead of ``prompt``, which then holds its source (the
+    ``.prompt`` body, or the Humanloop template's text). ``input_schema`` is checked against
+    ``prompt_variables`` before rendering.
     """
 
     name: str
@@ -42,6 +61,9 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str | tuple[PromptMessage, ...]
     config: Any = msgspec.field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    template_language: TemplateLanguage = "langfuse"
+    template: PromptTemplate | None = None
+    input_schema: InputSchema | None = None
 
 
 class PromptQuery(msgspec.Struct, frozen=True):

@@ -36,7 +36,8 @@ from prompt_middleware.registry import (
     StoreBinding,
     StoreRegistry,
 )
-from prompt_middleware.render import PreparedPrompt, RenderOptions
+from prompt_middleware.render import RenderOptions
+from prompt_middleware.render_jinja import prepare_prompt
 from prompt_middleware.request import (
     Field,
     RequestFields,
@@ -123,7 +124,7 @@ class _Plan:
 
     def __init__(self, prompt: Prompt) -> None:
         self.prompt = prompt
-        self.prepared = PreparedPrompt(prompt)
+        self.prepared = prepare_prompt(prompt)
         config = prompt.config if isinstance(prompt.config, dict) else {}
         model = config.get("model")
         self.model = model.removeprefix(_PROVIDER_PREFIX) if isinstance(model, str) else None

@@ -26,12 +26,17 @@ lines, then the template. Front-matter keys become the prompt's config (``model`
 ``output`` (dotprompt's schemas). A body with ``System:`` / ``User:`` / ``Assistant:`` markers
 (any case) at line starts is a chat prompt: each message runs to the next marker, text before
 the first marker is a user message, as in LiteLLM, and a marker with no text adds no message.
-Otherwise the stripped body is a text prompt. The body is not a Jinja template: only the
-renderer's ``{{variable}}`` substitution applies.
+Otherwise the stripped body is a text prompt. The body is a Jinja template, as in LiteLLM
+(:mod:`prompt_middleware.jinja`): one with logic is compiled here, once per file version, and
+its roles are found when it is rendered; one whose only Jinja is ``{{variable}}`` is split now
+and filled by the plain substitution (an unknown variable written as nothing, as Jinja does).
+A body that does not compile makes the file invalid, naming the line. ``input.schema`` is read
+here (:mod:`prompt_middleware.input_schema`) and checked on every render. Front matter without
+a body is a prompt of settings only: one ``messages`` placeholder, filled by the client's.
 
 As in LiteLLM, ``name.v2.prompt`` is version 2 of ``name``, and ``prompt_id="name.v2"`` selects
-it; a ``name.prompt`` beside such files, without its own ``version``, is numbered above them,
-so it stays what a request without a version gets.
+it whatever the label asked for; a ``name.prompt`` beside such files, without its own
+``version``, is numbered above them, so it stays what a request without a version gets.
 
 Versions and labels. ``latest`` is always the highest version (a ``latest`` written in a file
 is ignored). A prompt whose files carry no labels at all serves its highest version as
@@ -63,6 +68,8 @@ import yaml
 from msgspec import UNSET, UnsetType
 
 from prompt_middleware.errors import InvalidPromptRequest, PromptNotFound, PromptStoreUnavailable
+from prompt_middleware.input_schema import InputSchema, SchemaInvalid
+from prompt_middleware.jinja import JinjaTemplate, TemplateInvalid, compile_jinja, is_plain
 from prompt_middleware.prompts import (
     ChatMessage,
     Placeholder,
@@ -70,7 +77,9 @@ from prompt_middleware.prompts import (
     PromptMessage,
     PromptQuery,
     PromptType,
+    TemplateLanguage,
 )
+from prompt_middleware.roles import ROLE_MARKER, role_sections
 
 __all__ = ["LocalPromptStore"]
 
@@ -81,8 +90,6 @@ _DOTPROMPT_EXTENSION = ".prompt"
 _EXTENSIONS = (".yaml", ".yml", ".json", _DOTPROMPT_EXTENSION)
 # LiteLLM's versioned dotprompt files: ``name.v2.prompt`` (and ``prompt_id="name.v2"``).
 _VERSION_SUFFIX = re.compile(r"(?P<base>.+)\.v(?P<version>[1-9][0-9]*)")
-# Role markers as LiteLLM reads them, but case-insensitive.
-_ROLE_MARKER = re.compile(r"^[ \t]*(system|user|assistant):", re.IGNORECASE | re.MULTILINE)
 _FRONT_MATTER_FENCE = "---"
 # Front-matter keys that describe the file rather than the request.
 _NOT_CONFIG = frozenset({"labels", "version", "input", "output"})
@@ -151,6 +158,9 @@ class _Version:
     prompt: str | tuple[PromptMessage, ...]
     config: Any
     labels: tuple[str, ...]
+    language: TemplateLanguage = "langfuse"
+    template: JinjaTemplate | None = None  # a .prompt body with Jinja logic, compiled
+    input_schema: InputSchema | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,12 +290,15 @@ def _lookup(prompts: Mapping[str, _Entry], query: PromptQuery) -> Prompt:
     name = query.name
     wanted_version = query.version
     entry = prompts.get(name)
-    if entry is None and query.version is None and query.label is None:
-        # LiteLLM addresses ``name.v2.prompt`` as prompt_id "name.v2".
+    if entry is None:
+        # LiteLLM addresses ``name.v2.prompt`` as prompt_id "name.v2", whatever the label
+        # (the engine asks for ``production`` when the request names none).
         match = _VERSION_SUFFIX.fullmatch(name)
         if match is not None and match["base"] in prompts:
-            name, wanted_version = match["base"], int(match["version"])
-            entry = prompts[name]
+            named = int(match["version"])
+            if wanted_version is None or wanted_version == named:
+                name, wanted_version = match["base"], named
+                entry = prompts[name]
     if entry is None:
         raise PromptNotFound(
             f"prompt {query.describe()} not found: the prompt folder has no "
@@ -417,7 +430,9 @@ def _load_file(path: str, relative: str, seen: _Signature) -> _FileRecord | None
     signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
     try:
         if extension == _DOTPROMPT_EXTENSION:
-            versions: tuple[_Version, ...] = (_parse_dotprompt(_decode(data), file_version),)
+            versions: tuple[_Version, ...] = (
+                _parse_dotprompt(_decode(data), file_version, relative),
+            )
         elif extension == ".json":
             versions = _parse_structured(_decode_json(data), name)
         else:
@@ -590,8 +605,8 @@ def _kind(value: Any) -> str:
 # -- .prompt files ------------------------------------------------------------------------
 
 
-def _parse_dotprompt(text: str, file_version: int | None) -> _Version:
-    front, body = _split_front_matter(text)
+def _parse_dotprompt(text: str, file_version: int | None, relative: str) -> _Version:
+    front, body, first_line = _split_front_matter(text)
     meta: _FrontMatterMeta = _convert(
         {key: front[key] for key in ("labels", "version") if key in front}, _FrontMatterMeta
     )
@@ -606,15 +621,42 @@ def _parse_dotprompt(text: str, file_version: int | None) -> _Version:
     elif file_version is not None:
         number = file_version
     config = _json_value({key: value for key, value in front.items() if key not in _NOT_CONFIG})
-    prompt = _parse_body(body)
-    prompt_type: PromptType = "text" if isinstance(prompt, str) else "chat"
-    return _Version(number, prompt_type, prompt, config, tuple(meta.labels or ()))
+    labels = tuple(meta.labels or ())
+    schema = _input_schema(front)
+    if not body.strip():
+        # Front matter alone (model, parameters): the client's messages go as they are.
+        return _Version(
+            number, "chat", (Placeholder("messages"),), config, labels, "jinja", None, schema
+        )
+    if is_plain(body):
+        # Nothing but {{variables}}: the plain substitution renders it as Jinja would.
+        prompt = _parse_body(body)
+        prompt_type: PromptType = "text" if isinstance(prompt, str) else "chat"
+        return _Version(number, prompt_type, prompt, config, labels, "jinja", None, schema)
+    try:
+        template = compile_jinja(body, origin=relative, split_roles=True, first_line=first_line)
+    except TemplateInvalid as exc:
+        raise _Invalid(str(exc)) from exc
+    # Roles are found when it is rendered; the source is kept as the prompt's text.
+    prompt_type = "chat" if ROLE_MARKER.search(body) else "text"
+    return _Version(number, prompt_type, body.strip(), config, labels, "jinja", template, schema)
 
 
-def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+def _input_schema(front: Mapping[str, Any]) -> InputSchema | None:
+    declared = front.get("input")
+    if not isinstance(declared, dict) or declared.get("schema") is None:
+        return None
+    try:
+        return InputSchema.parse(declared["schema"])
+    except SchemaInvalid as exc:
+        raise _Invalid(str(exc)) from exc
+
+
+def _split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:
+    """The front matter, the body, and the file line the body starts on."""
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].rstrip() != _FRONT_MATTER_FENCE:
-        return {}, text  # no front matter: the whole file is the template, as in LiteLLM
+        return {}, text, 1  # no front matter: the whole file is the template, as in LiteLLM
     for index in range(1, len(lines)):
         if lines[index].rstrip() == _FRONT_MATTER_FENCE:
             break
@@ -628,23 +670,18 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         front = {}
     if not isinstance(front, dict) or not all(isinstance(key, str) for key in front):
         raise _Invalid("the front matter must be a YAML mapping of settings")
-    return front, "".join(lines[index + 1 :])
+    return front, "".join(lines[index + 1 :]), index + 2
 
 
 def _parse_body(body: str) -> str | tuple[PromptMessage, ...]:
-    markers = list(_ROLE_MARKER.finditer(body))
-    if not markers:
+    sections = role_sections(body)
+    if sections is None:
         return body.strip()
     messages: list[PromptMessage] = []
-    # LiteLLM makes text before the first marker a user message; so do we.
-    leading = body[: markers[0].start()].strip()
-    if leading:
-        messages.append(ChatMessage(role="user", content=leading))
-    ends = [marker.start() for marker in markers[1:]] + [len(body)]
-    for marker, end in zip(markers, ends, strict=True):
-        content = body[marker.end() : end].strip()
+    for role, start, end in sections:
+        content = body[start:end].strip()
         if content:  # a marker with nothing after it adds no empty message
-            messages.append(ChatMessage(role=marker[1].lower(), content=content))
+            messages.append(ChatMessage(role=role, content=content))
     if not messages:
         raise _Invalid("the role markers hold no text")
     return tuple(messages)
@@ -730,6 +767,9 @@ def _assign_labels(name: str, versions: Mapping[int, _Version]) -> _Versions:
             prompt=version.prompt,
             config=version.config,
             labels=tuple(labels_of[number]),
+            template_language=version.language,
+            template=version.template,
+            input_schema=version.input_schema,
         )
         for number, version in versions.items()
     }
