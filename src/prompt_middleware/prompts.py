@@ -6,6 +6,9 @@ from typing import Any, Final, Literal, TypeAlias
 
 import msgspec
 
+from prompt_middleware.input_schema import InputSchema
+from prompt_middleware.jinja import PromptTemplate
+
 __all__ = [
     "DEFAULT_LABEL",
     "ChatMessage",
@@ -14,9 +17,11 @@ __all__ = [
     "PromptMessage",
     "PromptQuery",
     "PromptType",
+    "TemplateLanguage",
 ]
 
 PromptType: TypeAlias = Literal["text", "chat"]
+TemplateLanguage: TypeAlias = Literal["langfuse", "jinja"]
 
 #: The label a request that names neither ``prompt_label`` nor ``prompt_version`` asks for
 #: (README, "How a request is rewritten"); every store reads it from here.
@@ -46,6 +51,13 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     chat prompt. ``config`` is the prompt's free-form config; the renderer reads ``model`` and
     the chat-completions parameters from it when it is a JSON object. Instances are shared by
     every request that hits the cache: never mutate them.
+
+    ``template_language`` says how ``{{variables}}`` are filled: ``langfuse`` keeps an unknown
+    variable as written, as Langfuse's SDK does; ``jinja`` writes it as nothing, as Jinja does.
+    ``template`` is set for a template with Jinja logic (``{% if %}``, filters, ...), compiled
+    once by the store: it is rendered instead of ``prompt``, which then holds its source (the
+    ``.prompt`` body, or the Humanloop template's text). ``input_schema`` is checked against
+    ``prompt_variables`` before rendering.
     """
 
     name: str
@@ -54,6 +66,9 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str | tuple[PromptMessage, ...]
     config: Any = msgspec.field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    template_language: TemplateLanguage = "langfuse"
+    template: PromptTemplate | None = None
+    input_schema: InputSchema | None = None
 
 
 class PromptQuery(msgspec.Struct, frozen=True):

@@ -9,7 +9,9 @@ from typing import Any, TypeAlias
 import msgspec
 import yaml
 
-from prompt_middleware.prompts import PromptMessage, PromptType
+from prompt_middleware.input_schema import InputSchema
+from prompt_middleware.jinja import JinjaTemplate
+from prompt_middleware.prompts import PromptMessage, PromptType, TemplateLanguage
 
 Signature: TypeAlias = tuple[int, int, int]  # mtime_ns, size, inode
 
@@ -27,6 +29,9 @@ class Version:
     prompt: str | tuple[PromptMessage, ...]
     config: Any
     labels: tuple[str, ...]
+    language: TemplateLanguage = "langfuse"
+    template: JinjaTemplate | None = None  # a .prompt body with Jinja logic, compiled
+    input_schema: InputSchema | None = None
 
 
 @dataclass(frozen=True, slots=True)
