@@ -41,7 +41,6 @@ from prompt_middleware import (
     report,
 )
 from prompt_middleware.experiments import Experiment, Variant
-from prompt_middleware.jinja import compile_jinja
 from prompt_middleware.render import compile_template
 from prompt_middleware.sidecar import Sidecar
 from prompt_middleware.sidecar.forwarder import Forwarder
@@ -249,8 +248,7 @@ DOTPROMPTS = {
         version=1,
         type="chat",
         prompt=LOGIC_BODY,
-        template_language="jinja",
-        template=compile_jinja(LOGIC_BODY, origin="support/logic.prompt", split_roles=True),
+        template_language="dotprompt",
     ),
 }
 

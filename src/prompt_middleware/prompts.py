@@ -6,9 +6,6 @@ from typing import Any, Final, Literal, TypeAlias
 
 import msgspec
 
-from prompt_middleware.input_schema import InputSchema
-from prompt_middleware.jinja import PromptTemplate
-
 __all__ = [
     "DEFAULT_LABEL",
     "ChatMessage",
@@ -21,7 +18,8 @@ __all__ = [
 ]
 
 PromptType: TypeAlias = Literal["text", "chat"]
-TemplateLanguage: TypeAlias = Literal["langfuse", "jinja"]
+#: How a prompt's text is filled: see :class:`Prompt`.
+TemplateLanguage: TypeAlias = Literal["langfuse", "jinja", "dotprompt"]
 
 #: The label a request that names neither ``prompt_label`` nor ``prompt_version`` asks for
 #: (README, "How a request is rewritten"); every store reads it from here.
@@ -52,12 +50,14 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     the chat-completions parameters from it when it is a JSON object. Instances are shared by
     every request that hits the cache: never mutate them.
 
-    ``template_language`` says how ``{{variables}}`` are filled: ``langfuse`` keeps an unknown
-    variable as written, as Langfuse's SDK does; ``jinja`` writes it as nothing, as Jinja does.
-    ``template`` is set for a template with Jinja logic (``{% if %}``, filters, ...), compiled
-    once by the store: it is rendered instead of ``prompt``, which then holds its source (the
-    ``.prompt`` body, or the Humanloop template's text). ``input_schema`` is checked against
-    ``prompt_variables`` before rendering.
+    ``template_language`` says how the text is filled. ``langfuse``: ``{{variables}}`` as the
+    Langfuse SDK fills them, an unknown one kept as written. ``jinja``: the text, or each
+    message's content, is a Jinja template of its own (Humanloop's ``jinja``). ``dotprompt``:
+    ``prompt`` is one Jinja template whose rendered text is split into messages at its role
+    markers (a LiteLLM ``.prompt`` body). ``input_schema`` is a ``.prompt`` file's
+    ``input.schema``, as written, checked against ``prompt_variables`` before rendering. Both
+    are plain data, like every field here: templates are compiled when the engine prepares the
+    prompt (:func:`~prompt_middleware.render_jinja.prepare_prompt`), once per version.
     """
 
     name: str
@@ -67,8 +67,7 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     config: Any = msgspec.field(default_factory=dict)
     labels: tuple[str, ...] = ()
     template_language: TemplateLanguage = "langfuse"
-    template: PromptTemplate | None = None
-    input_schema: InputSchema | None = None
+    input_schema: Any = None
 
 
 class PromptQuery(msgspec.Struct, frozen=True):

@@ -161,7 +161,7 @@ class PreparedPrompt:
     def __init__(self, prompt: Prompt) -> None:
         self.prompt = prompt
         # Jinja writes an unknown variable as nothing; Langfuse's SDK keeps it as written.
-        blank = prompt.template_language == "jinja"
+        blank = prompt.template_language != "langfuse"
         steps: list[_Step] = []
         if isinstance(prompt.prompt, str):
             steps.append(_template_step(None, prompt.prompt, blank))

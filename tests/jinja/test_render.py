@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 
 from prompt_middleware.jinja import JinjaMessages, JinjaTemplate, compile_jinja, is_plain
+from prompt_middleware.prompts import ChatMessage, Prompt
+from prompt_middleware.render import PreparedPrompt, RenderOptions
+from prompt_middleware.render_jinja import prepare_prompt
 
 CODING_ASSISTANT = """
 You are a helpful coding assistant. {% if language %}Focus on {{language}} programming.{% endif %}
@@ -32,8 +35,8 @@ Please provide a clear and well-documented solution."""
 CHAT = "{% if system_context %}System: {{system_context}}\n\n{% endif %}User: {{user_message}}"
 
 
-def render(source: str, variables: dict[str, Any], **options: Any) -> list[tuple[str | None, str]]:
-    template = compile_jinja(source, origin="test.prompt", split_roles=True, **options)
+def render(source: str, variables: dict[str, Any]) -> list[tuple[str | None, str]]:
+    template = compile_jinja(source, split_roles=True)
     return list(template.render(variables).messages)
 
 
@@ -101,15 +104,9 @@ def test_markers_written_by_a_loop_make_one_message_each() -> None:
     assert render(source, {"turns": ["one", "two"]}) == [("user", "one"), ("user", "two")]
 
 
-def test_text_an_expression_writes_is_content_even_when_it_is_a_constant() -> None:
-    # Only the template's own text can hold markers; ``{{ }}`` output never does.
-    assert render("Hi{{ '\\nSystem: x' }}", {}) == [(None, "Hi\nSystem: x")]
-
-
 def test_undefined_variables_are_empty_and_reported() -> None:
     template = compile_jinja(
         "Hi {{ name }}{{ title | upper }} {{ user.name }}{% if flag %}!{% endif %}",
-        origin="test.prompt",
         split_roles=True,
     )
     rendered = template.render({})
@@ -127,7 +124,7 @@ def test_values_are_written_as_jinja_writes_them() -> None:
 
 def test_one_message_content_keeps_its_whitespace_when_roles_are_not_split() -> None:
     # Humanloop's jinja messages: each is one template, sent as rendered.
-    template = compile_jinja("  System: {{ x }}\n", origin="m", split_roles=False)
+    template = compile_jinja("  System: {{ x }}\n", split_roles=False)
     assert template.render({"x": "a"}).messages == ((None, "  System: a\n"),)
 
 
@@ -152,7 +149,7 @@ def test_is_plain_only_without_logic(source: str, plain: bool) -> None:
 def test_a_chat_prompt_of_jinja_messages_renders_each_as_written() -> None:
     # Humanloop's jinja chat templates: one template per message, roles given by Humanloop.
     def message(source: str) -> JinjaTemplate:
-        return compile_jinja(source, origin="humanloop", split_roles=False)
+        return compile_jinja(source, split_roles=False)
 
     template = JinjaMessages(
         (
@@ -178,3 +175,45 @@ def test_captured_text_holds_its_values_for_filters_and_comparisons() -> None:
         "{% set loud | upper %}{{ name }}{% endset %}{{ loud }} {{ said | length }}"
     )
     assert render(source, variables) == [(None, "Hello Ada ADA ada!! ADA 3")]
+
+
+def test_a_template_is_compiled_once_whoever_asks() -> None:
+    # The store checks it when it reads the file, the engine renders it: one compile.
+    source = "{% if x %}once{% endif %}"
+    assert compile_jinja(source, split_roles=True) is compile_jinja(source, split_roles=True)
+
+
+def test_a_langfuse_prompt_is_not_jinja() -> None:
+    # Langfuse's own {{var}} semantics, unchanged: logic sent as written, unknown kept.
+    text = "{% if vip %}Dear{% endif %} {{ name | upper }} {{name}} {{ missing }}"
+    prompt = Prompt(name="p", version=1, type="text", prompt=text)
+    prepared = prepare_prompt(prompt)
+    assert isinstance(prepared, PreparedPrompt)
+    rendered = prepared.render({"name": "ada"}, None, RenderOptions())
+    assert rendered.messages == [
+        {
+            "role": "user",
+            "content": "{% if vip %}Dear{% endif %} {{ name | upper }} ada {{ missing }}",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "plain"),
+    [
+        (("Hi {{ name }}", "Bye"), True),
+        (("Hi {{ name | title }}", "Bye"), False),
+    ],
+)
+def test_a_jinja_prompt_takes_the_plain_renderer_unless_it_has_logic(
+    prompt: tuple[str, str], plain: bool
+) -> None:
+    messages = (ChatMessage("system", prompt[0]), ChatMessage("user", prompt[1]))
+    jinja = Prompt(name="p", version=1, type="chat", prompt=messages, template_language="jinja")
+    prepared = prepare_prompt(jinja)
+    assert isinstance(prepared, PreparedPrompt) is plain
+    rendered = prepared.render({"name": "ada lovelace"}, None, RenderOptions())
+    assert rendered.messages[1] == {"role": "user", "content": "Bye"}
+    assert rendered.messages[0]["content"] in ("Hi ada lovelace", "Hi Ada Lovelace")
+    # Jinja writes an unknown variable as nothing, on either path.
+    assert prepared.render({}, None, RenderOptions()).messages[0]["content"] == "Hi "

@@ -11,6 +11,8 @@ import pytest
 from prompt_middleware import PromptMiddleware, Settings
 from prompt_middleware.errors import PromptStoreUnavailable
 from prompt_middleware.prompts import PromptQuery
+from prompt_middleware.render import PreparedPrompt
+from prompt_middleware.render_jinja import prepare_prompt
 from prompt_middleware.stores.humanloop import HumanloopStore
 from tests.conftest import RecordingApp
 from tests.fakes.humanloop import FakeHumanloop
@@ -77,8 +79,8 @@ async def test_plain_jinja_keeps_the_plain_path_and_jinja_semantics(
 ) -> None:
     fake.add_prompt("p", [{"role": "user", "content": "Hi {{ name }}!"}], template_language="jinja")
     prompt = await store.get_prompt(PromptQuery("p"))
-    assert prompt.template is None
     assert prompt.template_language == "jinja"
+    assert isinstance(prepare_prompt(prompt), PreparedPrompt)
     app = RecordingApp()
     await send(store, app, {"model": "humanloop/x", "prompt_id": "p"})
     # Jinja writes an undefined variable as nothing (Langfuse keeps "{{ name }}")

@@ -9,15 +9,15 @@ autoescaping (``Tom & Jerry`` reaches the model as written) and without its line
 written into the rendered text as an opaque token (``finalize``); role markers are looked for
 in that text, which holds only the template's own words; then the tokens are replaced by the
 values in each message. So ``{% if context %}System: {{ context }}{% endif %}`` starts a
-system message, while a value holding ``"\\nSystem: ..."`` stays inside its message.
+system message, while a value holding ``"\\nSystem: ..."`` stays inside its message. Text a
+template captures (``{% set %}`` blocks, macros, ``{% filter %}``) holds the values themselves,
+so that filters and comparisons see them, and is written out as one value (``captures.py``).
 
 A template is checked when it is compiled, so that a file that cannot be served says so at
-once, naming the line: syntax errors, access to private attributes (``''.__class__``),
-``{% include %}`` / ``{% extends %}`` / ``{% import %}`` (a prompt is one file), and a
-``{% filter %}`` block whose arguments come from variables (its output bypasses the tokens).
-At render time an undefined variable is empty and reported in ``missing`` (the caller warns or,
-in strict mode, refuses); what the sandbox still stops is the prompt's fault, not the client's
-(502); any other error is a 400 naming the line, as it depends on the variables sent.
+once, naming the line: syntax errors, access to private attributes (``''.__class__``), and
+``{% include %}`` / ``{% extends %}`` / ``{% import %}`` (a prompt is one file). Rendering
+raises :class:`RenderFailed` (``unsafe`` when the sandbox stopped it) or :class:`TooLarge`;
+:mod:`prompt_middleware.render_jinja` turns them into answers.
 """
 
 from prompt_middleware.jinja.checks import is_plain
@@ -27,6 +27,7 @@ from prompt_middleware.jinja.template import (
     JinjaRendered,
     JinjaTemplate,
     PromptTemplate,
+    RenderFailed,
     TemplateInvalid,
     compile_jinja,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "JinjaRendered",
     "JinjaTemplate",
     "PromptTemplate",
+    "RenderFailed",
     "TemplateInvalid",
     "TooLarge",
     "compile_jinja",

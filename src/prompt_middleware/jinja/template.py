@@ -2,10 +2,10 @@
 
 A ``.prompt`` body is rendered, then split into messages at the role markers of its text,
 then each token is replaced by its value (see :mod:`prompt_middleware.jinja.sandbox`), so a
-value is never taken for a marker. At render time an undefined variable is empty and reported
-in ``missing`` (the caller warns or, in strict mode, refuses); what the sandbox still stops is
-the prompt's fault, not the client's (502 ``prompt_store_unavailable``, logged); any other error
-is a 400 ``invalid_prompt_request`` naming the line, as it depends on the variables sent.
+value is never taken for a marker. An undefined variable is written as nothing and reported in
+``missing``. What goes wrong while rendering is a :class:`RenderFailed` naming the template's
+line, a :class:`~prompt_middleware.jinja.sandbox.TooLarge` past the size limit: the caller,
+who knows the prompt, turns them into answers.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, Final, TypeAlias
 
-import structlog
 from jinja2 import Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 
-from prompt_middleware.errors import InvalidPromptRequest, PromptStoreUnavailable
 from prompt_middleware.jinja.captures import bracket_captures
 from prompt_middleware.jinja.checks import Refused, check_tree, has_role_marker
 from prompt_middleware.jinja.sandbox import (
@@ -38,17 +37,38 @@ __all__ = [
     "JinjaRendered",
     "JinjaTemplate",
     "PromptTemplate",
+    "RenderFailed",
     "TemplateInvalid",
     "compile_jinja",
 ]
-
-_log = structlog.get_logger(__name__)
 
 _TEMPLATE_FILENAME: Final = "<template>"  # Jinja's name for template code in tracebacks
 
 
 class TemplateInvalid(Exception):
-    """A template cannot be served; the message names the line (of the file, when given)."""
+    """A template cannot be compiled: ``reason``, at ``line`` of the template when known."""
+
+    def __init__(self, reason: str, line: int | None) -> None:
+        super().__init__(reason if line is None else f"line {line}: {reason}")
+        self.reason = reason
+        self.line = line
+
+    def describe(self, first_line: int = 1) -> str:
+        """The message, its line counted from ``first_line`` (where a file's template starts)."""
+        if self.line is None:
+            return self.reason
+        return f"line {self.line + first_line - 1}: {self.reason}"
+
+
+class RenderFailed(Exception):
+    """Rendering stopped at ``line``; ``unsafe`` when the sandbox stopped it (the template's
+    fault), otherwise it failed on the variables it was given (the request's)."""
+
+    def __init__(self, reason: str, line: int, *, unsafe: bool) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.reason = reason
+        self.line = line
+        self.unsafe = unsafe
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,87 +79,57 @@ class JinjaRendered:
     missing: tuple[str, ...]
 
 
-def compile_jinja(
-    source: str, *, origin: str, split_roles: bool, first_line: int = 1
-) -> JinjaTemplate:
-    """Compile ``source``, or raise :class:`TemplateInvalid` naming the line.
+@lru_cache(maxsize=512)
+def compile_jinja(source: str, *, split_roles: bool) -> JinjaTemplate:
+    """``source`` compiled, or :class:`TemplateInvalid` naming the line.
 
-    ``origin`` names the template in render errors (a file path, a prompt name).
-    ``first_line`` is the file line ``source`` starts on (after a front matter).
     ``split_roles``: a ``.prompt`` body, split into messages at role markers and stripped,
-    as LiteLLM does; otherwise one message's content, kept as rendered.
+    as LiteLLM does; otherwise one message's content, kept as rendered. Memoised: a store that
+    checks a template when it reads it, and the engine that renders it, compile it once.
     """
     try:
         tree = ENVIRONMENT.parse(source)
         check_tree(tree)
+        may_split = split_roles and has_role_marker(tree)
         tree = bracket_captures(tree)
         tree.set_environment(ENVIRONMENT)
         template = ENVIRONMENT.from_string(tree)
     except TemplateSyntaxError as exc:
-        line = (exc.lineno or 1) + first_line - 1
-        raise TemplateInvalid(f"line {line}: {exc.message}") from exc
+        raise TemplateInvalid(exc.message or "syntax error", exc.lineno or 1) from exc
     except Refused as exc:
-        line = exc.lineno + first_line - 1
-        raise TemplateInvalid(f"line {line}: {exc}") from exc
+        raise TemplateInvalid(str(exc), exc.lineno) from exc
     except Exception as exc:  # Jinja's compiler has failures of its own; none may escape
-        raise TemplateInvalid(f"Jinja cannot compile it: {exc}") from exc
-    may_split = split_roles and has_role_marker(tree)
-    return JinjaTemplate(template, origin, split_roles, may_split, first_line)
+        raise TemplateInvalid(f"Jinja cannot compile it: {exc}", None) from exc
+    return JinjaTemplate(template, split_roles, may_split)
 
 
 class JinjaTemplate:
     """One compiled template; :meth:`render` per request. Shared: never mutated."""
 
-    __slots__ = (
-        "_first_line",
-        "_globals",
-        "_may_split",
-        "_new_context",
-        "_origin",
-        "_root",
-        "_split_roles",
-    )
+    __slots__ = ("_globals", "_may_split", "_new_context", "_root", "_split_roles")
 
-    def __init__(
-        self, template: Template, origin: str, split_roles: bool, may_split: bool, first_line: int
-    ) -> None:
+    def __init__(self, template: Template, split_roles: bool, may_split: bool) -> None:
         # Template.render copies the globals (a ChainMap) into a new dict on every call; a
         # plain dict of them, made once, and a shared context halve the cost of a render.
         self._globals = dict(template.globals)
         self._new_context = template.new_context
         self._root = template.root_render_func
-        self._origin = origin
         self._split_roles = split_roles
         self._may_split = may_split
-        self._first_line = first_line
 
     def render(self, variables: Mapping[str, Any], limit: int | None = None) -> JinjaRendered:
         """Render with ``variables``; ``limit`` caps the characters of all messages together.
 
-        Raises :class:`InvalidPromptRequest` (400) when rendering fails on these variables,
-        :class:`PromptStoreUnavailable` (502) when the sandbox stops the template, and
-        :class:`TooLarge` when the messages would be larger than ``limit`` (the caller
-        answers it as the plain renderer does).
+        Raises :class:`RenderFailed`, and :class:`TooLarge` past ``limit``.
         """
         state = RenderState()
         reset = RENDERING.set(state)
         try:
             text = self._run(variables)
         except SecurityError as exc:
-            line = self._line(exc.__traceback__)
-            _log.warning(
-                "prompt_template_unsafe", template=self._origin, line=line, reason=str(exc)
-            )
-            raise PromptStoreUnavailable(
-                f"{self._origin} cannot be rendered: line {line}: the sandbox stopped it ({exc})"
-            ) from None
+            raise RenderFailed(str(exc), _line(exc.__traceback__), unsafe=True) from None
         except Exception as exc:  # any failure of a template is answered
-            line = self._line(exc.__traceback__)
-            raise InvalidPromptRequest(
-                f"{self._origin} cannot be rendered with these prompt_variables: "
-                f"line {line}: {exc}",
-                param="prompt_variables",
-            ) from None
+            raise RenderFailed(str(exc), _line(exc.__traceback__), unsafe=False) from None
         finally:
             RENDERING.reset(reset)
         fill = _filler(state.values, limit)
@@ -164,15 +154,6 @@ class JinjaTemplate:
             # Re-raised with a traceback whose template frames carry the template's lines.
             ENVIRONMENT.handle_exception()
             raise  # not reached: handle_exception always raises
-
-    def _line(self, traceback: TracebackType | None) -> int:
-        # Jinja rewrites tracebacks so that template code shows as frames of "<template>".
-        line = 1
-        while traceback is not None:
-            if traceback.tb_frame.f_code.co_filename == _TEMPLATE_FILENAME:
-                line = traceback.tb_lineno
-            traceback = traceback.tb_next
-        return line + self._first_line - 1
 
 
 class JinjaMessages:
@@ -200,6 +181,16 @@ class JinjaMessages:
 PromptTemplate: TypeAlias = JinjaTemplate | JinjaMessages
 
 
+def _line(traceback: TracebackType | None) -> int:
+    # Jinja rewrites tracebacks so that template code shows as frames of "<template>".
+    line = 1
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == _TEMPLATE_FILENAME:
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return line
+
+
 def _filler(values: list[str], limit: int | None) -> Callable[[str], str]:
     """Replaces the tokens of ``values`` in a text, keeping the total under ``limit``."""
     if not values:
@@ -219,7 +210,7 @@ def _filler(values: list[str], limit: int | None) -> Callable[[str], str]:
         return text
 
     for text in values:
-        # A {% set %} block's text holds the tokens of the values written inside it.
+        # A block's text written again ({{ self.name() }}) holds the tokens of its values.
         resolved.append(TOKEN.sub(value_of, text) if OPEN in text else text)
     size = 0
 

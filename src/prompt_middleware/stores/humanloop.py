@@ -33,11 +33,12 @@ The mapping onto :class:`~prompt_middleware.prompts.Prompt`:
   token budget, not an OpenAI value) and ``null`` keys inside ``response_format``. ``tools``
   (Humanloop's ``{name, description, parameters, strict}``) and ``linked_tools`` become OpenAI
   tool objects ``{"type": "function", "function": {...}}``; none at all means no ``tools``.
-* ``template_language: jinja``: rendered by the sandboxed Jinja renderer the local folder's
-  ``.prompt`` files use (:mod:`prompt_middleware.jinja`), each message on its own, compiled
-  once per version. A template whose only Jinja is ``{{ name }}`` takes the plain
-  ``{{variable}}`` substitution (an unknown variable written as nothing, as Jinja does); one
-  that does not compile, or reaches for what the sandbox forbids, is an invalid prompt.
+* ``template_language: jinja`` becomes the prompt's ``template_language``: rendered by the
+  sandboxed Jinja renderer the local folder's ``.prompt`` files use
+  (:mod:`prompt_middleware.jinja`), each message on its own. A template whose only Jinja is
+  ``{{ name }}`` takes the plain ``{{variable}}`` substitution (an unknown variable written as
+  nothing, as Jinja does); one that does not compile, or reaches for what the sandbox
+  forbids, is an invalid prompt.
 
 Statuses and httpx errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
 says; besides, a path that is not a prompt is PromptNotFound, and a ``PromptQuery.version``
@@ -58,13 +59,7 @@ from prompt_middleware.errors import (
     InvalidPromptRequest,
     PromptNotFound,
 )
-from prompt_middleware.jinja import (
-    JinjaMessages,
-    PromptTemplate,
-    TemplateInvalid,
-    compile_jinja,
-    is_plain,
-)
+from prompt_middleware.jinja import TemplateInvalid, compile_jinja, is_plain
 from prompt_middleware.prompts import (
     DEFAULT_LABEL,
     ChatMessage,
@@ -187,11 +182,9 @@ def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
         prompt = tuple(ChatMessage(role=m.role, content=text_content(m)) for m in wire.template)
         texts = [m.content for m in prompt]
     language: TemplateLanguage = "langfuse"
-    template: PromptTemplate | None = None
     if wire.template_language not in (None, "default"):  # Humanloop's other language: jinja
         language = "jinja"
-        if not all(is_plain(text) for text in texts):
-            template = _compile(prompt, name)
+        _check_jinja(texts)
     return Prompt(
         name=name,
         version=wire.version_id,
@@ -200,22 +193,18 @@ def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
         config=_config(wire),
         labels=tuple(e.name for e in wire.environments or ()),
         template_language=language,
-        template=template,
     )
 
 
-def _compile(prompt: str | tuple[ChatMessage, ...], name: str) -> PromptTemplate:
-    origin = f"Humanloop prompt '{name}'"
-    try:
-        if isinstance(prompt, str):
-            return compile_jinja(prompt, origin=origin, split_roles=False)
-        return JinjaMessages(
-            tuple(
-                (m.role, compile_jinja(m.content, origin=origin, split_roles=False)) for m in prompt
-            )
-        )
-    except TemplateInvalid as exc:
-        raise InvalidPrompt(f"its jinja template does not compile: {exc}") from exc
+def _check_jinja(texts: list[str]) -> None:
+    # Compiled now (and memoised for the engine), so that a template that cannot be served
+    # is a failed fetch: the cache then serves the last good copy.
+    for text in texts:
+        if not is_plain(text):
+            try:
+                compile_jinja(text, split_roles=False)
+            except TemplateInvalid as exc:
+                raise InvalidPrompt(f"its jinja template does not compile: {exc}") from exc
 
 
 _TEXT: Final = ServiceText(

@@ -2,10 +2,12 @@
 
 :func:`parse_dotprompt` turns a file's text into one :class:`Version`. A body whose only Jinja
 is ``{{variable}}`` is split into messages now (:func:`parse_body`) and filled per request by
-the plain substitution, so it costs nothing more than a YAML prompt; a body with logic is
-compiled once here (:mod:`prompt_middleware.jinja`) and split when it is rendered. Front
-matter without a body is a prompt of settings only: one ``messages`` placeholder, which the
-client's messages fill (README, "LiteLLM's `.prompt` files").
+the plain substitution, so it costs nothing more than a YAML prompt; a body with logic is a
+``dotprompt`` prompt, split when it is rendered. Both are compiled here, once per file version
+(:mod:`prompt_middleware.jinja` memoises it for the engine), and so is ``input.schema`` read:
+a file that cannot be served says so when it is read, naming the line. Front matter without a
+body is a prompt of settings only: one ``messages`` placeholder, which the client's messages
+fill (README, "LiteLLM's `.prompt` files").
 """
 
 from __future__ import annotations
@@ -41,10 +43,9 @@ class _FrontMatterMeta(msgspec.Struct):
     version: Annotated[int, msgspec.Meta(ge=1)] | UnsetType = UNSET
 
 
-def parse_dotprompt(text: str, file_version: int | None, origin: str) -> Version:
+def parse_dotprompt(text: str, file_version: int | None) -> Version:
     """The version a ``.prompt`` file's text holds; ``file_version`` is the ``N`` of
-    ``name.vN.prompt``, None for ``name.prompt``; ``origin`` (the file's path in the folder)
-    names the template in render errors."""
+    ``name.vN.prompt``, None for ``name.prompt``."""
     front, body, first_line = split_front_matter(text)
     meta: _FrontMatterMeta = convert(
         {key: front[key] for key in ("labels", "version") if key in front}, _FrontMatterMeta
@@ -65,28 +66,32 @@ def parse_dotprompt(text: str, file_version: int | None, origin: str) -> Version
     if not body.strip():
         # Front matter alone (model, parameters): the client's messages go as they are.
         only_settings = (Placeholder("messages"),)
-        return Version(number, "chat", only_settings, config, labels, "jinja", None, schema)
+        return Version(number, "chat", only_settings, config, labels, "jinja", schema)
     if is_plain(body):
         prompt = parse_body(body)
         prompt_type: PromptType = "text" if isinstance(prompt, str) else "chat"
-        return Version(number, prompt_type, prompt, config, labels, "jinja", None, schema)
+        return Version(number, prompt_type, prompt, config, labels, "jinja", schema)
     try:
-        template = compile_jinja(body, origin=origin, split_roles=True, first_line=first_line)
+        compile_jinja(body, split_roles=True)
     except TemplateInvalid as exc:
-        raise Invalid(str(exc)) from exc
-    # The roles are found when it is rendered; the source stays the prompt's text.
+        raise Invalid(exc.describe(first_line)) from exc
+    # The roles are found when it is rendered. The body is kept as the file has it, so that
+    # a line of the template is a line of the file, ``first_line - 1`` further down.
     prompt_type = "chat" if ROLE_MARKER.search(body) else "text"
-    return Version(number, prompt_type, body.strip(), config, labels, "jinja", template, schema)
+    return Version(number, prompt_type, body, config, labels, "dotprompt", schema)
 
 
-def _input_schema(front: dict[str, Any]) -> InputSchema | None:
+def _input_schema(front: dict[str, Any]) -> Any:
+    """``input.schema`` as written (JSON data), once it is known to be readable."""
     declared = front.get("input")
     if not isinstance(declared, dict) or declared.get("schema") is None:
         return None
+    schema = json_value(declared["schema"])
     try:
-        return InputSchema.parse(declared["schema"])
+        InputSchema.parse(schema)
     except SchemaInvalid as exc:
         raise Invalid(str(exc)) from exc
+    return schema
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:

@@ -148,7 +148,6 @@ def _assign_labels(name: str, versions: Mapping[int, Version]) -> Versions:
             config=version.config,
             labels=tuple(labels_of[number]),
             template_language=version.language,
-            template=version.template,
             input_schema=version.input_schema,
         )
         for number, version in versions.items()

@@ -9,8 +9,6 @@ from typing import Any, TypeAlias
 import msgspec
 import yaml
 
-from prompt_middleware.input_schema import InputSchema
-from prompt_middleware.jinja import JinjaTemplate
 from prompt_middleware.prompts import PromptMessage, PromptType, TemplateLanguage
 
 Signature: TypeAlias = tuple[int, int, int]  # mtime_ns, size, inode
@@ -30,8 +28,7 @@ class Version:
     config: Any
     labels: tuple[str, ...]
     language: TemplateLanguage = "langfuse"
-    template: JinjaTemplate | None = None  # a .prompt body with Jinja logic, compiled
-    input_schema: InputSchema | None = None
+    input_schema: Any = None  # a .prompt file's input.schema, as written
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,8 +143,8 @@ def load_file(path: str, relative: str, seen: Signature) -> FileRecord | None:
     signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
     try:
         if extension == dotprompt.EXTENSION:
-            parsed = dotprompt.parse_dotprompt(decode_text(data), file_version, relative)
-            versions: tuple[Version, ...] = (parsed,)
+            text = decode_text(data)
+            versions: tuple[Version, ...] = (dotprompt.parse_dotprompt(text, file_version),)
         elif extension == ".json":
             versions = parse_structured(decode_json(data), name)
         else:

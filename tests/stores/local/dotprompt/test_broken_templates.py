@@ -53,7 +53,10 @@ async def test_what_the_sandbox_stops_at_render_is_a_502(
         response = await send(client, "probe", prompt_variables=variables)
     assert response.status_code == 502
     message = response.json()["error"]["message"]
-    assert message.startswith("probe.prompt cannot be rendered: line 2: the sandbox stopped it")
+    # A line of the template: the file has no front matter, so it is the file's line too.
+    assert message.startswith(
+        "Prompt 'probe' cannot be rendered: line 2 of its template: the sandbox stopped it"
+    )
     assert any(log["event"] == "prompt_template_unsafe" for log in logs)
     assert app.requests == []
 
