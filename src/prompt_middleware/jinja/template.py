@@ -79,7 +79,7 @@ class JinjaRendered:
     missing: tuple[str, ...]
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=1024)
 def compile_jinja(source: str, *, split_roles: bool) -> JinjaTemplate:
     """``source`` compiled, or :class:`TemplateInvalid` naming the line.
 
