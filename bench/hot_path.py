@@ -5,6 +5,7 @@
 
 Cases: an unmatched route, a matched unmanaged request, a managed request on a cache hit; each
 with a realistic 2 KB body (system + few-shot messages, tools, metadata) and a 200 KB body.
+A cache hit on a ``.prompt`` body with Jinja logic, against the same prompt without logic.
 Baselines measured in the same run: the same no-op app unwrapped, and a naive
 ``json.loads``/``json.dumps`` rewrite of the same requests. The same for ``PromptTransport``
 against the bare httpx transport it wraps, and for the sidecar app against the bare proxy of
@@ -73,9 +74,11 @@ class OneStore:
         pass
 
 
-def body_of(size: int, *, managed: bool, store: str = "mem") -> bytes:
+def body_of(
+    size: int, *, managed: bool, store: str = "mem", prompt_id: str = "support/answer"
+) -> bytes:
     """A chat request of about ``size`` bytes: system + few-shot messages, tools, metadata;
-    a managed one names ``support/answer`` in ``store``."""
+    a managed one names ``prompt_id`` (``support/answer``) in ``store``."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": "You are helpful."}]
     tools = [
         {
@@ -100,7 +103,7 @@ def body_of(size: int, *, managed: bool, store: str = "mem") -> bytes:
         "seed": 12345678901234567890,
     }
     if managed:
-        request["prompt_id"] = "support/answer"
+        request["prompt_id"] = prompt_id
         request["prompt_variables"] = {"product": "Acme Cloud", "language": "English"}
     turn = 0
     while len(json.dumps(request)) < size:
@@ -226,11 +229,62 @@ async def main() -> None:
             f"{us(naive_cost)}   {naive_cost / ours_cost:5.1f}x faster"
         )
 
+    await jinja_case(settings, rounds, scale)
     await sidecar_case(rounds, scale)
     await experiment_case(rounds, scale)
     await traces_case(rounds, scale)
     await transport_case(settings, rounds, scale)
     await logging_case(settings, rounds, scale)
+
+
+# The same system message from a .prompt body with Jinja logic and from one without.
+PLAIN_BODY = "System: You support {{product}}. Answer in {{language}}."
+LOGIC_BODY = (
+    "System: You support {{ product }}.{% if language %} Answer in {{ language }}.{% endif %}"
+)
+DOTPROMPTS = {
+    "support/plain": Prompt(
+        name="support/plain",
+        version=1,
+        type="chat",
+        prompt=(ChatMessage("system", PLAIN_BODY.removeprefix("System: ")),),
+        template_language="jinja",
+    ),
+    "support/logic": Prompt(
+        name="support/logic",
+        version=1,
+        type="chat",
+        prompt=LOGIC_BODY,
+        template_language="dotprompt",
+    ),
+}
+
+
+class DotpromptStore:
+    async def get_prompt(self, query: PromptQuery) -> Prompt:
+        return DOTPROMPTS[query.name]
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def jinja_case(settings: Settings, rounds: int, scale: float) -> None:
+    # A cache hit on a .prompt file with Jinja logic against the same prompt without logic.
+    wrapped = PromptMiddleware(noop_app, settings, stores={"mem": DotpromptStore()})
+    plain, logic = (body_of(2_000, managed=True, prompt_id=name) for name in DOTPROMPTS)
+    for body in (plain, logic):
+        await asgi_call(wrapped, URL, body)()
+    n = max(20, int(20_000 * scale))
+    costs = await cpu_per_call(
+        {"plain": asgi_call(wrapped, URL, plain), "jinja": asgi_call(wrapped, URL, logic)},
+        n,
+        rounds,
+    )
+    plain_cost, jinja_cost = costs["plain"], costs["jinja"]
+    print(
+        f"{'managed, cache hit, .prompt with Jinja logic':44} {'2 KB':>6} {us(jinja_cost)} "
+        f"{us(plain_cost)} {us(jinja_cost - plain_cost)}   (baseline: the same without logic)"
+    )
 
 
 UPSTREAM_ANSWER = b'{"id":"chatcmpl-1","object":"chat.completion","choices":[]}'

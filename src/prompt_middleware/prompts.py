@@ -14,9 +14,12 @@ __all__ = [
     "PromptMessage",
     "PromptQuery",
     "PromptType",
+    "TemplateLanguage",
 ]
 
 PromptType: TypeAlias = Literal["text", "chat"]
+#: How a prompt's text is filled: see :class:`Prompt`.
+TemplateLanguage: TypeAlias = Literal["langfuse", "jinja", "dotprompt"]
 
 #: The label a request that names neither ``prompt_label`` nor ``prompt_version`` asks for
 #: (README, "How a request is rewritten"); every store reads it from here.
@@ -46,6 +49,15 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     chat prompt. ``config`` is the prompt's free-form config; the renderer reads ``model`` and
     the chat-completions parameters from it when it is a JSON object. Instances are shared by
     every request that hits the cache: never mutate them.
+
+    ``template_language`` says how the text is filled. ``langfuse``: ``{{variables}}`` as the
+    Langfuse SDK fills them, an unknown one kept as written. ``jinja``: the text, or each
+    message's content, is a Jinja template of its own (Humanloop's ``jinja``). ``dotprompt``:
+    ``prompt`` is one Jinja template whose rendered text is split into messages at its role
+    markers (a LiteLLM ``.prompt`` body). ``input_schema`` is a ``.prompt`` file's
+    ``input.schema``, as written, checked against ``prompt_variables`` before rendering. Both
+    are plain data, like every field here: templates are compiled when the engine prepares the
+    prompt (:func:`~prompt_middleware.render_jinja.prepare_prompt`), once per version.
     """
 
     name: str
@@ -54,6 +66,8 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str | tuple[PromptMessage, ...]
     config: Any = msgspec.field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    template_language: TemplateLanguage = "langfuse"
+    input_schema: Any = None
 
 
 class PromptQuery(msgspec.Struct, frozen=True):

@@ -14,7 +14,7 @@ content parts) we keep ``null`` as it is and fill the ``text`` of text parts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
@@ -31,7 +31,9 @@ __all__ = [
     "RenderedPrompt",
     "compile_template",
     "find_variables",
+    "missing_variables_error",
     "render_prompt",
+    "too_large_error",
 ]
 
 ClientMessagesMode = Literal["ignore", "append"]
@@ -95,16 +97,8 @@ def _fill(
             parts.append(text)
             size += len(text)
     if limit is not None and size > limit:
-        raise _too_large()
+        raise too_large_error()
     return "".join(parts)
-
-
-def _too_large() -> InvalidPromptRequest:
-    return InvalidPromptRequest(
-        "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
-        "send smaller prompt_variables.",
-        param="prompt_variables",
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +135,9 @@ def render_prompt(
     Raises :class:`InvalidPromptRequest` for an unfilled or malformed placeholder, and for
     missing variables when ``options.strict_variables`` is set.
     """
-    return PreparedPrompt(prompt).render(variables, client_messages, options)
+    from prompt_middleware.render_jinja import prepare_prompt  # it builds on this module
+
+    return prepare_prompt(prompt).render(variables, client_messages, options)
 
 
 # What a prompt is made of, once parsed: a message with no variables, a message template,
@@ -164,13 +160,15 @@ class PreparedPrompt:
 
     def __init__(self, prompt: Prompt) -> None:
         self.prompt = prompt
+        # Jinja writes an unknown variable as nothing; Langfuse's SDK keeps it as written.
+        blank = prompt.template_language != "langfuse"
         steps: list[_Step] = []
         if isinstance(prompt.prompt, str):
-            steps.append(_template_step(None, prompt.prompt))
+            steps.append(_template_step(None, prompt.prompt, blank))
         else:
             for item in prompt.prompt:
                 if isinstance(item, ChatMessage):
-                    steps.append(_template_step(item.role, item.content))
+                    steps.append(_template_step(item.role, item.content, blank))
                 else:
                     steps.append((_PLACEHOLDER, None, item.name))
         self._steps: tuple[_Step, ...] = tuple(steps)
@@ -201,7 +199,7 @@ class PreparedPrompt:
                 if left is not None:
                     left -= len(value)
                     if left < 0:
-                        raise _too_large()
+                        raise too_large_error()
                 messages.append({"role": text_role if role is None else role, "content": value})
             elif kind == _TEMPLATE:
                 content = _fill(value, variables, missing, left)
@@ -231,8 +229,26 @@ class PreparedPrompt:
                 messages.extend(appended)
 
         if missing and options.strict_variables:
-            raise _missing(self.prompt.name, missing)
+            raise missing_variables_error(self.prompt.name, missing)
         return RenderedPrompt(messages=messages, missing_variables=tuple(missing))
+
+
+def missing_variables_error(prompt_name: str, missing: Iterable[str]) -> InvalidPromptRequest:
+    """The 400 of strict mode: ``prompt_name`` needs the ``missing`` variables."""
+    return InvalidPromptRequest(
+        f"Prompt '{prompt_name}' needs variables that prompt_variables does not "
+        f"give: {sorted(missing)}.",
+        param="prompt_variables",
+    )
+
+
+def too_large_error() -> InvalidPromptRequest:
+    """The 400 of a render past ``PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS``."""
+    return InvalidPromptRequest(
+        "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
+        "send smaller prompt_variables.",
+        param="prompt_variables",
+    )
 
 
 def _unfilled(name: str, placeholders: list[str]) -> InvalidPromptRequest:
@@ -243,18 +259,12 @@ def _unfilled(name: str, placeholders: list[str]) -> InvalidPromptRequest:
     )
 
 
-def _missing(name: str, variables: dict[str, None]) -> InvalidPromptRequest:
-    return InvalidPromptRequest(
-        f"Prompt '{name}' needs variables that prompt_variables does not "
-        f"give: {sorted(variables)}.",
-        param="prompt_variables",
-    )
-
-
-def _template_step(role: str | None, template: str) -> _Step:
+def _template_step(role: str | None, template: str, blank: bool) -> _Step:
     segments = _parse(template)
     if len(segments) == 1:  # no variables: the text is final
         return (_STATIC, role, template)
+    if blank:  # an unknown variable is written as nothing
+        segments = tuple((literal, name, "") for literal, name, _ in segments)
     return (_TEMPLATE, role, segments)
 
 

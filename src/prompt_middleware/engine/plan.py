@@ -1,7 +1,8 @@
 """What a prompt gives every request, worked out once when the prompt is fetched.
 
 The cache keeps a :class:`PromptPlan` per prompt version, so a cache hit finds the parsed
-templates, the prompt's model and parameters and its ``x-prompt-*`` headers ready.
+templates (a Jinja template compiled by its store, an input schema read), the prompt's model
+and parameters and its ``x-prompt-*`` headers ready.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from urllib.parse import quote
 
 from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
 from prompt_middleware.prompts import Prompt
-from prompt_middleware.render import PreparedPrompt
+from prompt_middleware.render_jinja import prepare_prompt
 
 __all__ = ["PROVIDER_PREFIX", "PromptPlan", "header_value"]
 
@@ -30,7 +31,7 @@ class PromptPlan:
 
     def __init__(self, prompt: Prompt) -> None:
         self.prompt = prompt
-        self.prepared = PreparedPrompt(prompt)
+        self.prepared = prepare_prompt(prompt)
         config = prompt.config if isinstance(prompt.config, dict) else {}
         model = config.get("model")
         self.model = model.removeprefix(PROVIDER_PREFIX) if isinstance(model, str) else None

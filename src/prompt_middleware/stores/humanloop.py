@@ -33,10 +33,12 @@ The mapping onto :class:`~prompt_middleware.prompts.Prompt`:
   token budget, not an OpenAI value) and ``null`` keys inside ``response_format``. ``tools``
   (Humanloop's ``{name, description, parameters, strict}``) and ``linked_tools`` become OpenAI
   tool objects ``{"type": "function", "function": {...}}``; none at all means no ``tools``.
-* ``template_language: jinja``: a Jinja template whose only Jinja is ``{{ name }}``
-  renders the same with our ``{{variable}}`` substitution and is served. One with statements
-  (``{% if %}``), comments (``{# #}``) or expressions (``{{ x | upper }}``, ``{{ a.b }}``) is
-  refused as unavailable rather than sent to the model with the Jinja in it.
+* ``template_language: jinja`` becomes the prompt's ``template_language``: rendered by the
+  sandboxed Jinja renderer the local folder's ``.prompt`` files use
+  (:mod:`prompt_middleware.jinja`), each message on its own. A template whose only Jinja is
+  ``{{ name }}`` takes the plain ``{{variable}}`` substitution (an unknown variable written as
+  nothing, as Jinja does); one that does not compile, or reaches for what the sandbox
+  forbids, is an invalid prompt.
 
 Statuses and httpx errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
 says; besides, a path that is not a prompt is PromptNotFound, and a ``PromptQuery.version``
@@ -57,7 +59,14 @@ from prompt_middleware.errors import (
     InvalidPromptRequest,
     PromptNotFound,
 )
-from prompt_middleware.prompts import DEFAULT_LABEL, ChatMessage, Prompt, PromptMessage, PromptQuery
+from prompt_middleware.jinja import TemplateInvalid, compile_jinja, is_plain
+from prompt_middleware.prompts import (
+    DEFAULT_LABEL,
+    ChatMessage,
+    Prompt,
+    PromptQuery,
+    TemplateLanguage,
+)
 from prompt_middleware.stores._http import HttpService, ServiceText, path_segment
 from prompt_middleware.stores._wire import InvalidPrompt, WireMessage, text_content
 
@@ -79,8 +88,6 @@ _PLAIN_PARAMETERS: Final = (
     "frequency_penalty",
     "seed",
 )
-# {{ ... }} as the renderer finds it: from a "{{" to the next "}}".
-_JINJA_EXPRESSION: Final = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
 # --- the wire format (the SDK's PromptResponse, the fields read here) -----------------------
@@ -162,40 +169,22 @@ def _config(wire: _PromptResponse) -> dict[str, Any]:
     return config
 
 
-def _jinja_logic(text: str) -> str | None:
-    """What in ``text`` our ``{{variable}}`` substitution would not render as Jinja does."""
-    if "{%" in text:
-        return "a statement ({% ... %})"
-    if "{#" in text:
-        return "a comment ({# ... #})"
-    for match in _JINJA_EXPRESSION.finditer(text):
-        if not match.group(1).strip().isidentifier():
-            return f"the expression {match.group(0)[:60]!r}"
-    return None
-
-
 def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
     if wire.type not in (None, "prompt"):
         raise _NotAPrompt(wire.type)
     if wire.template is None:
         raise InvalidPrompt("it has no `template`")
-    texts: list[str]
+    prompt: str | tuple[ChatMessage, ...]
     if isinstance(wire.template, str):
-        prompt: str | tuple[PromptMessage, ...] = wire.template
-        texts = [wire.template]
+        prompt = wire.template
+        texts = [prompt]
     else:
-        messages = tuple(ChatMessage(role=m.role, content=text_content(m)) for m in wire.template)
-        prompt = messages
-        texts = [m.content for m in messages]
-    if wire.template_language not in (None, "default"):
-        for text in texts:
-            found = _jinja_logic(text)
-            if found is not None:
-                raise InvalidPrompt(
-                    f"its {wire.template_language} template uses {found}, which "
-                    "prompt-middleware does not render (only {{variable}} placeholders are "
-                    "filled): use plain placeholders or the default template language"
-                )
+        prompt = tuple(ChatMessage(role=m.role, content=text_content(m)) for m in wire.template)
+        texts = [m.content for m in prompt]
+    language: TemplateLanguage = "langfuse"
+    if wire.template_language not in (None, "default"):  # Humanloop's other language: jinja
+        language = "jinja"
+        _check_jinja(texts)
     return Prompt(
         name=name,
         version=wire.version_id,
@@ -203,7 +192,19 @@ def _to_prompt(wire: _PromptResponse, name: str) -> Prompt:
         prompt=prompt,
         config=_config(wire),
         labels=tuple(e.name for e in wire.environments or ()),
+        template_language=language,
     )
+
+
+def _check_jinja(texts: list[str]) -> None:
+    # Compiled now (and memoised for the engine), so that a template that cannot be served
+    # is a failed fetch: the cache then serves the last good copy.
+    for text in texts:
+        if not is_plain(text):
+            try:
+                compile_jinja(text, split_roles=False)
+            except TemplateInvalid as exc:
+                raise InvalidPrompt(f"its jinja template does not compile: {exc}") from exc
 
 
 _TEXT: Final = ServiceText(

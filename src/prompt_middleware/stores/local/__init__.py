@@ -26,12 +26,17 @@ lines, then the template. Front-matter keys become the prompt's config (``model`
 ``output`` (dotprompt's schemas). A body with ``System:`` / ``User:`` / ``Assistant:`` markers
 (any case) at line starts is a chat prompt: each message runs to the next marker, text before
 the first marker is a user message, as in LiteLLM, and a marker with no text adds no message.
-Otherwise the stripped body is a text prompt. The body is not a Jinja template: only the
-renderer's ``{{variable}}`` substitution applies.
+Otherwise the stripped body is a text prompt. The body is a Jinja template, as in LiteLLM
+(:mod:`prompt_middleware.jinja`): one with logic is compiled here, once per file version, and
+its roles are found when it is rendered; one whose only Jinja is ``{{variable}}`` is split now
+and filled by the plain substitution (an unknown variable written as nothing, as Jinja does).
+A body that does not compile makes the file invalid, naming the line. ``input.schema`` is read
+here (:mod:`prompt_middleware.input_schema`) and checked on every render. Front matter without
+a body is a prompt of settings only: one ``messages`` placeholder, filled by the client's.
 
 As in LiteLLM, ``name.v2.prompt`` is version 2 of ``name``, and ``prompt_id="name.v2"`` selects
-it; a ``name.prompt`` beside such files, without its own ``version``, is numbered above them,
-so it stays what a request without a version gets.
+it whatever the label asked for; a ``name.prompt`` beside such files, without its own
+``version``, is numbered above them, so it stays what a request without a version gets.
 
 Versions and labels. ``latest`` is always the highest version (a ``latest`` written in a file
 is ignored). A prompt whose files carry no labels at all serves its highest version as

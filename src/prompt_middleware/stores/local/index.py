@@ -35,12 +35,15 @@ def lookup(prompts: Mapping[str, Entry], query: PromptQuery) -> Prompt:
     name = query.name
     wanted_version = query.version
     entry = prompts.get(name)
-    if entry is None and query.version is None and query.label is None:
-        # LiteLLM addresses ``name.v2.prompt`` as prompt_id "name.v2".
+    if entry is None:
+        # LiteLLM addresses ``name.v2.prompt`` as prompt_id "name.v2", whatever the label
+        # (the engine asks for ``production`` when the request names none).
         match = VERSION_SUFFIX.fullmatch(name)
         if match is not None and match["base"] in prompts:
-            name, wanted_version = match["base"], int(match["version"])
-            entry = prompts[name]
+            named = int(match["version"])
+            if wanted_version is None or wanted_version == named:
+                name, wanted_version = match["base"], named
+                entry = prompts[name]
     if entry is None:
         raise PromptNotFound(
             f"prompt {query.describe()} not found: the prompt folder has no "
@@ -144,6 +147,8 @@ def _assign_labels(name: str, versions: Mapping[int, Version]) -> Versions:
             prompt=version.prompt,
             config=version.config,
             labels=tuple(labels_of[number]),
+            template_language=version.language,
+            input_schema=version.input_schema,
         )
         for number, version in versions.items()
     }

@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 import msgspec
 import yaml
 
-from prompt_middleware.prompts import PromptMessage, PromptType
+from prompt_middleware.prompts import PromptMessage, PromptType, TemplateLanguage
 
 Signature: TypeAlias = tuple[int, int, int]  # mtime_ns, size, inode
 
@@ -27,6 +27,8 @@ class Version:
     prompt: str | tuple[PromptMessage, ...]
     config: Any
     labels: tuple[str, ...]
+    language: TemplateLanguage = "langfuse"
+    input_schema: Any = None  # a .prompt file's input.schema, as written
 
 
 @dataclass(frozen=True, slots=True)

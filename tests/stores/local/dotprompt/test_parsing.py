@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from prompt_middleware.errors import PromptNotFound
 from prompt_middleware.prompts import ChatMessage, Prompt
+from prompt_middleware.render import RenderOptions
+from prompt_middleware.render_jinja import prepare_prompt
 from prompt_middleware.stores.local import LocalPromptStore
 from tests.stores.local.support import get, write
 
@@ -23,6 +26,7 @@ async def test_dotprompt_without_front_matter_is_a_text_prompt(
         prompt="Summarise {{text}}.\nNote: be short.",
         config={},
         labels=("production", "latest"),
+        template_language="jinja",
     )
 
 
@@ -49,6 +53,8 @@ async def test_dotprompt_front_matter_becomes_config(folder: Path, store: LocalP
         prompt="Extract: {{text}}",
         config={"model": "gpt-4o-mini", "temperature": 0.7, "max_tokens": 150},
         labels=("staging", "latest"),
+        template_language="jinja",
+        input_schema={"text": "string"},
     )
     with pytest.raises(PromptNotFound):
         await get(store, "extract")  # labelled, but not production
@@ -119,8 +125,13 @@ async def test_litellm_versioned_files(folder: Path, store: LocalPromptStore) ->
     assert default.labels == ("production", "latest")
     assert (await get(store, "chat_prompt", version=1)).prompt == "Version 1: {{m}}"
     assert (await get(store, "chat_prompt", version=2)).config == {"model": "gpt-4"}
-    # LiteLLM also addresses a version file by its stem.
-    assert (await get(store, "chat_prompt.v2")).prompt == "Version 2: {{m}}"
+    # LiteLLM also addresses a version file by its stem, whatever the label asked for (the
+    # engine asks for production when the request names none).
+    for label in (None, "production", "staging"):
+        assert (await get(store, "chat_prompt.v2", label=label)).prompt == "Version 2: {{m}}"
+    assert (await get(store, "chat_prompt.v2", version=2)).prompt == "Version 2: {{m}}"
+    with pytest.raises(PromptNotFound):
+        await get(store, "chat_prompt.v2", version=1)
 
 
 async def test_dotprompt_version_files_alone(folder: Path, store: LocalPromptStore) -> None:
@@ -130,3 +141,24 @@ async def test_dotprompt_version_files_alone(folder: Path, store: LocalPromptSto
     assert (await get(store, "p", version=1)).prompt == "one"
     with pytest.raises(PromptNotFound):
         await get(store, "p.v3")
+
+
+async def test_a_jinja_version_is_plain_data(folder: Path, store: LocalPromptStore) -> None:
+    # Copies of prompts are encoded (Redis keeps the last known good one): a .prompt version
+    # is data, its template compiled by the engine from its text.
+    write(
+        folder,
+        "greet.prompt",
+        "---\ninput:\n  schema: {name: string}\n---\n"
+        "{% if formal %}System: Be formal.\n{% endif %}User: Hi {{ name }}",
+    )
+    prompt = await get(store, "greet")
+    decoded = msgspec.json.decode(msgspec.json.encode(prompt))
+    assert decoded["template_language"] == "dotprompt"
+    assert decoded["input_schema"] == {"name": "string"}
+    copy = Prompt(**decoded)
+    rendered = prepare_prompt(copy).render({"name": "Ada", "formal": True}, None, RenderOptions())
+    assert rendered.messages == [
+        {"role": "system", "content": "Be formal."},
+        {"role": "user", "content": "Hi Ada"},
+    ]

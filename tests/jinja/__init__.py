@@ -1,0 +1,1 @@
+"""The sandboxed Jinja renderer of `.prompt` bodies and Humanloop `jinja` templates."""
