@@ -73,10 +73,7 @@ class SharedMetrics:
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
-        # The lowest of the live workers: 0 as soon as one of them cannot reach Redis.
-        self._redis_up = Gauge(
-            "prompt_middleware_redis_up", REDIS_UP_HELP, registry=None, multiprocess_mode="livemin"
-        )
+        self._redis_up: Gauge | None = None  # only with Redis configured
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
         self._requests.labels(route, str(status)).inc()
@@ -91,6 +88,14 @@ class SharedMetrics:
         self._upstream.labels(str(status)).observe(seconds)
 
     def redis_state(self, up: bool) -> None:
+        if self._redis_up is None:
+            # The lowest of the live workers: 0 as soon as one of them cannot reach Redis.
+            self._redis_up = Gauge(
+                "prompt_middleware_redis_up",
+                REDIS_UP_HELP,
+                registry=None,
+                multiprocess_mode="livemin",
+            )
         self._redis_up.set(1 if up else 0)
 
     def render(self) -> bytes:
