@@ -20,7 +20,6 @@ from tests.fakes.redis_server import RedisServer, SilentRedis
 from tests.fakes.server import serve_in_background
 from tests.fakes.sidecars import Sidecar, running_sidecars, start_sidecar
 
-
 PUBLIC, SECRET = "pk-lf-replicas", "sk-lf-replicas"
 WEBHOOK_SECRET = "lf-whsec_" + "42" * 32
 PROMPT = "support/answer"
