@@ -60,7 +60,7 @@ async def test_another_replica_reads_the_copy_back_exactly(
     key = copy_key(TENANT_A, query)
     assert key is not None
     await _written(reader, key)
-    assert await copies(reader, clock).recall(TENANT_A, query) == prompt
+    assert await copies(reader, clock).recall(TENANT_A, query) == (prompt, 0.0)
 
 
 async def test_a_copy_is_kept_per_credential_set_label_and_version(
@@ -76,7 +76,7 @@ async def test_a_copy_is_kept_per_credential_set_label_and_version(
     assert await recall(TENANT_B, PRODUCTION) is None
     assert await recall(TENANT_A, PromptQuery("support/answer", label="staging")) is None
     assert await recall(TENANT_A, PromptQuery("support/answer", version=3)) is None
-    assert await recall(TENANT_A, PRODUCTION) == CHAT
+    assert await recall(TENANT_A, PRODUCTION) == (CHAT, 0.0)
 
 
 async def test_a_copy_older_than_ttl_plus_max_stale_is_not_served(
@@ -89,7 +89,7 @@ async def test_a_copy_older_than_ttl_plus_max_stale_is_not_served(
     assert key is not None
     await _written(reader, key)
     clock.now += 60 + 3600
-    assert await copies(reader, clock).recall("file", PRODUCTION) == CHAT
+    assert await copies(reader, clock).recall("file", PRODUCTION) == (CHAT, 3660.0)
     clock.now += 1
     assert await copies(reader, clock).recall("file", PRODUCTION) is None
 

@@ -96,8 +96,10 @@ class LastKnownGood:
             value = _encode(_Copy(fetched_at=self._clock(), prompt=prompt))
             self._link.put(key, value, self._expire_after)
 
-    async def recall(self, store_key: Hashable, query: PromptQuery) -> Prompt | None:
-        """The copy for this entry if Redis has one still servable; None otherwise."""
+    async def recall(
+        self, store_key: Hashable, query: PromptQuery
+    ) -> tuple[Prompt, float] | None:
+        """The copy for this entry and its age in seconds, if Redis has one still servable."""
         key = copy_key(store_key, query)
         raw = None if key is None else await self._link.get(key)
         if raw is None:
@@ -107,9 +109,10 @@ class LastKnownGood:
         except msgspec.DecodeError:  # written by another version, or not by us
             logger.warning("last_known_good_undecodable", prompt=query.name)
             return None
-        if self._clock() - copy.fetched_at - self._ttl > self._max_stale:
+        age = max(0.0, self._clock() - copy.fetched_at)
+        if age - self._ttl > self._max_stale:
             return None
-        return _prompt(copy.prompt)
+        return _prompt(copy.prompt), age
 
 
 def _prompt(stored: _StoredPrompt) -> Prompt:
