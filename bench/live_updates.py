@@ -123,7 +123,7 @@ async def promote(langfuse: Any, session: Any, urls: list[str], round_: int) -> 
 
 async def run(promotions: int, rate: float) -> tuple[list[float], Load]:
     # The fakes live with the tests; the script's own folder is on the path when it runs.
-    from tests.fakes.langfuse import FakeLangfuse
+    from tests.fakes.langfuse_webhooks import WebhookLangfuse as FakeLangfuse
     from tests.fakes.redis_server import running_redis
     from tests.fakes.server import serve_in_background
     from tests.fakes.sidecars import running_sidecars

@@ -149,3 +149,18 @@ def test_a_body_that_is_not_such_an_event_is_an_invalid_request(body: bytes) -> 
     with pytest.raises(InvalidRequest) as caught:
         parse_event(body)
     assert caught.value.status_code == 400
+
+
+def test_the_fakes_deliveries_verify_and_name_their_prompt() -> None:
+    from tests.fakes.langfuse_webhooks import WebhookLangfuse
+
+    langfuse = WebhookLangfuse()
+    langfuse.add_prompt("support/answer", "One.", labels=["production"])
+    two = langfuse.add_prompt("support/answer", "Two.")
+    deliveries = langfuse.move_label("support/answer", "production", two)
+    assert len(deliveries) == 2  # the version that gains the label, the one that loses it
+    deliveries.append(langfuse.delete_version("support/answer", 1))
+    for body in deliveries:
+        header = langfuse.webhook_headers(SECRET, body, NOW)["x-langfuse-signature"]
+        verifier().verify(header.encode(), body)
+        assert parse_event(body) == WebhookEvent("prompt-version", "support/answer")

@@ -20,15 +20,19 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from prompt_middleware.observe import FetchOutcome
 from prompt_middleware.sidecar.metrics import (
-    CACHE_RESULTS,
-    LATENCY_BUCKETS,
-    OVERHEAD_BUCKETS,
-    REDIS_UP_HELP,
+    _CACHE_RESULTS as CACHE_RESULTS,
+)
+from prompt_middleware.sidecar.metrics import (
+    _LATENCY_BUCKETS as LATENCY_BUCKETS,
+)
+from prompt_middleware.sidecar.metrics import (
+    _OVERHEAD_BUCKETS as OVERHEAD_BUCKETS,
 )
 
 __all__ = ["MULTIPROCESS_VARIABLE", "SharedMetrics"]
 
 MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
+REDIS_UP_HELP: Final = "1 while Redis answers this replica's pings, 0 while it does not."
 
 
 class SharedMetrics:
@@ -39,7 +43,7 @@ class SharedMetrics:
         if _values.ValueClass is _values.MutexValue:
             # prometheus_client picks its value class when first imported; a process that
             # imported it before the variable was set must still write the shared files.
-            _values.ValueClass = _values.MultiProcessValue()
+            _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
         self._requests = Counter(
             "prompt_middleware_requests",
             "Requests on the middleware's routes, by route and status.",
@@ -101,9 +105,9 @@ class SharedMetrics:
     def render(self) -> bytes:
         """Every worker's metrics, summed."""
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
 
     def close(self) -> None:
         """At a worker's shutdown: its live gauges no longer count."""
-        mark_process_dead(os.getpid())
+        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
