@@ -96,9 +96,7 @@ class LastKnownGood:
             value = _encode(_Copy(fetched_at=self._clock(), prompt=prompt))
             self._link.put(key, value, self._expire_after)
 
-    async def recall(
-        self, store_key: Hashable, query: PromptQuery
-    ) -> tuple[Prompt, float] | None:
+    async def recall(self, store_key: Hashable, query: PromptQuery) -> tuple[Prompt, float] | None:
         """The copy for this entry and its age in seconds, if Redis has one still servable."""
         key = copy_key(store_key, query)
         raw = None if key is None else await self._link.get(key)
