@@ -7,9 +7,8 @@ import hmac
 
 import pytest
 
-from prompt_middleware.errors import InvalidRequest
+from prompt_middleware.errors import InvalidRequest, InvalidSignature
 from prompt_middleware.live.webhook import (
-    InvalidSignature,
     WebhookEvent,
     WebhookVerifier,
     parse_event,

@@ -13,15 +13,14 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Final
 
 import msgspec
 
-from prompt_middleware.errors import InvalidRequest, RequestError
+from prompt_middleware.errors import InvalidRequest, InvalidSignature
 
 __all__ = [
     "SIGNATURE_HEADER",
-    "InvalidSignature",
     "WebhookEvent",
     "WebhookVerifier",
     "parse_event",
@@ -33,14 +32,6 @@ PROMPT_VERSION: Final = "prompt-version"
 _TOLERANCE_SECONDS: Final = 300.0
 # A real unix time has 10 digits; a longer "t" is not worth converting.
 _MAX_TIMESTAMP_DIGITS: Final = 12
-
-
-class InvalidSignature(RequestError):
-    """The webhook's ``x-langfuse-signature`` is missing, malformed, wrong or too old."""
-
-    status_code: ClassVar[int] = 401
-    code: ClassVar[str] = "invalid_signature"
-    error_type: ClassVar[str] = "authentication_error"
 
 
 @dataclass(frozen=True, slots=True)
