@@ -88,6 +88,10 @@ class InvalidationBus:
             return
         self._apply(invalidation)
 
+    def apply_here(self, store: str | None = None, prompt: str | None = None) -> None:
+        """Apply an invalidation in this process only (sent to no link)."""
+        self._apply(Invalidation(store=store, prompt=prompt, origin=self.origin))
+
     def _apply(self, invalidation: Invalidation) -> None:
         logger.info("prompt_cache_invalidated", **invalidation.describe())
         for subscriber in self._subscribers:

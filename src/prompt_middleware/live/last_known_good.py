@@ -6,12 +6,16 @@ copy is within ``PROMPT_MIDDLEWARE_CACHE_MAX_STALE_SECONDS`` of its expiry.
 
 Copies are keyed by the store's cache key, which separates credential sets by a one-way
 digest: a credential is never written to Redis, and one tenant never reads another's copy.
+
+A copy is written again only when the prompt changed or the copy is a TTL old (the local
+folder is re-read twice a second: its unchanged prompts are not rewritten each time).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Final
 
@@ -26,6 +30,8 @@ __all__ = ["LastKnownGood", "copy_key"]
 logger = structlog.get_logger(__name__)
 
 _KEY_PREFIX: Final = "prompt-middleware:lkg:"
+# What was written last per key, to skip rewriting an unchanged prompt; bounded like the cache.
+_MAX_REMEMBERED: Final = 1000
 
 
 class _Copy(msgspec.Struct, array_like=True):
@@ -88,13 +94,22 @@ class LastKnownGood:
         self._max_stale = max_stale_seconds
         self._expire_after = math.ceil(ttl_seconds + max_stale_seconds)
         self._clock = clock  # wall time: copies are compared across machines
+        self._written: OrderedDict[str, tuple[Prompt, float]] = OrderedDict()
 
     def remember(self, store_key: Hashable, query: PromptQuery, prompt: Prompt) -> None:
         """Queue ``prompt`` as the copy for this entry; returns at once."""
         key = copy_key(store_key, query)
-        if key is not None:
-            value = _encode(_Copy(fetched_at=self._clock(), prompt=prompt))
-            self._link.put(key, value, self._expire_after)
+        if key is None:
+            return
+        now = self._clock()
+        last = self._written.get(key)
+        if last is not None and last[0] == prompt and now - last[1] < self._ttl:
+            return
+        self._link.put(key, _encode(_Copy(fetched_at=now, prompt=prompt)), self._expire_after)
+        self._written[key] = (prompt, now)
+        self._written.move_to_end(key)
+        if len(self._written) > _MAX_REMEMBERED:
+            self._written.popitem(last=False)
 
     async def recall(self, store_key: Hashable, query: PromptQuery) -> tuple[Prompt, float] | None:
         """The copy for this entry and its age in seconds, if Redis has one still servable."""

@@ -8,7 +8,9 @@ Redis is never on a request's critical path for longer than ``call_timeout``:
   than ``call_timeout``.
 * A watcher pings Redis every ``check_interval``: ``redis_up`` (and ``on_state``) follow it.
   The listener re-subscribes on its own connection after any error or down period, so
-  fan-out resumes about one check after Redis answers again.
+  fan-out resumes about one check after Redis answers again. Pub/sub keeps nothing for a
+  listener that is away: ``on_resubscribed`` is called on every subscription after the
+  first, for the caller to assume it missed something.
 
 redis-py's own retries are off: these loops are the retry policy, and each call is bounded.
 """
@@ -49,6 +51,7 @@ class RedisLink:
         *,
         on_message: Callable[[bytes], None],
         on_state: Callable[[bool], None] | None = None,
+        on_resubscribed: Callable[[], None] | None = None,
         channel: str = CHANNEL,
         call_timeout: float = 0.5,
         check_interval: float = 0.5,
@@ -57,14 +60,22 @@ class RedisLink:
             raise ConfigurationError(
                 "PROMPT_MIDDLEWARE_REDIS_URL must start with redis:// or rediss://."
             )
-        self._client: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=call_timeout,
-            socket_timeout=call_timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        try:
+            self._client: redis.Redis = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=call_timeout,
+                socket_timeout=call_timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError:  # its message may quote the URL, and with it a password
+            raise ConfigurationError(
+                "PROMPT_MIDDLEWARE_REDIS_URL is not a valid Redis URL "
+                "(redis://[:password@]host[:port][/db])."
+            ) from None
         self._on_message = on_message
         self._on_state = on_state
+        self._on_resubscribed = on_resubscribed
+        self._subscriptions = 0
         self._channel = channel
         self._timeout = call_timeout
         self._interval = check_interval
@@ -188,6 +199,10 @@ class RedisLink:
                     pass  # the subscription's confirmation comes first
             downs = self._downs
             self._subscribed.set()
+            self._subscriptions += 1
+            logger.info("redis_subscribed", channel=self._channel, again=self._subscriptions > 1)
+            if self._subscriptions > 1 and self._on_resubscribed is not None:
+                self._on_resubscribed()
             # A connection from before a down period may be dead without knowing it.
             while downs == self._downs and not self._closing.is_set():
                 message = await pubsub.get_message(timeout=self._interval)

@@ -12,13 +12,17 @@ known good copies, the webhook's verifier.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 
+from prompt_middleware.engine import RewriteEngine
+from prompt_middleware.live.apply import applier
 from prompt_middleware.live.bus import InvalidationBus
 from prompt_middleware.live.last_known_good import LastKnownGood
 from prompt_middleware.live.redis_link import RedisLink
 from prompt_middleware.live.webhook import WebhookVerifier
 from prompt_middleware.live.workers import WorkerLink
+from prompt_middleware.settings import Secret, Settings
 
 __all__ = ["LiveUpdates"]
 
@@ -36,9 +40,11 @@ class LiveUpdates:
         max_stale_seconds: float = 86400.0,
         on_redis_state: Callable[[bool], None] | None = None,
     ) -> None:
-        # The workers of one serve share an origin (their directory's name), so that a
-        # worker skips what Redis echoes back of its siblings' invalidations.
-        origin = os.path.basename(worker_dir.rstrip("/")) if worker_dir else None
+        # The workers of one serve share an origin (their host and private directory), so
+        # that a worker skips what Redis echoes back of its siblings' invalidations.
+        origin = None
+        if worker_dir:
+            origin = f"{socket.gethostname()}:{os.path.basename(worker_dir.rstrip('/'))}"
         self.bus = InvalidationBus(origin=origin)
         self.verifier = WebhookVerifier(webhook_secret) if webhook_secret else None
         self._workers = WorkerLink(worker_dir, on_message=self.bus.receive) if worker_dir else None
@@ -49,11 +55,35 @@ class LiveUpdates:
                 redis_url,
                 on_message=lambda payload: self.bus.receive(payload, from_replicas=True),
                 on_state=on_redis_state,
+                # Away from the channel, this replica may have missed invalidations: every
+                # cached prompt is fetched again before it is served.
+                on_resubscribed=self.bus.apply_here,
             )
             self.last_known_good = LastKnownGood(
                 self.redis, ttl_seconds=ttl_seconds, max_stale_seconds=max_stale_seconds
             )
         self._started = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, on_redis_state: Callable[[bool], None] | None = None
+    ) -> LiveUpdates:
+        """The parts ``settings`` ask for (README, "Many replicas")."""
+        return cls(
+            redis_url=_plain(settings.redis_url),
+            webhook_secret=_plain(settings.langfuse_webhook_secret),
+            worker_dir=settings.worker_dir,
+            ttl_seconds=settings.cache_ttl_seconds,
+            max_stale_seconds=settings.cache_max_stale_seconds,
+            on_redis_state=on_redis_state,
+        )
+
+    def connect(self, engine: RewriteEngine) -> None:
+        """Apply every invalidation to ``engine``; with Redis, keep its fetched prompts there
+        and fall back on them when a store fails."""
+        self.bus.subscribe(applier(engine))
+        if self.last_known_good is not None:
+            engine.fetcher.keep_copies(self.last_known_good)
 
     @property
     def redis_up(self) -> bool | None:
@@ -73,7 +103,12 @@ class LiveUpdates:
             self.bus.add_link(self.redis)
 
     async def aclose(self) -> None:
+        """Remove the worker socket, stop the Redis loops."""
         if self._workers is not None:
             self._workers.close()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def _plain(secret: Secret | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
