@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import values as _values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from prompt_middleware.errors import ConfigurationError
 from prompt_middleware.observe import FetchOutcome
 from prompt_middleware.sidecar.metrics import (
     _CACHE_RESULTS as CACHE_RESULTS,
@@ -28,11 +29,11 @@ from prompt_middleware.sidecar.metrics import (
 from prompt_middleware.sidecar.metrics import (
     _OVERHEAD_BUCKETS as OVERHEAD_BUCKETS,
 )
+from prompt_middleware.sidecar.metrics import REDIS_UP_HELP
 
 __all__ = ["MULTIPROCESS_VARIABLE", "SharedMetrics"]
 
 MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
-REDIS_UP_HELP: Final = "1 while Redis answers this replica's pings, 0 while it does not."
 
 
 class SharedMetrics:
@@ -40,6 +41,11 @@ class SharedMetrics:
     summed over the workers of one ``serve``."""
 
     def __init__(self) -> None:
+        if not os.environ.get(MULTIPROCESS_VARIABLE):
+            raise ConfigurationError(
+                f"Metrics shared by workers need {MULTIPROCESS_VARIABLE} (prompt-middleware "
+                "serve --workers N sets it with PROMPT_MIDDLEWARE_WORKER_DIR)."
+            )
         if _values.ValueClass is _values.MutexValue:
             # prometheus_client picks its value class when first imported; a process that
             # imported it before the variable was set must still write the shared files.
@@ -77,6 +83,19 @@ class SharedMetrics:
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
+        self._variants = Counter(
+            "prompt_middleware_experiment_requests",
+            "Requests of an experiment, by the variant served (as x-prompt-variant shows it).",
+            ("experiment", "variant"),
+            registry=None,
+        )
+        self._fallbacks = Counter(
+            "prompt_middleware_experiment_control_fallbacks",
+            "Requests whose variant could not be served (not found, store down), so the "
+            "experiment's control was.",
+            ("experiment", "variant"),
+            registry=None,
+        )
         self._redis_up: Gauge | None = None  # only with Redis configured
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
@@ -87,6 +106,12 @@ class SharedMetrics:
 
     def store_fetch(self, store: str, outcome: FetchOutcome, seconds: float) -> None:
         self._store.labels(store, outcome).observe(seconds)
+
+    def experiment_request(self, experiment: str, variant: str) -> None:
+        self._variants.labels(experiment, variant).inc()
+
+    def experiment_fallback(self, experiment: str, variant: str) -> None:
+        self._fallbacks.labels(experiment, variant).inc()
 
     def upstream_response(self, status: int, seconds: float) -> None:
         self._upstream.labels(str(status)).observe(seconds)
