@@ -2,8 +2,10 @@
 
 Each process gets a free 127.0.0.1 port and the environment it is given (nothing else of
 this process's ``PROMPT_MIDDLEWARE_*``). Start-up is awaited by reading uvicorn's log for
-"Application startup complete" once per worker — an event, not a timer; the log is read to
-its end all along (a full pipe would stall the server) and kept for a failing test to show.
+"Uvicorn running on" (the port is bound: with one worker uvicorn binds it after the
+application's start-up) and "Application startup complete" once per worker — events, not a
+timer; the log is read to its end all along (a full pipe would stall the server) and kept for
+a failing test to show.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = ["Sidecar", "running_sidecars"]
 
 ROOT = Path(__file__).resolve().parents[2]
 _STARTED = b"Application startup complete"
+_LISTENING = b"Uvicorn running on"
 _START_TIMEOUT = 60.0
 
 
@@ -40,11 +43,23 @@ class Sidecar:
         self.log: list[bytes] = []
         self._workers = workers
         self._started = asyncio.Event()
+        self._logged = asyncio.Event()  # set on every new line
         self._reader = asyncio.create_task(self._read_log())
 
     @property
     def log_text(self) -> str:
         return b"".join(self.log[-400:]).decode(errors="replace")
+
+    def count(self, needle: bytes) -> int:
+        """How many lines of the log so far contain ``needle``."""
+        return sum(needle in line for line in self.log)
+
+    async def wait_for_log(self, needle: bytes, count: int = 1, seconds: float = 15.0) -> None:
+        """Return once ``count`` lines of the log contain ``needle`` (woken by each line)."""
+        async with asyncio.timeout(seconds):
+            while self.count(needle) < count:
+                self._logged.clear()
+                await self._logged.wait()
 
     async def wait_started(self) -> None:
         try:
@@ -61,13 +76,14 @@ class Sidecar:
 
     async def _read_log(self) -> None:
         assert self.process.stderr is not None
-        started = 0
+        started, listening = 0, False
         while line := await self.process.stderr.readline():
             self.log.append(line)
-            if _STARTED in line:
-                started += 1
-                if started >= self._workers:
-                    self._started.set()
+            self._logged.set()
+            started += _STARTED in line
+            listening = listening or _LISTENING in line
+            if listening and started >= self._workers:
+                self._started.set()
 
     async def stop(self) -> None:
         if self.process.returncode is None:
