@@ -138,7 +138,7 @@ async def run(promotions: int, rate: float) -> tuple[list[float], Load]:
                 "LANGFUSE_BASE_URL": langfuse_url,
                 "PROMPT_MIDDLEWARE_REDIS_URL": redis.url,
                 "PROMPT_MIDDLEWARE_LANGFUSE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                "PROMPT_MIDDLEWARE_LOG_LEVEL": "warning",
+                # Left at info: start-up is awaited on uvicorn's info lines.
             }
             async with running_sidecars(REPLICAS, env) as sidecars:
                 return await measure(langfuse, [s.url for s in sidecars], promotions, rate)
