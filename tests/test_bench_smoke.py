@@ -42,6 +42,7 @@ def run_smoke(script: str, *arguments: str) -> str:
         ("hot_path.py", "µs/req"),
         ("wrapped_load.py", "| case (2 KB body) | unwrapped req/s | wrapped req/s |"),
         ("sidecar_load.py", "| case | server | req/s (32 conn.) |"),
+        ("live_updates.py", "| time to everywhere, p99 |"),
     ],
 )
 def test_a_benchmark_runs_and_prints_its_table(script: str, header: str) -> None:

@@ -11,6 +11,9 @@ what it gives every request (``engine/plan.py``), so that work is done once per 
   does not cancel the call the others wait for.
 * When the store fails, the stale entry is served for up to ``max_stale_seconds`` past its
   expiry; a ``PromptNotFound`` evicts. A failure is never cached.
+* :meth:`invalidate_prompts` (a webhook, ``/cache/invalidate``) makes every entry of a prompt
+  wait for the store before it is served again; the old entry stays as the stale copy for a
+  store that fails.
 
 The clock is injected, so tests move time instead of sleeping.
 """
@@ -79,6 +82,15 @@ class _Entry(Generic[Value]):
     prompt: Value
     expires_at: float
     next_refresh_at: float
+    #: Invalidated: never served again before a fetch is tried (only if the store fails).
+    refetch: bool = False
+
+
+def store_of(key: CacheKey) -> Hashable:
+    """The prefix of the store a key belongs to: a store's key is its prefix, or a tuple that
+    starts with it (the prefix, then what tells its credential sets apart)."""
+    store = key[0]
+    return store[0] if isinstance(store, tuple) and store else store
 
 
 class PromptCache(Generic[Value]):
@@ -95,6 +107,9 @@ class PromptCache(Generic[Value]):
         self._clock = clock
         self._entries: OrderedDict[CacheKey, _Entry[Value]] = OrderedDict()
         self._in_flight: dict[CacheKey, asyncio.Task[Value]] = {}
+        # Fetches begun before an invalidation of their key: still awaited by whoever joined
+        # them, never stored, never joined again.
+        self._detached: set[asyncio.Task[Value]] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -139,7 +154,7 @@ class PromptCache(Generic[Value]):
         the background (the refresh is started here when due), without awaiting anything;
         None when :meth:`wait_for_store` must wait. Call :meth:`get_fresh` first."""
         entry = self._entries.get(key)
-        if entry is None or not policy.revalidate_in_background:
+        if entry is None or entry.refetch or not policy.revalidate_in_background:
             return None
         now = self._clock()
         if now - entry.expires_at > policy.max_stale_seconds:
@@ -164,18 +179,61 @@ class PromptCache(Generic[Value]):
         """Forget ``key``: the next request fetches it."""
         self._entries.pop(key, None)
 
+    def invalidate_prompts(self, store: Hashable | None = None, prompt: str | None = None) -> int:
+        """Make every entry of ``prompt`` in ``store`` (a store's prefix; None: every prompt,
+        every store) ask the store before it is served again: every label, version and
+        credential set. Returns how many entries were invalidated.
+
+        An entry is kept, expired, as the stale copy served if that fetch fails. A fetch
+        already in flight may have read the store before the change: it still answers those
+        who joined it, but its result is not kept and later requests start a new one.
+        """
+
+        def matches(key: CacheKey) -> bool:
+            return (store is None or store_of(key) == store) and (
+                prompt is None or key[1].name == prompt
+            )
+
+        now = self._clock()
+        invalidated = 0
+        for key, entry in self._entries.items():
+            if matches(key):
+                entry.expires_at = min(entry.expires_at, now)
+                entry.refetch = True
+                invalidated += 1
+        for key in [key for key in self._in_flight if matches(key)]:
+            self._detached.add(self._in_flight.pop(key))
+        return invalidated
+
+    def add_stale(
+        self, key: CacheKey, value: Value, *, age_seconds: float, policy: CachePolicy
+    ) -> bool:
+        """Keep ``value``, fetched ``age_seconds`` ago elsewhere (another replica's last known
+        good copy), as an expired entry: served stale, refetched as the policy says. False
+        (nothing kept) when the cache has an entry for ``key`` or the copy is too old."""
+        now = self._clock()
+        expires_at = min(now, now - age_seconds + policy.ttl_seconds)
+        if key in self._entries or now - expires_at > policy.max_stale_seconds:
+            return False
+        retry_at = now + min(policy.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
+        self._entries[key] = _Entry(prompt=value, expires_at=expires_at, next_refresh_at=retry_at)
+        self._trim()
+        return True
+
     async def drain(self) -> None:
         """Wait until no fetch or background refresh is in flight; their errors are not raised."""
-        while self._in_flight:
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        while self._in_flight or self._detached:
+            tasks = [*self._in_flight.values(), *self._detached]
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def aclose(self) -> None:
         """Cancel background refreshes; called once at shutdown."""
-        tasks = list(self._in_flight.values())
+        tasks = [*self._in_flight.values(), *self._detached]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._in_flight.clear()
+        self._detached.clear()
 
     async def _fetch_once(self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy) -> Value:
         task = self._in_flight.get(key) or self._start_fetch(key, fetch, policy)
@@ -197,7 +255,8 @@ class PromptCache(Generic[Value]):
         try:
             prompt = await fetch()
         except PromptNotFound:
-            self._entries.pop(key, None)
+            if self._current(key):
+                self._entries.pop(key, None)
             raise
         except Exception:
             entry = self._entries.get(key)
@@ -205,6 +264,8 @@ class PromptCache(Generic[Value]):
                 backoff = min(policy.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
                 entry.next_refresh_at = self._clock() + backoff
             raise
+        if not self._current(key):
+            return prompt  # invalidated while it ran: it may hold what was just replaced
         now = self._clock()
         pinned = key[1].version is not None and policy.versions_are_immutable
         expires_at = math.inf if pinned else now + policy.ttl_seconds
@@ -212,13 +273,21 @@ class PromptCache(Generic[Value]):
             prompt=prompt, expires_at=expires_at, next_refresh_at=expires_at
         )
         self._entries.move_to_end(key)
+        self._trim()
+        return prompt
+
+    def _current(self, key: CacheKey) -> bool:
+        """True in the fetch task that is ``key``'s fetch in flight (not a detached one)."""
+        return self._in_flight.get(key) is asyncio.current_task()
+
+    def _trim(self) -> None:
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
-        return prompt
 
     def _fetch_done(self, key: CacheKey, task: asyncio.Task[Value]) -> None:
         if self._in_flight.get(key) is task:
             del self._in_flight[key]
+        self._detached.discard(task)
         # A background refresh has no one awaiting it: read its error here so asyncio does
         # not report it as never retrieved. Callers that awaited it saw it already.
         if not task.cancelled() and (error := task.exception()) is not None:

@@ -6,6 +6,7 @@
         ├── InvalidRequest              400 invalid_request
         ├── InvalidPromptRequest        400 invalid_prompt_request
         ├── InvalidApiKey               401 invalid_api_key
+        ├── InvalidSignature            401 invalid_signature
         ├── PromptNotFound              404 prompt_not_found
         ├── RequestTooLarge             413 request_too_large
         ├── PromptStoreUnavailable      502 prompt_store_unavailable
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidApiKey",
     "InvalidPromptRequest",
     "InvalidRequest",
+    "InvalidSignature",
     "PromptMiddlewareError",
     "PromptNotFound",
     "PromptStoreUnavailable",
@@ -114,6 +116,14 @@ class InvalidApiKey(RequestError):
 
     status_code = 401
     code = "invalid_api_key"
+    error_type = "authentication_error"
+
+
+class InvalidSignature(RequestError):
+    """A Langfuse webhook's ``x-langfuse-signature`` is missing, malformed, wrong or too old."""
+
+    status_code = 401
+    code = "invalid_signature"
     error_type = "authentication_error"
 
 

@@ -77,6 +77,14 @@ class RewriteEngine:
     def cache(self) -> PromptCache[PromptPlan]:
         return self._cache
 
+    @property
+    def fetcher(self) -> PromptFetcher:
+        return self._fetcher
+
+    @property
+    def stores(self) -> StoreRegistry:
+        return self._stores
+
     async def rewrite(
         self, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
     ) -> RewriteResult | None:

@@ -8,17 +8,23 @@ when the store fails). The cache keeps a :class:`PromptPlan`, built once per fet
 
 A store's errors are translated here, once: a timeout or any unexpected exception becomes
 :class:`PromptStoreUnavailable`; the store's own :class:`RequestError`\\ s pass as they are.
+
+With :meth:`PromptFetcher.keep_copies` (the sidecar, with Redis), every prompt fetched is
+handed to the copies (which write it off the request path), and a prompt the cache cannot
+answer while its store is unavailable is looked up there: served stale, and kept in the cache
+as a stale entry so that the next requests do not wait for the store again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Protocol
 
 import structlog
 
-from prompt_middleware.cache import CacheStatus, PromptCache
+from prompt_middleware.cache import CacheKey, CacheStatus, PromptCache
 from prompt_middleware.engine.plan import PromptPlan
 from prompt_middleware.engine.resolve import Target
 from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable, RequestError
@@ -26,12 +32,23 @@ from prompt_middleware.observe import FetchOutcome, Observer
 from prompt_middleware.prompts import Prompt, PromptQuery
 from prompt_middleware.stores.registry import StoreBinding
 
-__all__ = ["Fetched", "PromptFetcher"]
+__all__ = ["Copies", "Fetched", "PromptFetcher"]
 
 logger = structlog.get_logger(__name__)
 
 #: A plan, how the cache served it, and whether the request waited for the store.
 Fetched = tuple[PromptPlan, CacheStatus, bool]
+
+
+class Copies(Protocol):
+    """Last known good copies of fetched prompts, kept elsewhere (Redis) for every replica."""
+
+    def remember(self, store_key: Hashable, query: PromptQuery, prompt: Prompt) -> None:
+        """Keep ``prompt`` as the copy for this entry; returns at once."""
+
+    async def recall(self, store_key: Hashable, query: PromptQuery) -> tuple[Prompt, float] | None:
+        """The copy for this entry and its age in seconds, if one can still be served; the
+        wait is bounded."""
 
 
 class PromptFetcher:
@@ -47,8 +64,15 @@ class PromptFetcher:
         self._cache = cache
         self._timeout_seconds = timeout_seconds
         self._observer = observer
+        self._copies: Copies | None = None
+        # One copy lookup per key at a time: a cold stampede on a failing store reads once.
+        self._recalls: dict[CacheKey, asyncio.Task[PromptPlan | None]] = {}
         #: The first step of the walk, bound once: ``fresh(target.cache_key)``.
         self.fresh = cache.get_fresh
+
+    def keep_copies(self, copies: Copies) -> None:
+        """Hand every fetched prompt to ``copies``; fall back on them when a store fails."""
+        self._copies = copies
 
     async def after_miss(self, target: Target) -> Fetched:
         """The rest of the walk, once :attr:`fresh` found nothing."""
@@ -57,16 +81,60 @@ class PromptFetcher:
         plan = self._cache.serve_stale(key, fetch, policy)
         if plan is not None:
             return plan, CacheStatus.STALE, False
-        plan, status = await self._cache.wait_for_store(key, fetch, policy)
+        plan, status = await self._from_store(target.binding, target.query)
         return plan, status, True
 
-    def get(
+    async def get(
         self, binding: StoreBinding, query: PromptQuery
-    ) -> Awaitable[tuple[PromptPlan, CacheStatus]]:
+    ) -> tuple[PromptPlan, CacheStatus]:
         """The whole walk for one prompt (prewarming)."""
-        return self._cache.get(
-            (binding.cache_key, query), self._fetcher(binding, query), binding.policy
+        key = (binding.cache_key, query)
+        fresh = self._cache.get_fresh(key)
+        if fresh is not None:
+            return fresh, CacheStatus.HIT
+        stale = self._cache.serve_stale(key, self._fetcher(binding, query), binding.policy)
+        if stale is not None:
+            return stale, CacheStatus.STALE
+        return await self._from_store(binding, query)
+
+    async def _from_store(
+        self, binding: StoreBinding, query: PromptQuery
+    ) -> tuple[PromptPlan, CacheStatus]:
+        """The store through the cache; the last known good copy when the store is down."""
+        key = (binding.cache_key, query)
+        try:
+            return await self._cache.wait_for_store(
+                key, self._fetcher(binding, query), binding.policy
+            )
+        except PromptStoreUnavailable:
+            if self._copies is None:
+                raise
+            task = self._recalls.get(key)
+            if task is None:
+                task = asyncio.create_task(self._recall(binding, query))
+                self._recalls[key] = task
+                task.add_done_callback(lambda _: self._recalls.pop(key, None))
+            plan = await asyncio.shield(task)
+            if plan is None:
+                raise
+            return plan, CacheStatus.STALE
+
+    async def _recall(self, binding: StoreBinding, query: PromptQuery) -> PromptPlan | None:
+        assert self._copies is not None
+        found = await self._copies.recall(binding.cache_key, query)
+        if found is None:
+            return None
+        prompt, age = found
+        plan = PromptPlan(prompt)
+        key = (binding.cache_key, query)
+        self._cache.add_stale(key, plan, age_seconds=age, policy=binding.policy)
+        logger.warning(
+            "prompt_served_from_last_known_good",
+            store=binding.prefix,
+            prompt=query.name,
+            age_seconds=round(age, 1),
         )
+        return plan
 
     def _fetcher(
         self, binding: StoreBinding, query: PromptQuery
@@ -74,7 +142,10 @@ class PromptFetcher:
         return lambda: self._fetch_plan(binding, query)
 
     async def _fetch_plan(self, binding: StoreBinding, query: PromptQuery) -> PromptPlan:
-        return PromptPlan(await self._fetch(binding, query))
+        prompt = await self._fetch(binding, query)
+        if self._copies is not None:
+            self._copies.remember(binding.cache_key, query, prompt)
+        return PromptPlan(prompt)
 
     async def _fetch(self, binding: StoreBinding, query: PromptQuery) -> Prompt:
         started = time.perf_counter()

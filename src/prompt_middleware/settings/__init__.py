@@ -79,6 +79,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     humanloop_api_key: Secret | None = None
     humanloop_base_url: str = "https://api.humanloop.com/v5"
     stores: tuple[str, ...] = ()
+    # --- live updates across workers and replicas (README, "Many replicas")
+    #     langfuse_webhook_secret: POST /webhooks/langfuse checks deliveries against it
+    #     redis_url: invalidations fanned out to every replica; last known good copies
+    #     worker_dir: set by ``serve --workers N`` for its workers, not by hand
+    langfuse_webhook_secret: Secret | None = None
+    redis_url: Secret | None = None  # a URL may carry Redis's password
+    worker_dir: str | None = None
     # --- the config file and what it gives
     config_file: str | None = None
     model_list: tuple[ModelEntry, ...] = ()

@@ -1,6 +1,6 @@
 """The sidecar: the middleware in front of the embedded forwarder (or the echo upstream).
 
-    client -> Sidecar (health, readiness, metrics, API keys)
+    client -> Sidecar (health, readiness, metrics, API keys, live updates)
            -> PromptMiddleware (the rewrite)
            -> Forwarder (the upstream LLM API) | EchoUpstream (--echo)
 
@@ -9,6 +9,10 @@
 The sidecar's own endpoints are :class:`Endpoint` entries in ``Sidecar.endpoints``, by path; a
 request for any other path, or another method, goes on to the middleware. An open endpoint
 (the probes; a webhook that checks its own signature) needs no sidecar key.
+
+Live updates (README, "Many replicas"): ``POST /webhooks/langfuse`` (with a webhook secret)
+and ``POST /cache/invalidate`` publish invalidations on the bus of :class:`LiveUpdates`, which
+the lifespan starts (worker link, Redis) before the prewarm and closes at shutdown.
 """
 
 from __future__ import annotations
@@ -16,23 +20,34 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prompt_middleware.asgi import send_response
 from prompt_middleware.errors import ConfigurationError, InvalidApiKey, send_error
+from prompt_middleware.live.apply import store_prefixes
+from prompt_middleware.live.endpoints import (
+    INVALIDATE_PATH,
+    WEBHOOK_PATH,
+    answer_invalidate,
+    answer_webhook,
+)
+from prompt_middleware.live.updates import LiveUpdates
 from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.settings import Settings
 from prompt_middleware.sidecar.echo import EchoUpstream
 from prompt_middleware.sidecar.forwarder import Forwarder
 from prompt_middleware.sidecar.logs import configure_early_logging, configure_logging
 from prompt_middleware.sidecar.metrics import CONTENT_TYPE, PrometheusMetrics
+from prompt_middleware.sidecar.shared_metrics import SharedMetrics
 from prompt_middleware.stores.base import PromptStore
 
 __all__ = ["Endpoint", "Sidecar", "create_app_from_env"]
 
 _PROBE_METHODS: Final = frozenset({"GET", "HEAD"})
+_POST: Final = frozenset({"POST"})
 _BEARER: Final = "bearer "
 _METRICS_TYPE: Final = CONTENT_TYPE.encode("ascii")
 
@@ -58,7 +73,10 @@ class Sidecar:
         stores: Mapping[str, PromptStore] | None = None,
     ) -> None:
         """``upstream`` defaults to the forwarder, or the echo upstream when ``settings.echo``."""
-        self.metrics = PrometheusMetrics()
+        # The workers of one ``serve --workers N`` (it sets worker_dir) count in shared files.
+        self.metrics: PrometheusMetrics | SharedMetrics = (
+            SharedMetrics() if settings.worker_dir else PrometheusMetrics()
+        )
         if upstream is None and settings.echo:
             upstream = EchoUpstream()
         elif upstream is None:
@@ -72,11 +90,32 @@ class Sidecar:
         self.metrics.count_dropped_spans(self.middleware.tracing)
         self._keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
         self._ready = False
+        self.live = LiveUpdates.from_settings(settings, on_redis_state=self.metrics.redis_state)
+        self.live.connect(self.middleware.engine)
         self.endpoints: dict[str, Endpoint] = {
             "/healthz": Endpoint(self._healthz, _PROBE_METHODS, open=True),
             "/readyz": Endpoint(self._readyz, _PROBE_METHODS, open=True),
             "/metrics": Endpoint(self._metrics, _PROBE_METHODS, open=True),
+            **self._live_endpoints(settings.max_body_bytes),
         }
+
+    def _live_endpoints(self, max_body_bytes: int) -> dict[str, Endpoint]:
+        """``/cache/invalidate`` (behind the keys) and, with a secret, the Langfuse webhook
+        (open: the signature is its credential, and Langfuse sends no sidecar key)."""
+        bus = self.live.bus
+        invalidate = partial(
+            answer_invalidate,
+            bus=bus,
+            store_prefix=store_prefixes(self.middleware.engine),
+            max_body_bytes=max_body_bytes,
+        )
+        endpoints = {INVALIDATE_PATH: Endpoint(invalidate, _POST)}
+        if self.live.verifier is not None:
+            webhook = partial(
+                answer_webhook, verifier=self.live.verifier, bus=bus, max_body_bytes=max_body_bytes
+            )
+            endpoints[WEBHOOK_PATH] = Endpoint(webhook, _POST, open=True)
+        return endpoints
 
     @property
     def ready(self) -> bool:
@@ -85,7 +124,7 @@ class Sidecar:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.middleware(scope, receive, self._watch_startup(send))
+            await self.middleware(scope, self._start_live(receive), self._watch_lifespan(send))
             return
         if scope["type"] != "http":
             await self.middleware(scope, receive, send)
@@ -131,10 +170,23 @@ class Sidecar:
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_response(send, 200, self.metrics.render(), _METRICS_TYPE)
 
-    def _watch_startup(self, send: Send) -> Send:
+    def _start_live(self, receive: Receive) -> Receive:
+        async def starting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Before the prewarm: a prompt whose store is down may come from Redis.
+                await self.live.start()
+            return message
+
+        return starting_receive
+
+    def _watch_lifespan(self, send: Send) -> Send:
         async def watching_send(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
                 self._ready = True
+            elif message["type"] == "lifespan.shutdown.complete":
+                await self.live.aclose()
+                self.metrics.close()
             await send(message)
 
         return watching_send

@@ -1,18 +1,29 @@
-"""The ``prompt-middleware`` command: ``serve`` the sidecar, ``render`` a request."""
+"""The ``prompt-middleware`` command: ``serve`` the sidecar, ``render`` a request.
+
+``serve --workers N`` (N > 1) gives its workers one private temporary directory, removed when
+it stops: their sockets for passing invalidations to each other
+(``PROMPT_MIDDLEWARE_WORKER_DIR``) and, in ``metrics/``, prometheus-client's multiprocess
+files (``PROMETHEUS_MULTIPROC_DIR``), so that every scrape shows the sum over the workers.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.errors import ConfigurationError, RequestError
+from prompt_middleware.live.workers import WORKER_DIR_VARIABLE
 from prompt_middleware.settings import Settings
 from prompt_middleware.sidecar.logs import configure_early_logging, configure_logging
+from prompt_middleware.sidecar.shared_metrics import MULTIPROCESS_VARIABLE
 
 __all__ = ["main"]
 
@@ -82,8 +93,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
-
     from prompt_middleware.sidecar import create_app_from_env
 
     try:
@@ -91,6 +100,34 @@ def _serve(settings: Settings) -> int:
     except ConfigurationError as exc:
         print(f"prompt-middleware: {exc}", file=sys.stderr)
         return 2
+    with _shared_by_workers(settings.workers):
+        _run_uvicorn(settings)
+    return 0
+
+
+@contextlib.contextmanager
+def _shared_by_workers(workers: int) -> Iterator[None]:
+    """With several workers: the private directory they share, named in the environment
+    they inherit, and removed (with every socket and metrics file) when they have stopped."""
+    if workers <= 1:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="prompt-middleware-")  # mode 0700: ours alone
+    metrics = os.path.join(directory, "metrics")
+    os.mkdir(metrics)
+    os.environ[WORKER_DIR_VARIABLE] = directory
+    os.environ[MULTIPROCESS_VARIABLE] = metrics
+    try:
+        yield
+    finally:
+        os.environ.pop(WORKER_DIR_VARIABLE, None)
+        os.environ.pop(MULTIPROCESS_VARIABLE, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "prompt_middleware.sidecar:create_app_from_env",
         factory=True,
@@ -107,7 +144,6 @@ def _serve(settings: Settings) -> int:
         # be work per request for no one.
         proxy_headers=False,
     )
-    return 0
 
 
 async def _render(settings: Settings, stdin: BinaryIO, stdout: BinaryIO) -> int:

@@ -17,7 +17,12 @@ from collections.abc import Iterator
 from typing import Final
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -31,6 +36,7 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 _OVERHEAD_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _CACHE_RESULTS: Final = ("hit", "miss", "stale")
+REDIS_UP_HELP: Final = "1 while Redis answers this replica's pings, 0 while it does not."
 
 
 class _Histogram:
@@ -69,6 +75,7 @@ class PrometheusMetrics:
         self._variants: dict[tuple[str, str], int] = {}
         self._fallbacks: dict[tuple[str, str], int] = {}
         self._tracing: Tracing | None = None
+        self._redis_up: bool | None = None  # shown once Redis (when configured) reports
         self.registry.register(_Families(self))
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
@@ -104,9 +111,15 @@ class PrometheusMetrics:
             histogram = self._upstream[status] = _Histogram(_LATENCY_BUCKETS)
         histogram.observe(seconds)
 
+    def redis_state(self, up: bool) -> None:
+        self._redis_up = up
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """At shutdown: nothing to release (the shared metrics have files)."""
 
     def families(self) -> Iterator[Metric]:
         """The counts so far as Prometheus metric families (what a scrape reads)."""
@@ -148,6 +161,10 @@ class PrometheusMetrics:
         for status, histogram in sorted(self._upstream.items()):
             histogram.add_to(upstream, [str(status)])
         yield upstream
+        if self._redis_up is not None:
+            yield GaugeMetricFamily(
+                "prompt_middleware_redis_up", REDIS_UP_HELP, value=1 if self._redis_up else 0
+            )
         yield from self._experiment_families()
         yield self._dropped_spans_family()
 

@@ -32,6 +32,7 @@ class LocalPromptStore:
         self._snapshot = Snapshot()
         self._scanned_at: float | None = None
         self._scan_task: asyncio.Task[None] | None = None
+        self._forgets = 0  # a scan that ran across a forget() does not count as done
 
     async def get_prompt(self, query: PromptQuery) -> Prompt:
         """The version of the prompt that ``query`` names, as of at most ``poll_interval`` ago."""
@@ -47,6 +48,12 @@ class LocalPromptStore:
         if self._scan_task is not None:
             await asyncio.gather(self._scan_task, return_exceptions=True)
 
+    def forget(self) -> None:
+        """Read the folder again on the next lookup, even if a scan is running now (it may
+        have read a file before the change an invalidation announces)."""
+        self._scanned_at = None
+        self._forgets += 1
+
     def check(self) -> dict[str, str]:
         """Scan the folder now, blocking, and return ``{prompt name: reason}`` of every prompt
         that cannot be served. For command-line tools; it leaves the store's index alone."""
@@ -60,22 +67,26 @@ class LocalPromptStore:
         }
 
     async def _refresh_if_due(self) -> None:
-        task = self._scan_task
-        if task is None:
-            scanned_at = self._scanned_at
-            if scanned_at is not None and self._clock() - scanned_at < self._poll_interval:
+        while True:  # once more when forget() came during the scan waited for
+            task = self._scan_task
+            if task is None:
+                scanned_at = self._scanned_at
+                if scanned_at is not None and self._clock() - scanned_at < self._poll_interval:
+                    return
+                task = self._scan_task = asyncio.create_task(self._rescan())
+            # Every caller waits on the one scan; shielded so that a caller that times out or
+            # goes away does not cancel it for the others (its result is kept for the next call).
+            await asyncio.shield(task)
+            if self._scanned_at is not None:
                 return
-            task = self._scan_task = asyncio.create_task(self._rescan())
-        # Every caller waits on the one scan; shielded so that a caller that times out or
-        # goes away does not cancel it for the others (its result is kept for the next call).
-        await asyncio.shield(task)
 
     async def _rescan(self) -> None:
-        started = self._clock()
+        started, forgets = self._clock(), self._forgets
         try:
             # Walking and parsing touch the disk: keep them off the event loop.
             self._snapshot = await asyncio.to_thread(scan_folder, self._directory, self._snapshot)
-            self._scanned_at = started
+            if forgets == self._forgets:
+                self._scanned_at = started
         finally:
             self._scan_task = None
 

@@ -1,0 +1,138 @@
+"""The sidecar's metrics across ``--workers N``: prometheus-client's multiprocess mode.
+
+``prompt-middleware serve --workers N`` names a fresh directory in ``PROMETHEUS_MULTIPROC_DIR``
+before the workers start. Each worker then counts in memory-mapped files there, and a scrape,
+whichever worker answers it, sums every worker's files: every scrape shows the same totals.
+
+The metrics and their names are those of :class:`PrometheusMetrics` (one worker). Writing
+a file costs about 4 µs per request more than one worker's plain counters, so this is used
+only when there are several workers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as _values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from prompt_middleware.errors import ConfigurationError
+from prompt_middleware.observe import FetchOutcome
+from prompt_middleware.sidecar.metrics import (
+    _CACHE_RESULTS as CACHE_RESULTS,
+)
+from prompt_middleware.sidecar.metrics import (
+    _LATENCY_BUCKETS as LATENCY_BUCKETS,
+)
+from prompt_middleware.sidecar.metrics import (
+    _OVERHEAD_BUCKETS as OVERHEAD_BUCKETS,
+)
+from prompt_middleware.sidecar.metrics import REDIS_UP_HELP
+
+__all__ = ["MULTIPROCESS_VARIABLE", "SharedMetrics"]
+
+MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class SharedMetrics:
+    """Requests by route and status, cache results, store and upstream latency, Redis up —
+    summed over the workers of one ``serve``."""
+
+    def __init__(self) -> None:
+        if not os.environ.get(MULTIPROCESS_VARIABLE):
+            raise ConfigurationError(
+                f"Metrics shared by workers need {MULTIPROCESS_VARIABLE} (prompt-middleware "
+                "serve --workers N sets it with PROMPT_MIDDLEWARE_WORKER_DIR)."
+            )
+        if _values.ValueClass is _values.MutexValue:
+            # prometheus_client picks its value class when first imported; a process that
+            # imported it before the variable was set must still write the shared files.
+            _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        self._requests = Counter(
+            "prompt_middleware_requests",
+            "Requests on the middleware's routes, by route and status.",
+            ("route", "status"),
+            registry=None,
+        )
+        cache = Counter(
+            "prompt_middleware_prompt_cache",
+            "Managed requests by how the prompt cache served them (hit, miss, stale).",
+            ("result",),
+            registry=None,
+        )
+        self._cache = {result: cache.labels(result) for result in CACHE_RESULTS}
+        self._overhead = Histogram(
+            "prompt_middleware_overhead_seconds",
+            "Time spent in the middleware per request, upstream excluded.",
+            buckets=OVERHEAD_BUCKETS,
+            registry=None,
+        )
+        self._store = Histogram(
+            "prompt_middleware_store_fetch_seconds",
+            "Prompt store calls (cache misses and refreshes), by store and outcome.",
+            ("store", "outcome"),
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self._upstream = Histogram(
+            "prompt_middleware_upstream_seconds",
+            "Time until the upstream's response headers, by status.",
+            ("status",),
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self._variants = Counter(
+            "prompt_middleware_experiment_requests",
+            "Requests of an experiment, by the variant served (as x-prompt-variant shows it).",
+            ("experiment", "variant"),
+            registry=None,
+        )
+        self._fallbacks = Counter(
+            "prompt_middleware_experiment_control_fallbacks",
+            "Requests whose variant could not be served (not found, store down), so the "
+            "experiment's control was.",
+            ("experiment", "variant"),
+            registry=None,
+        )
+        self._redis_up: Gauge | None = None  # only with Redis configured
+
+    def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
+        self._requests.labels(route, str(status)).inc()
+        if cache is not None:
+            self._cache[cache].inc()
+        self._overhead.observe(overhead_seconds)
+
+    def store_fetch(self, store: str, outcome: FetchOutcome, seconds: float) -> None:
+        self._store.labels(store, outcome).observe(seconds)
+
+    def experiment_request(self, experiment: str, variant: str) -> None:
+        self._variants.labels(experiment, variant).inc()
+
+    def experiment_fallback(self, experiment: str, variant: str) -> None:
+        self._fallbacks.labels(experiment, variant).inc()
+
+    def upstream_response(self, status: int, seconds: float) -> None:
+        self._upstream.labels(str(status)).observe(seconds)
+
+    def redis_state(self, up: bool) -> None:
+        if self._redis_up is None:
+            # The lowest of the live workers: 0 as soon as one of them cannot reach Redis.
+            self._redis_up = Gauge(
+                "prompt_middleware_redis_up",
+                REDIS_UP_HELP,
+                registry=None,
+                multiprocess_mode="livemin",
+            )
+        self._redis_up.set(1 if up else 0)
+
+    def render(self) -> bytes:
+        """Every worker's metrics, summed."""
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """At a worker's shutdown: its live gauges no longer count."""
+        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -1,0 +1,187 @@
+"""The webhook and invalidate doors, in process: status codes, error bodies, what is published."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from prompt_middleware.errors import InvalidRequest
+from prompt_middleware.live.bus import Invalidation, InvalidationBus
+from prompt_middleware.live.endpoints import (
+    INVALIDATE_PATH,
+    WEBHOOK_PATH,
+    answer_invalidate,
+    answer_webhook,
+)
+from prompt_middleware.live.webhook import WebhookVerifier, signature_header
+
+SECRET = "lf-whsec_" + "cd" * 32
+EVENT = (
+    b'{"id":"e1","timestamp":"2026-12-04T05:00:00Z","type":"prompt-version","apiVersion":"v1",'
+    b'"action":"deleted","prompt":{"name":"support/answer","version":2,"labels":[]}}'
+)
+
+
+def store_prefix(name: str) -> str:
+    prefixes = {"file": "file", "dotprompt": "file", "langfuse": "langfuse"}
+    if name not in prefixes:
+        raise InvalidRequest(f"No store '{name}'.", param="store")
+    return prefixes[name]
+
+
+class App:
+    def __init__(self) -> None:
+        self.bus = InvalidationBus()
+        self.seen: list[tuple[str | None, str | None]] = []
+        self.bus.subscribe(self._record)
+        self.verifier = WebhookVerifier(SECRET)
+
+    def _record(self, invalidation: Invalidation) -> None:
+        self.seen.append((invalidation.store, invalidation.prompt))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == WEBHOOK_PATH:
+            await answer_webhook(
+                scope, receive, send, verifier=self.verifier, bus=self.bus, max_body_bytes=4096
+            )
+        else:
+            assert scope["path"] == INVALIDATE_PATH
+            await answer_invalidate(
+                scope,
+                receive,
+                send,
+                bus=self.bus,
+                store_prefix=store_prefix,
+                max_body_bytes=4096,
+            )
+
+
+@pytest.fixture
+async def app() -> App:
+    return App()
+
+
+def client(app: App) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sidecar")
+
+
+def signed(body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    header = signature_header(SECRET, body, timestamp or int(time.time()))
+    return {"x-langfuse-signature": header.decode(), "content-type": "application/json"}
+
+
+async def test_a_signed_prompt_version_event_invalidates_that_prompt(app: App) -> None:
+    async with client(app) as http:
+        response = await http.post(WEBHOOK_PATH, content=EVENT, headers=signed(EVENT))
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "invalidated",
+        "store": "langfuse",
+        "prompt_id": "support/answer",
+    }
+    assert app.seen == [("langfuse", "support/answer")]
+
+
+async def test_a_duplicate_delivery_is_accepted_again(app: App) -> None:
+    headers = signed(EVENT)
+    async with client(app) as http:
+        first = await http.post(WEBHOOK_PATH, content=EVENT, headers=headers)
+        second = await http.post(WEBHOOK_PATH, content=EVENT, headers=headers)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert app.seen == [("langfuse", "support/answer")] * 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"x-langfuse-signature": "nonsense"},
+        {"x-langfuse-signature": "t=1,v1=00"},
+    ],
+)
+async def test_an_unsigned_or_badly_signed_delivery_is_401_and_changes_nothing(
+    app: App, headers: dict[str, str]
+) -> None:
+    async with client(app) as http:
+        response = await http.post(WEBHOOK_PATH, content=EVENT, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert app.seen == []
+
+
+async def test_a_delivery_signed_too_long_ago_is_401(app: App) -> None:
+    async with client(app) as http:
+        old = signed(EVENT, int(time.time()) - 301)
+        response = await http.post(WEBHOOK_PATH, content=EVENT, headers=old)
+    assert response.status_code == 401
+    assert app.seen == []
+
+
+async def test_a_signed_body_that_is_not_an_event_is_400(app: App) -> None:
+    body = b'{"type": "prompt-version"}'
+    async with client(app) as http:
+        response = await http.post(WEBHOOK_PATH, content=body, headers=signed(body))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert app.seen == []
+
+
+async def test_other_event_types_are_answered_200_and_ignored(app: App) -> None:
+    body = b'{"type": "trace-created", "id": "x"}'
+    async with client(app) as http:
+        response = await http.post(WEBHOOK_PATH, content=body, headers=signed(body))
+    assert response.status_code == 200
+    assert response.json() == {"status": "ignored"}
+    assert app.seen == []
+
+
+async def test_a_body_past_the_limit_is_413(app: App) -> None:
+    body = b" " * 5000
+    async with client(app) as http:
+        response = await http.post(WEBHOOK_PATH, content=body, headers=signed(body))
+    assert response.status_code == 413
+    assert app.seen == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"", (None, None)),
+        (b"{}", (None, None)),
+        (b'{"store": "file"}', ("file", None)),
+        (b'{"prompt_id": "greeting"}', (None, "greeting")),
+        (b'{"store": "dotprompt", "prompt_id": "greeting"}', ("file", "greeting")),
+    ],
+)
+async def test_invalidate_publishes_what_it_was_asked(
+    app: App, body: bytes, expected: tuple[str | None, str | None]
+) -> None:
+    async with client(app) as http:
+        response = await http.post(INVALIDATE_PATH, content=body)
+    assert response.status_code == 200
+    assert response.json()["status"] == "invalidated"
+    assert app.seen == [expected]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b"[]", None),
+        (b"{", None),
+        (b'{"store": 1}', None),
+        (b'{"prompt": "x"}', None),  # a misspelt field must not invalidate everything
+        (b'{"store": "nowhere"}', "store"),
+    ],
+)
+async def test_invalidate_refuses_what_it_cannot_read(
+    app: App, body: bytes, param: str | None
+) -> None:
+    async with client(app) as http:
+        response = await http.post(INVALIDATE_PATH, content=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert response.json()["error"]["param"] == param
+    assert app.seen == []
