@@ -14,6 +14,7 @@ from prompt_middleware.errors import (
     InvalidApiKey,
     InvalidPromptRequest,
     InvalidRequest,
+    InvalidSignature,
     PromptMiddlewareError,
     PromptNotFound,
     PromptStoreUnavailable,
@@ -22,11 +23,13 @@ from prompt_middleware.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from prompt_middleware.live.updates import LiveUpdates
 from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
 from prompt_middleware.render import RenderOptions, compile_template, render_prompt
 from prompt_middleware.settings import ModelEntry, Secret, Settings
 from prompt_middleware.stores import LocalPromptStore, PromptStore
+from prompt_middleware.tracing import Tracing
 from prompt_middleware.transport import PromptTransport
 
 if TYPE_CHECKING:
@@ -41,6 +44,8 @@ __all__ = [
     "InvalidApiKey",
     "InvalidPromptRequest",
     "InvalidRequest",
+    "InvalidSignature",
+    "LiveUpdates",
     "LocalPromptStore",
     "ModelEntry",
     "Placeholder",
@@ -60,6 +65,7 @@ __all__ = [
     "RewriteResult",
     "Secret",
     "Settings",
+    "Tracing",
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "compile_template",

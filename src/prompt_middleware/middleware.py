@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +20,8 @@ from prompt_middleware.handoff import (
     with_handoff,
     with_trace,
 )
+from prompt_middleware.live.endpoints import WEBHOOK_PATH, answer_webhook
+from prompt_middleware.live.updates import LiveUpdates
 from prompt_middleware.observe import Observer
 from prompt_middleware.report import passed_on_is_reported, report_request
 from prompt_middleware.settings import Settings
@@ -40,6 +43,11 @@ class PromptMiddleware(Door):
     forwarder) gets matched requests in one call, body and headers handed over, instead of
     through a replayed ASGI request; other routes still reach it through ASGI.
     ``tracing`` overrides the one ``settings.traces`` asks for (README, "Traces").
+
+    With a webhook secret or a Redis URL in the settings (README, "Many replicas") the
+    middleware keeps its prompts live: it answers ``POST /webhooks/langfuse`` itself and, with
+    Redis, shares invalidations and last known good copies with the other replicas. ``live``
+    passes in live updates its owner starts and closes (the sidecar's).
     """
 
     def __init__(
@@ -50,12 +58,31 @@ class PromptMiddleware(Door):
         stores: Mapping[str, PromptStore] | None = None,
         observer: Observer | None = None,
         tracing: Tracing | None = None,
+        live: LiveUpdates | None = None,
     ) -> None:
         super().__init__(settings, stores, observer, tracing)
         self.app = app
         self._routes = frozenset(self._settings.routes)
         # The forwarder takes the request in one call: see prompt_middleware.handoff.
         self._forwarder = app if isinstance(app, BodyForwarder) else None
+        self._owned_live: LiveUpdates | None = None
+        self._live = live
+        if live is None and (self._settings.langfuse_webhook_secret or self._settings.redis_url):
+            live = self._live = self._owned_live = LiveUpdates.from_settings(self._settings)
+            live.connect(self._engine)
+        self._webhook: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
+        if live is not None and live.verifier is not None:
+            self._webhook = partial(
+                answer_webhook,
+                verifier=live.verifier,
+                bus=live.bus,
+                max_body_bytes=self._max_body_bytes,
+            )
+
+    @property
+    def live(self) -> LiveUpdates | None:
+        """The live updates this middleware applies (README, "Many replicas"); None without."""
+        return self._live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -65,6 +92,9 @@ class PromptMiddleware(Door):
         ):
             if scope["type"] == "lifespan":
                 await self._lifespan(scope, receive, send)
+                return
+            if self._webhook is not None and _is_webhook(scope):
+                await self._webhook(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -179,7 +209,7 @@ class PromptMiddleware(Door):
             message = await receive()
             if message["type"] == "lifespan.startup":
                 # Prewarm before the app sees start-up, so "ready" means "prompts loaded".
-                await self._engine.prewarm()
+                await self._start()
                 app_started = True
             return message
 
@@ -198,7 +228,27 @@ class PromptMiddleware(Door):
             return
         # The app does not speak lifespan (it raised or returned at once): speak it for
         # the middleware alone, so prewarm and clean-up still happen.
-        await serve_lifespan(receive, send, startup=self._engine.prewarm, shutdown=self.aclose)
+        await serve_lifespan(receive, send, startup=self._start, shutdown=self.aclose)
+
+    async def _start(self) -> None:
+        # Live updates first: a prompt whose store is down may then come from Redis.
+        if self._owned_live is not None:
+            await self._owned_live.start()
+        await self._engine.prewarm()
+
+    async def aclose(self) -> None:
+        """Close the live updates the middleware started, then the engine and tracing."""
+        try:
+            if self._owned_live is not None:
+                await self._owned_live.aclose()
+        finally:
+            await super().aclose()
+
+
+def _is_webhook(scope: Scope) -> bool:
+    return bool(
+        scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST"
+    )
 
 
 def _size_and_request_id(scope: Scope) -> tuple[str | None, str | None]:

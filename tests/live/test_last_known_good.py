@@ -22,6 +22,15 @@ CHAT = Prompt(
     labels=("production", "latest"),
 )
 TEXT = Prompt(name="greeting", version="v2", type="text", prompt="Hello {{name}}")
+# A LiteLLM .prompt file: read back, it must still be rendered as Jinja and checked.
+DOTPROMPT = Prompt(
+    name="greeting",
+    version=2,
+    type="chat",
+    prompt="System: Hi{% if vip %}, dear{% endif %} {{ name }}",
+    template_language="dotprompt",
+    input_schema={"name": "string", "vip?": "boolean"},
+)
 TENANT_A = ("langfuse", "a" * 64)
 TENANT_B = ("langfuse", "b" * 64)
 PRODUCTION = PromptQuery("support/answer", label="production")
@@ -49,7 +58,7 @@ def copies(link: WatchedLink, clock: Clock) -> LastKnownGood:
     return LastKnownGood(link.link, ttl_seconds=60, max_stale_seconds=3600, clock=clock)
 
 
-@pytest.mark.parametrize("prompt", [CHAT, TEXT])
+@pytest.mark.parametrize("prompt", [CHAT, TEXT, DOTPROMPT])
 async def test_another_replica_reads_the_copy_back_exactly(
     pair: tuple[WatchedLink, WatchedLink], prompt: Prompt
 ) -> None:

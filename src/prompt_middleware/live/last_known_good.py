@@ -23,7 +23,14 @@ import msgspec
 import structlog
 
 from prompt_middleware.live.redis_link import RedisLink
-from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery, PromptType
+from prompt_middleware.prompts import (
+    ChatMessage,
+    Placeholder,
+    Prompt,
+    PromptQuery,
+    PromptType,
+    TemplateLanguage,
+)
 
 __all__ = ["LastKnownGood", "copy_key"]
 
@@ -54,6 +61,9 @@ class _StoredPrompt(msgspec.Struct):
     prompt: str | tuple[_StoredMessage, ...]
     config: Any = msgspec.field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    # How the text is filled: a Jinja prompt read back must still be rendered as Jinja.
+    template_language: TemplateLanguage = "langfuse"
+    input_schema: Any = None
 
 
 class _StoredCopy(msgspec.Struct, array_like=True):
@@ -146,4 +156,6 @@ def _prompt(stored: _StoredPrompt) -> Prompt:
         prompt=body,
         config=stored.config,
         labels=stored.labels,
+        template_language=stored.template_language,
+        input_schema=stored.input_schema,
     )

@@ -14,15 +14,18 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.live.apply import applier
 from prompt_middleware.live.bus import InvalidationBus
-from prompt_middleware.live.last_known_good import LastKnownGood
-from prompt_middleware.live.redis_link import RedisLink
 from prompt_middleware.live.webhook import WebhookVerifier
 from prompt_middleware.live.workers import WorkerLink
 from prompt_middleware.settings import Secret, Settings
+
+if TYPE_CHECKING:
+    from prompt_middleware.live.last_known_good import LastKnownGood
+    from prompt_middleware.live.redis_link import RedisLink
 
 __all__ = ["LiveUpdates"]
 
@@ -51,6 +54,10 @@ class LiveUpdates:
         self.redis: RedisLink | None = None
         self.last_known_good: LastKnownGood | None = None
         if redis_url:
+            # redis-py is imported only when it is used (a tenth of a second at start-up).
+            from prompt_middleware.live.last_known_good import LastKnownGood
+            from prompt_middleware.live.redis_link import RedisLink
+
             self.redis = RedisLink(
                 redis_url,
                 on_message=lambda payload: self.bus.receive(payload, from_replicas=True),

@@ -86,12 +86,14 @@ class Sidecar:
                 on_upstream_response=self.metrics.upstream_response,
                 detailed_debug=settings.detailed_debug,
             )
-        self.middleware = PromptMiddleware(upstream, settings, stores=stores, observer=self.metrics)
+        self.live = LiveUpdates.from_settings(settings, on_redis_state=self.metrics.redis_state)
+        self.middleware = PromptMiddleware(
+            upstream, settings, stores=stores, observer=self.metrics, live=self.live
+        )
+        self.live.connect(self.middleware.engine)
         self.metrics.count_dropped_spans(self.middleware.tracing)
         self._keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
         self._ready = False
-        self.live = LiveUpdates.from_settings(settings, on_redis_state=self.metrics.redis_state)
-        self.live.connect(self.middleware.engine)
         self.endpoints: dict[str, Endpoint] = {
             "/healthz": Endpoint(self._healthz, _PROBE_METHODS, open=True),
             "/readyz": Endpoint(self._readyz, _PROBE_METHODS, open=True),

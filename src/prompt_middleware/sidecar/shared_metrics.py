@@ -30,6 +30,7 @@ from prompt_middleware.sidecar.metrics import (
     _OVERHEAD_BUCKETS as OVERHEAD_BUCKETS,
 )
 from prompt_middleware.sidecar.metrics import REDIS_UP_HELP
+from prompt_middleware.tracing import Tracing
 
 __all__ = ["MULTIPROCESS_VARIABLE", "SharedMetrics"]
 
@@ -97,12 +98,30 @@ class SharedMetrics:
             registry=None,
         )
         self._redis_up: Gauge | None = None  # only with Redis configured
+        self._dropped = Counter(
+            "prompt_middleware_trace_spans_dropped",
+            "Request spans dropped because the trace export queue was full (0 with traces off).",
+            registry=None,
+        )
+        self._tracing: Tracing | None = None
+        self._dropped_counted = 0
+
+    def count_dropped_spans(self, tracing: Tracing | None) -> None:
+        """Report ``tracing``'s dropped spans (README, "Traces"), summed over the workers."""
+        self._tracing = tracing
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
         self._requests.labels(route, str(status)).inc()
         if cache is not None:
             self._cache[cache].inc()
         self._overhead.observe(overhead_seconds)
+        if self._tracing is not None:
+            # A span is dropped as a request ends, just before this report: the shared file
+            # is written only when the count has moved.
+            dropped = self._tracing.dropped_spans
+            if dropped != self._dropped_counted:
+                self._dropped.inc(dropped - self._dropped_counted)
+                self._dropped_counted = dropped
 
     def store_fetch(self, store: str, outcome: FetchOutcome, seconds: float) -> None:
         self._store.labels(store, outcome).observe(seconds)
