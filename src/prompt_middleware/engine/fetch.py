@@ -81,37 +81,33 @@ class PromptFetcher:
         plan = self._cache.serve_stale(key, fetch, policy)
         if plan is not None:
             return plan, CacheStatus.STALE, False
-        plan, status = await self._from_store(target.binding, target.query)
+        plan, status = await self._from_store(target, fetch)
         return plan, status, True
 
     async def get(
         self, binding: StoreBinding, query: PromptQuery
     ) -> tuple[PromptPlan, CacheStatus]:
         """The whole walk for one prompt (prewarming)."""
-        key = (binding.cache_key, query)
-        fresh = self._cache.get_fresh(key)
-        if fresh is not None:
-            return fresh, CacheStatus.HIT
-        stale = self._cache.serve_stale(key, self._fetcher(binding, query), binding.policy)
-        if stale is not None:
-            return stale, CacheStatus.STALE
-        return await self._from_store(binding, query)
+        target = Target(binding, query)
+        plan = self.fresh(target.cache_key)
+        if plan is not None:
+            return plan, CacheStatus.HIT
+        plan, status, _ = await self.after_miss(target)
+        return plan, status
 
     async def _from_store(
-        self, binding: StoreBinding, query: PromptQuery
+        self, target: Target, fetch: Callable[[], Awaitable[PromptPlan]]
     ) -> tuple[PromptPlan, CacheStatus]:
         """The store through the cache; the last known good copy when the store is down."""
-        key = (binding.cache_key, query)
+        key = target.cache_key
         try:
-            return await self._cache.wait_for_store(
-                key, self._fetcher(binding, query), binding.policy
-            )
+            return await self._cache.wait_for_store(key, fetch, target.binding.policy)
         except PromptStoreUnavailable:
             if self._copies is None:
                 raise
             task = self._recalls.get(key)
             if task is None:
-                task = asyncio.create_task(self._recall(binding, query))
+                task = asyncio.create_task(self._recall(target))
                 self._recalls[key] = task
                 task.add_done_callback(lambda _: self._recalls.pop(key, None))
             plan = await asyncio.shield(task)
@@ -119,15 +115,15 @@ class PromptFetcher:
                 raise
             return plan, CacheStatus.STALE
 
-    async def _recall(self, binding: StoreBinding, query: PromptQuery) -> PromptPlan | None:
+    async def _recall(self, target: Target) -> PromptPlan | None:
         assert self._copies is not None
+        binding, query = target.binding, target.query
         found = await self._copies.recall(binding.cache_key, query)
         if found is None:
             return None
         prompt, age = found
         plan = PromptPlan(prompt)
-        key = (binding.cache_key, query)
-        self._cache.add_stale(key, plan, age_seconds=age, policy=binding.policy)
+        self._cache.add_stale(target.cache_key, plan, age_seconds=age, policy=binding.policy)
         logger.warning(
             "prompt_served_from_last_known_good",
             store=binding.prefix,
