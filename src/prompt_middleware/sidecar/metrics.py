@@ -27,16 +27,26 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from prompt_middleware.observe import FetchOutcome
+from prompt_middleware.sidecar.metric_names import (
+    CACHE,
+    CACHE_RESULTS,
+    CONTROL_FALLBACKS,
+    EXPERIMENT_REQUESTS,
+    LATENCY_BUCKETS,
+    OVERHEAD,
+    OVERHEAD_BUCKETS,
+    REDIS_UP,
+    REQUESTS,
+    SPANS_DROPPED,
+    STORE_FETCH,
+    UPSTREAM,
+    MetricName,
+)
 from prompt_middleware.tracing import Tracing
 
 __all__ = ["CONTENT_TYPE", "PrometheusMetrics"]
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
-# Sub-millisecond buckets: the middleware's overhead is measured in microseconds.
-_OVERHEAD_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
-_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_CACHE_RESULTS: Final = ("hit", "miss", "stale")
-REDIS_UP_HELP: Final = "1 while Redis answers this replica's pings, 0 while it does not."
 
 
 class _Histogram:
@@ -68,8 +78,8 @@ class PrometheusMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests: dict[tuple[str, int], int] = {}
-        self._cache = dict.fromkeys(_CACHE_RESULTS, 0)
-        self._overhead = _Histogram(_OVERHEAD_BUCKETS)
+        self._cache = dict.fromkeys(CACHE_RESULTS, 0)
+        self._overhead = _Histogram(OVERHEAD_BUCKETS)
         self._store: dict[tuple[str, str], _Histogram] = {}
         self._upstream: dict[int, _Histogram] = {}
         self._variants: dict[tuple[str, str], int] = {}
@@ -89,7 +99,7 @@ class PrometheusMetrics:
     def store_fetch(self, store: str, outcome: FetchOutcome, seconds: float) -> None:
         histogram = self._store.get((store, outcome))
         if histogram is None:
-            histogram = self._store[(store, outcome)] = _Histogram(_LATENCY_BUCKETS)
+            histogram = self._store[(store, outcome)] = _Histogram(LATENCY_BUCKETS)
         histogram.observe(seconds)
 
     def experiment_request(self, experiment: str, variant: str) -> None:
@@ -108,7 +118,7 @@ class PrometheusMetrics:
     def upstream_response(self, status: int, seconds: float) -> None:
         histogram = self._upstream.get(status)
         if histogram is None:
-            histogram = self._upstream[status] = _Histogram(_LATENCY_BUCKETS)
+            histogram = self._upstream[status] = _Histogram(LATENCY_BUCKETS)
         histogram.observe(seconds)
 
     def redis_state(self, up: bool) -> None:
@@ -123,75 +133,42 @@ class PrometheusMetrics:
 
     def families(self) -> Iterator[Metric]:
         """The counts so far as Prometheus metric families (what a scrape reads)."""
-        requests = CounterMetricFamily(
-            "prompt_middleware_requests",
-            "Requests on the middleware's routes, by route and status.",
-            labels=("route", "status"),
-        )
+        requests = _counter(REQUESTS)
         for (route, status), count in sorted(self._requests.items()):
             requests.add_metric([route, str(status)], count)
         yield requests
-        cache = CounterMetricFamily(
-            "prompt_middleware_prompt_cache",
-            "Managed requests by how the prompt cache served them (hit, miss, stale).",
-            labels=("result",),
-        )
+        cache = _counter(CACHE)
         for result, count in self._cache.items():
             cache.add_metric([result], count)
         yield cache
-        overhead = HistogramMetricFamily(
-            "prompt_middleware_overhead_seconds",
-            "Time spent in the middleware per request, upstream excluded.",
-        )
+        overhead = _histogram(OVERHEAD)
         self._overhead.add_to(overhead, [])
         yield overhead
-        store = HistogramMetricFamily(
-            "prompt_middleware_store_fetch_seconds",
-            "Prompt store calls (cache misses and refreshes), by store and outcome.",
-            labels=("store", "outcome"),
-        )
+        store = _histogram(STORE_FETCH)
         for (name, outcome), histogram in sorted(self._store.items()):
             histogram.add_to(store, [name, outcome])
         yield store
-        upstream = HistogramMetricFamily(
-            "prompt_middleware_upstream_seconds",
-            "Time until the upstream's response headers, by status.",
-            labels=("status",),
-        )
+        upstream = _histogram(UPSTREAM)
         for status, histogram in sorted(self._upstream.items()):
             histogram.add_to(upstream, [str(status)])
         yield upstream
         if self._redis_up is not None:
-            yield GaugeMetricFamily(
-                "prompt_middleware_redis_up", REDIS_UP_HELP, value=1 if self._redis_up else 0
-            )
+            yield GaugeMetricFamily(REDIS_UP.name, REDIS_UP.help, value=1 if self._redis_up else 0)
         yield from self._experiment_families()
         yield self._dropped_spans_family()
 
     def _experiment_families(self) -> Iterator[Metric]:
-        variants = CounterMetricFamily(
-            "prompt_middleware_experiment_requests",
-            "Requests of an experiment, by the variant served (as x-prompt-variant shows it).",
-            labels=("experiment", "variant"),
-        )
+        variants = _counter(EXPERIMENT_REQUESTS)
         for (experiment, variant), count in sorted(self._variants.items()):
             variants.add_metric([experiment, variant], count)
         yield variants
-        fallbacks = CounterMetricFamily(
-            "prompt_middleware_experiment_control_fallbacks",
-            "Requests whose variant could not be served (not found, store down), so the "
-            "experiment's control was.",
-            labels=("experiment", "variant"),
-        )
+        fallbacks = _counter(CONTROL_FALLBACKS)
         for (experiment, variant), count in sorted(self._fallbacks.items()):
             fallbacks.add_metric([experiment, variant], count)
         yield fallbacks
 
     def _dropped_spans_family(self) -> Metric:
-        dropped = CounterMetricFamily(
-            "prompt_middleware_trace_spans_dropped",
-            "Request spans dropped because the trace export queue was full (0 with traces off).",
-        )
+        dropped = _counter(SPANS_DROPPED)
         dropped.add_metric([], self._tracing.dropped_spans if self._tracing is not None else 0)
         return dropped
 
@@ -202,6 +179,14 @@ class _Families(Collector):
 
     def collect(self) -> Iterator[Metric]:
         return self._metrics.families()
+
+
+def _counter(metric: MetricName) -> CounterMetricFamily:
+    return CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
+
+
+def _histogram(metric: MetricName) -> HistogramMetricFamily:
+    return HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
 
 
 def _bound(bound: float) -> str:

@@ -20,16 +20,21 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from prompt_middleware.errors import ConfigurationError
 from prompt_middleware.observe import FetchOutcome
-from prompt_middleware.sidecar.metrics import (
-    _CACHE_RESULTS as CACHE_RESULTS,
+from prompt_middleware.sidecar.metric_names import (
+    CACHE,
+    CACHE_RESULTS,
+    CONTROL_FALLBACKS,
+    EXPERIMENT_REQUESTS,
+    LATENCY_BUCKETS,
+    OVERHEAD,
+    OVERHEAD_BUCKETS,
+    REDIS_UP,
+    REQUESTS,
+    SPANS_DROPPED,
+    STORE_FETCH,
+    UPSTREAM,
+    MetricName,
 )
-from prompt_middleware.sidecar.metrics import (
-    _LATENCY_BUCKETS as LATENCY_BUCKETS,
-)
-from prompt_middleware.sidecar.metrics import (
-    _OVERHEAD_BUCKETS as OVERHEAD_BUCKETS,
-)
-from prompt_middleware.sidecar.metrics import REDIS_UP_HELP
 from prompt_middleware.tracing import Tracing
 
 __all__ = ["MULTIPROCESS_VARIABLE", "SharedMetrics"]
@@ -51,58 +56,16 @@ class SharedMetrics:
             # prometheus_client picks its value class when first imported; a process that
             # imported it before the variable was set must still write the shared files.
             _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
-        self._requests = Counter(
-            "prompt_middleware_requests",
-            "Requests on the middleware's routes, by route and status.",
-            ("route", "status"),
-            registry=None,
-        )
-        cache = Counter(
-            "prompt_middleware_prompt_cache",
-            "Managed requests by how the prompt cache served them (hit, miss, stale).",
-            ("result",),
-            registry=None,
-        )
+        self._requests = Counter(*_named(REQUESTS), registry=None)
+        cache = Counter(*_named(CACHE), registry=None)
         self._cache = {result: cache.labels(result) for result in CACHE_RESULTS}
-        self._overhead = Histogram(
-            "prompt_middleware_overhead_seconds",
-            "Time spent in the middleware per request, upstream excluded.",
-            buckets=OVERHEAD_BUCKETS,
-            registry=None,
-        )
-        self._store = Histogram(
-            "prompt_middleware_store_fetch_seconds",
-            "Prompt store calls (cache misses and refreshes), by store and outcome.",
-            ("store", "outcome"),
-            buckets=LATENCY_BUCKETS,
-            registry=None,
-        )
-        self._upstream = Histogram(
-            "prompt_middleware_upstream_seconds",
-            "Time until the upstream's response headers, by status.",
-            ("status",),
-            buckets=LATENCY_BUCKETS,
-            registry=None,
-        )
-        self._variants = Counter(
-            "prompt_middleware_experiment_requests",
-            "Requests of an experiment, by the variant served (as x-prompt-variant shows it).",
-            ("experiment", "variant"),
-            registry=None,
-        )
-        self._fallbacks = Counter(
-            "prompt_middleware_experiment_control_fallbacks",
-            "Requests whose variant could not be served (not found, store down), so the "
-            "experiment's control was.",
-            ("experiment", "variant"),
-            registry=None,
-        )
+        self._overhead = Histogram(*_named(OVERHEAD), buckets=OVERHEAD_BUCKETS, registry=None)
+        self._store = Histogram(*_named(STORE_FETCH), buckets=LATENCY_BUCKETS, registry=None)
+        self._upstream = Histogram(*_named(UPSTREAM), buckets=LATENCY_BUCKETS, registry=None)
+        self._variants = Counter(*_named(EXPERIMENT_REQUESTS), registry=None)
+        self._fallbacks = Counter(*_named(CONTROL_FALLBACKS), registry=None)
         self._redis_up: Gauge | None = None  # only with Redis configured
-        self._dropped = Counter(
-            "prompt_middleware_trace_spans_dropped",
-            "Request spans dropped because the trace export queue was full (0 with traces off).",
-            registry=None,
-        )
+        self._dropped = Counter(*_named(SPANS_DROPPED), registry=None)
         self._tracing: Tracing | None = None
         self._dropped_counted = 0
 
@@ -139,8 +102,7 @@ class SharedMetrics:
         if self._redis_up is None:
             # The lowest of the live workers: 0 as soon as one of them cannot reach Redis.
             self._redis_up = Gauge(
-                "prompt_middleware_redis_up",
-                REDIS_UP_HELP,
+                *_named(REDIS_UP),
                 registry=None,
                 multiprocess_mode="livemin",
             )
@@ -155,3 +117,8 @@ class SharedMetrics:
     def close(self) -> None:
         """At a worker's shutdown: its live gauges no longer count."""
         mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def _named(metric: MetricName) -> tuple[str, str, tuple[str, ...]]:
+    """prometheus_client's first three arguments: name, documentation, label names."""
+    return metric.name, metric.help, metric.labels
