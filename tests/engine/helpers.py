@@ -18,14 +18,6 @@ URL = "/v1/chat/completions"
 SYSTEM = b'{"role":"system","content":"Be brief."}'
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class RecordingObserver:
     """An :class:`~prompt_middleware.observe.Observer` that keeps every call."""
 

@@ -9,6 +9,7 @@ import pytest
 from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache
 from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.prompts import Prompt, PromptQuery
+from tests.fakes.clock import FakeClock
 from tests.fakes.memory import MemoryStore, text_prompt, unavailable
 
 POLICY = CachePolicy(ttl_seconds=60, max_stale_seconds=3600)
@@ -16,17 +17,9 @@ LABEL = PromptQuery("greeting", label="production")
 PINNED = PromptQuery("greeting", version=1)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -35,7 +28,7 @@ def store() -> MemoryStore:
 
 
 @pytest.fixture
-def cache(clock: Clock) -> PromptCache:
+def cache(clock: FakeClock) -> PromptCache:
     return PromptCache(max_entries=100, clock=clock)
 
 
@@ -52,7 +45,7 @@ async def settle() -> None:
 
 
 async def test_first_request_misses_then_hits_within_ttl(
-    cache: PromptCache, store: MemoryStore, clock: Clock
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
 ) -> None:
     assert (await get(cache, store))[1] is CacheStatus.MISS
     for _ in range(1000):
@@ -92,7 +85,7 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_fetch(
 
 
 async def test_expired_label_is_served_stale_while_one_refresh_runs(
-    cache: PromptCache, store: MemoryStore, clock: Clock
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
 ) -> None:
     await get(cache, store)
     store.put(text_prompt("greeting", "v2", version=2))
@@ -109,7 +102,7 @@ async def test_expired_label_is_served_stale_while_one_refresh_runs(
 
 
 async def test_store_failure_serves_stale_copy_until_max_stale(
-    cache: PromptCache, store: MemoryStore, clock: Clock
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
 ) -> None:
     await get(cache, store)
     store.failure = unavailable()
@@ -123,7 +116,7 @@ async def test_store_failure_serves_stale_copy_until_max_stale(
 
 
 async def test_failed_refresh_is_retried_after_a_backoff_not_per_request(
-    cache: PromptCache, store: MemoryStore, clock: Clock
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
 ) -> None:
     await get(cache, store)
     store.failure = unavailable()
@@ -141,7 +134,7 @@ async def test_failed_refresh_is_retried_after_a_backoff_not_per_request(
 
 
 async def test_not_found_on_refresh_evicts(
-    cache: PromptCache, store: MemoryStore, clock: Clock
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
 ) -> None:
     await get(cache, store)
     store.prompts.clear()
@@ -163,7 +156,7 @@ async def test_failures_are_never_cached(cache: PromptCache, store: MemoryStore)
 
 
 async def test_pinned_version_never_expires(
-    cache: PromptCache, store: MemoryStore, clock: Clock
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
 ) -> None:
     await get(cache, store, PINNED)
     clock.now += 10**7
@@ -172,7 +165,7 @@ async def test_pinned_version_never_expires(
 
 
 async def test_mutable_versions_and_synchronous_revalidation(
-    cache: PromptCache, store: MemoryStore, clock: Clock
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
 ) -> None:
     files = CachePolicy(
         ttl_seconds=0.5,
@@ -191,7 +184,7 @@ async def test_mutable_versions_and_synchronous_revalidation(
     assert (prompt.prompt, status) == ("edited", CacheStatus.STALE)
 
 
-async def test_size_bound_evicts_least_recently_used(clock: Clock) -> None:
+async def test_size_bound_evicts_least_recently_used(clock: FakeClock) -> None:
     cache = PromptCache(max_entries=2, clock=clock)
     store = MemoryStore(*(text_prompt(name, name) for name in "abc"))
     queries = {name: PromptQuery(name, label="production") for name in "abc"}
@@ -213,7 +206,7 @@ async def test_keys_separate_stores_and_credentials(cache: PromptCache) -> None:
 
 
 async def test_aclose_cancels_background_refreshes(
-    cache: PromptCache, store: MemoryStore, clock: Clock
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
 ) -> None:
     await get(cache, store)
     store.gate = asyncio.Event()

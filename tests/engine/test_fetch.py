@@ -23,12 +23,12 @@ from prompt_middleware.errors import (
 from prompt_middleware.prompts import DEFAULT_LABEL, Prompt, PromptQuery
 from prompt_middleware.stores.registry import StoreBinding
 from tests.engine.helpers import (
-    Clock,
     EngineFactory,
     RecordingObserver,
     header,
     managed,
 )
+from tests.fakes.clock import FakeClock
 from tests.fakes.memory import MemoryStore, text_prompt
 
 # --- 2. plans follow new prompt versions ---------------------------------------------------
@@ -103,7 +103,7 @@ async def test_an_expired_prompt_is_refreshed_and_then_rendered_from_its_new_ver
 async def test_an_injected_cache_is_the_one_the_engine_uses(
     make_engine: EngineFactory, store: MemoryStore
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     cache = PromptCache(clock=clock)
     engine = make_engine(cache=cache)
     body = {"model": "m", "prompt_id": "greeting"}
@@ -119,7 +119,7 @@ async def test_only_a_request_that_waited_for_the_store_says_so(
     # An expired prompt served while it is refreshed in the background did not wait: the
     # forwarder need not look for a departed client at once (a store outage serves every
     # request this way).
-    clock = Clock()
+    clock = FakeClock()
     engine = make_engine(cache=PromptCache(clock=clock))
     body = {"model": "m", "prompt_id": "greeting"}
     miss = await managed(engine, body)
@@ -133,7 +133,7 @@ async def test_only_a_request_that_waited_for_the_store_says_so(
 
 
 async def test_serve_stale_answers_only_what_needs_no_wait(store: MemoryStore) -> None:
-    clock = Clock()
+    clock = FakeClock()
     cache = PromptCache(clock=clock)
     key = ("mem", PromptQuery("greeting", label="production"))
     calls: list[int] = []
@@ -172,7 +172,7 @@ async def fill(cache: PromptCache, store: MemoryStore, query: PromptQuery) -> Pr
 async def test_get_fresh_answers_only_unexpired_entries_and_never_fetches(
     store: MemoryStore,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     cache = PromptCache(clock=clock)
     assert cache.get_fresh(("mem", LABEL)) is None
     prompt = await fill(cache, store, LABEL)
@@ -194,7 +194,7 @@ async def test_get_fresh_answers_only_unexpired_entries_and_never_fetches(
 
 
 async def test_get_fresh_counts_as_a_use_for_the_lru(store: MemoryStore) -> None:
-    cache = PromptCache(max_entries=2, clock=Clock())
+    cache = PromptCache(max_entries=2, clock=FakeClock())
     await fill(cache, store, LABEL)
     await fill(cache, store, PINNED)
     assert cache.get_fresh(("mem", LABEL)) is not None

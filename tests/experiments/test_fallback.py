@@ -8,14 +8,7 @@ from typing import Any
 import structlog
 
 from prompt_middleware.experiments import ControlFallbacks, Experiment, Split, Variant
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes.clock import FakeClock
 
 
 def make_split(name: str) -> Split:
@@ -37,7 +30,7 @@ def warnings(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, A
 
 
 def test_every_fallback_is_counted_per_experiment_and_variant() -> None:
-    fallbacks = ControlFallbacks(clock=Clock())
+    fallbacks = ControlFallbacks(clock=FakeClock())
     tone, other = make_split("tone"), make_split("other")
     for _ in range(3):
         fallbacks.record(tone, tone.arms[1], "prompt_not_found")
@@ -51,7 +44,7 @@ def test_every_fallback_is_counted_per_experiment_and_variant() -> None:
 
 
 def test_the_warning_is_logged_at_most_once_a_minute_per_experiment() -> None:
-    clock = Clock()
+    clock = FakeClock()
     fallbacks = ControlFallbacks(clock=clock)
     tone, other = make_split("tone"), make_split("other")
     with structlog.testing.capture_logs() as logs:

@@ -19,6 +19,7 @@ from prompt_middleware.stores.local import LocalPromptStore
 from prompt_middleware.stores.local import store as local_store
 from prompt_middleware.stores.local.scan import Snapshot, scan_folder
 from prompt_middleware.stores.registry import StoreBinding
+from tests.fakes.clock import FakeClock
 from tests.fakes.memory import MemoryStore, text_prompt, unavailable
 
 POLICY = CachePolicy(ttl_seconds=60, max_stale_seconds=3600)
@@ -30,21 +31,13 @@ TENANT_A = ("langfuse", "a" * 64)
 TENANT_B = ("langfuse", "b" * 64)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def cache(clock: Clock) -> PromptCache:
+def cache(clock: FakeClock) -> PromptCache:
     return PromptCache(max_entries=100, clock=clock)
 
 
@@ -217,7 +210,7 @@ class Copies:
         return self.kept.get((store_key, query))
 
 
-def fetcher_with(copies: Copies, clock: Clock) -> tuple[PromptFetcher, PromptCache[PromptPlan]]:
+def fetcher_with(copies: Copies, clock: FakeClock) -> tuple[PromptFetcher, PromptCache[PromptPlan]]:
     cache: PromptCache[PromptPlan] = PromptCache(clock=clock)
     fetcher = PromptFetcher(cache, timeout_seconds=5)
     fetcher.keep_copies(copies)
@@ -225,7 +218,7 @@ def fetcher_with(copies: Copies, clock: Clock) -> tuple[PromptFetcher, PromptCac
 
 
 async def test_every_fetched_prompt_is_kept_and_a_cold_cache_falls_back_on_it(
-    store: MemoryStore, clock: Clock
+    store: MemoryStore, clock: FakeClock
 ) -> None:
     copies = Copies()
     binding = StoreBinding("langfuse", store, POLICY, TENANT_A)
@@ -248,7 +241,7 @@ async def test_every_fetched_prompt_is_kept_and_a_cold_cache_falls_back_on_it(
 
 
 async def test_without_a_copy_or_for_a_missing_prompt_the_error_stands(
-    store: MemoryStore, clock: Clock
+    store: MemoryStore, clock: FakeClock
 ) -> None:
     copies = Copies()
     fetcher, _ = fetcher_with(copies, clock)
@@ -262,7 +255,9 @@ async def test_without_a_copy_or_for_a_missing_prompt_the_error_stands(
     assert copies.recalls == 1  # a missing prompt is the store's answer, not a failure
 
 
-async def test_a_copy_past_the_stale_limit_is_not_served(store: MemoryStore, clock: Clock) -> None:
+async def test_a_copy_past_the_stale_limit_is_not_served(
+    store: MemoryStore, clock: FakeClock
+) -> None:
     cache: PromptCache[PromptPlan] = PromptCache(clock=clock)
     plan = PromptPlan(text_prompt("greeting", "v1"))
     assert not cache.add_stale(("langfuse", LABEL), plan, age_seconds=60 + 3601, policy=POLICY)

@@ -10,6 +10,7 @@ import pytest
 
 from prompt_middleware.live.last_known_good import LastKnownGood, copy_key
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
+from tests.fakes.clock import FakeClock
 from tests.fakes.redis_server import RedisServer
 from tests.live._watched import WatchedLink
 
@@ -36,14 +37,6 @@ TENANT_B = ("langfuse", "b" * 64)
 PRODUCTION = PromptQuery("support/answer", label="production")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_770_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def pair(redis_server: RedisServer) -> AsyncIterator[tuple[WatchedLink, WatchedLink]]:
     writer, reader = WatchedLink(redis_server.url), WatchedLink(redis_server.url)
@@ -54,7 +47,7 @@ async def pair(redis_server: RedisServer) -> AsyncIterator[tuple[WatchedLink, Wa
     await reader.link.aclose()
 
 
-def copies(link: WatchedLink, clock: Clock) -> LastKnownGood:
+def copies(link: WatchedLink, clock: FakeClock) -> LastKnownGood:
     return LastKnownGood(link.link, ttl_seconds=60, max_stale_seconds=3600, clock=clock)
 
 
@@ -63,7 +56,7 @@ async def test_another_replica_reads_the_copy_back_exactly(
     pair: tuple[WatchedLink, WatchedLink], prompt: Prompt
 ) -> None:
     writer, reader = pair
-    clock = Clock()
+    clock = FakeClock(1_770_000_000.0)
     query = PromptQuery(prompt.name, label="production")
     copies(writer, clock).remember(TENANT_A, query, prompt)
     key = copy_key(TENANT_A, query)
@@ -76,7 +69,7 @@ async def test_a_copy_is_kept_per_credential_set_label_and_version(
     pair: tuple[WatchedLink, WatchedLink], redis_server: RedisServer
 ) -> None:
     writer, reader = pair
-    clock = Clock()
+    clock = FakeClock(1_770_000_000.0)
     copies(writer, clock).remember(TENANT_A, PRODUCTION, CHAT)
     key = copy_key(TENANT_A, PRODUCTION)
     assert key is not None
@@ -92,7 +85,7 @@ async def test_a_copy_older_than_ttl_plus_max_stale_is_not_served(
     pair: tuple[WatchedLink, WatchedLink],
 ) -> None:
     writer, reader = pair
-    clock = Clock()
+    clock = FakeClock(1_770_000_000.0)
     copies(writer, clock).remember("file", PRODUCTION, CHAT)
     key = copy_key("file", PRODUCTION)
     assert key is not None
@@ -109,7 +102,7 @@ async def test_a_copy_that_is_not_ours_is_ignored(pair: tuple[WatchedLink, Watch
     assert key is not None
     writer.link.put(key, b"\xc1 not msgpack", 60)
     await _written(reader, key)
-    assert await copies(reader, Clock()).recall("file", PRODUCTION) is None
+    assert await copies(reader, FakeClock(1_770_000_000.0)).recall("file", PRODUCTION) is None
 
 
 async def test_without_redis_nothing_is_recalled(redis_server: RedisServer) -> None:
@@ -117,7 +110,7 @@ async def test_without_redis_nothing_is_recalled(redis_server: RedisServer) -> N
     down = WatchedLink(redis_server.url)
     await down.link.start()
     try:
-        lkg = copies(down, Clock())
+        lkg = copies(down, FakeClock(1_770_000_000.0))
         lkg.remember("file", PRODUCTION, CHAT)  # queued, never waited for
         assert await lkg.recall("file", PRODUCTION) is None
     finally:
@@ -153,7 +146,7 @@ def test_the_copy_is_msgspec_encoded_with_its_fetch_time() -> None:
             self.puts.append((key, value, ttl_seconds))
 
     capture = Capture()
-    clock = Clock()
+    clock = FakeClock(1_770_000_000.0)
     lkg = last_known_good.LastKnownGood(
         capture,  # type: ignore[arg-type]
         ttl_seconds=60,

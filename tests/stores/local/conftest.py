@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from prompt_middleware.stores.local import LocalPromptStore
-from tests.stores.local.support import POLL, FakeClock
+from tests.fakes.clock import FakeClock
+from tests.stores.local.support import POLL
 
 
 @pytest.fixture

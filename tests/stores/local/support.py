@@ -18,17 +18,6 @@ from prompt_middleware.stores.local import store as store_module
 POLL = 0.5
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 _mtime_steps = itertools.count(1)
 
 

@@ -9,7 +9,8 @@ import structlog.testing
 
 from prompt_middleware.errors import PromptStoreUnavailable
 from prompt_middleware.stores.local import LocalPromptStore
-from tests.stores.local.support import POLL, FakeClock, get, write
+from tests.fakes.clock import FakeClock
+from tests.stores.local.support import POLL, get, write
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.stores.local import LocalPromptStore
 from prompt_middleware.stores.local import scan as scan_module
 from prompt_middleware.stores.local import store as store_module
-from tests.stores.local.support import POLL, FakeClock, count_scans, get, write
+from tests.fakes.clock import FakeClock
+from tests.stores.local.support import POLL, count_scans, get, write
 
 
 def test_negative_poll_interval_is_refused(folder: Path) -> None:

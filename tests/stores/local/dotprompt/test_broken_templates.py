@@ -17,6 +17,7 @@ from prompt_middleware.cache import PromptCache
 from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.stores.local import LocalPromptStore
 from tests.conftest import RecordingApp
+from tests.fakes.clock import FakeClock
 from tests.stores.local.dotprompt.support import send
 
 
@@ -61,18 +62,10 @@ async def test_what_the_sandbox_stops_at_render_is_a_502(
     assert app.requests == []
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_the_last_good_copy_is_served_while_the_file_does_not_compile(
     litellm_folder: Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     store = LocalPromptStore(litellm_folder, poll_interval=0)  # every fetch rescans the folder
     engine = RewriteEngine(
         Settings(prompts_dir=str(litellm_folder)),
