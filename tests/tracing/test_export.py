@@ -52,14 +52,7 @@ async def test_otlp_mode_follows_the_standard_variables(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=ml")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "support-bot")
-    tracing = Tracing.from_values("otlp")
-    assert tracing is not None
-    try:
-        _one_request(tracing)
-        await _flush(tracing)
-        [span] = await fake.wait_for_spans(1)
-    finally:
-        await tracing.aclose()
+    span = await _one_exported_span(fake)
     assert fake.exports[0].headers["x-team"] == "ml"
     assert fake.exports[0].headers["content-type"] == "application/x-protobuf"
     assert span.resource["service.name"] == "support-bot"
@@ -79,6 +72,12 @@ async def test_the_default_service_name(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", base_url + "/v1/traces")
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    span = await _one_exported_span(fake)
+    assert span.resource["service.name"] == "prompt-middleware"
+
+
+async def _one_exported_span(fake: FakeCollector) -> ReceivedSpan:
+    """One request's span, as the OTLP exporter configured by the environment sent it."""
     tracing = Tracing.from_values("otlp")
     assert tracing is not None
     try:
@@ -87,7 +86,7 @@ async def test_the_default_service_name(
         [span] = await fake.wait_for_spans(1)
     finally:
         await tracing.aclose()
-    assert span.resource["service.name"] == "prompt-middleware"
+    return span
 
 
 async def _langfuse_spans(target: LangfuseTarget, fake: FakeCollector) -> list[ReceivedSpan]:
