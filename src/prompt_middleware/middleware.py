@@ -9,10 +9,10 @@ from functools import partial
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prompt_middleware.apis import COUNT_TOKENS_SUFFIX, api_for_path
 from prompt_middleware.asgi import serve_lifespan
 from prompt_middleware.doors import Door, prompt_headers, too_large
 from prompt_middleware.engine import RewriteResult
-from prompt_middleware.errors import send_error
 from prompt_middleware.handoff import (
     BodyForwarder,
     HandOff,
@@ -62,7 +62,13 @@ class PromptMiddleware(Door):
     ) -> None:
         super().__init__(settings, stores, observer, tracing)
         self.app = app
-        self._routes = frozenset(self._settings.routes)
+        # Each route's API (README, "Three APIs"); a count_tokens body is never managed.
+        self._apis = {
+            route: api_for_path(route)
+            for route in self._settings.routes
+            if not route.endswith(COUNT_TOKENS_SUFFIX)
+        }
+        self._routes = frozenset(self._apis)
         # The forwarder takes the request in one call: see prompt_middleware.handoff.
         self._forwarder = app if isinstance(app, BodyForwarder) else None
         self._owned_live: LiveUpdates | None = None
@@ -103,16 +109,17 @@ class PromptMiddleware(Door):
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         route: str = scope["path"]
+        api = self._apis[route]
         declared_size, request_id = _size_and_request_id(scope)
         try:
             body = await self._read_body(declared_size, receive)
             if body is None:
                 return  # the client went away before it finished sending
             # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
-            result = await self._engine.rewrite(body, scope["headers"])
+            result = await self._engine.rewrite(body, scope["headers"], api)
         except Exception as exc:
             error = self.failure(exc, route, request_id, started, scope["headers"])
-            await send_error(send, error)
+            await api.send_error(send, error)
             return
 
         overhead = time.perf_counter() - started

@@ -17,6 +17,7 @@ from typing import Final
 
 import httpx
 
+from prompt_middleware.apis import ANTHROPIC, COUNT_TOKENS_SUFFIX, Api, api_for_path
 from prompt_middleware.doors import Door, prompt_headers, too_large
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import RequestError
@@ -30,6 +31,7 @@ from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing
 __all__ = ["PromptTransport"]
 
 _JSON_HEADERS: Final = {"content-type": "application/json"}
+_CREDENTIAL_HEADERS: Final = (b"authorization", b"x-api-key")
 
 
 class PromptTransport(Door, httpx.AsyncBaseTransport):
@@ -57,8 +59,17 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
         # Longest first, so "/v1/chat/completions" is reported rather than its own suffix.
         self._routes = tuple(
-            sorted({"/" + r.lstrip("/") for r in self._settings.routes}, key=len, reverse=True)
+            sorted(
+                {
+                    "/" + r.lstrip("/")
+                    for r in self._settings.routes
+                    if not r.endswith(COUNT_TOKENS_SUFFIX)
+                },
+                key=len,
+                reverse=True,
+            )
         )
+        self._apis = {route: api_for_path(route) for route in self._routes}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "POST" or not request.url.path.endswith(self._routes):
@@ -77,17 +88,18 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         started = time.perf_counter()
         path = request.url.path
         route = next(r for r in self._routes if path.endswith(r))
+        api = self._apis[route]
         # None unless the client sent one: the report makes one only for a line it logs.
         request_id = request.headers.get("x-request-id")
         try:
             body, request = await self._read_body(request)
-            result = await self._engine.rewrite(body, request.headers.raw)
+            result = await self._engine.rewrite(body, request.headers.raw, api)
         except Exception as exc:
             error = self.failure(exc, route, request_id, started, request.headers.raw)
-            return _error_response(request, error)
+            return _error_response(request, error, api)
 
         if result is not None:
-            request = _rewritten(request, result, route)
+            request = _rewritten(request, result, route, api)
         overhead = time.perf_counter() - started
         if self._tracing is None:
             response = await self._transport.handle_async_request(request)
@@ -189,8 +201,11 @@ def _read_through(response: httpx.Response, span: GenerationSpan) -> None:
     span.end()
 
 
-def _rewritten(request: httpx.Request, result: RewriteResult, route: str) -> httpx.Request:
-    """The request with the rewritten body, sent where the model-list entry says, if it does."""
+def _rewritten(
+    request: httpx.Request, result: RewriteResult, route: str, api: Api
+) -> httpx.Request:
+    """The request with the rewritten body, sent where the model-list entry says, if it does
+    (with its key: ``x-api-key`` for Anthropic, else ``Authorization: Bearer``)."""
     drop = set(BODY_HEADERS)
     url = request.url
     upstream = upstream_of(result.entry)
@@ -198,11 +213,14 @@ def _rewritten(request: httpx.Request, result: RewriteResult, route: str) -> htt
         url = _upstream_url(upstream, route, request.url)
         drop.add(b"host")
         if upstream.api_key is not None:
-            drop.add(b"authorization")
+            drop.update(_CREDENTIAL_HEADERS)
     headers = [(k, v) for k, v in request.headers.raw if k.lower() not in drop]
     if upstream is not None and upstream.api_key is not None:
         key = upstream.api_key.get_secret_value()
-        headers.append((b"authorization", f"Bearer {key}".encode("latin-1")))
+        if api.provider == ANTHROPIC:
+            headers.append((b"x-api-key", key.encode("latin-1")))
+        else:
+            headers.append((b"authorization", f"Bearer {key}".encode("latin-1")))
     headers.append((b"content-length", str(len(result.body)).encode("ascii")))
     return httpx.Request(
         request.method, url, headers=headers, content=result.body, extensions=request.extensions
@@ -216,7 +234,7 @@ def _upstream_url(upstream: Upstream, route: str, original: httpx.URL) -> httpx.
     return httpx.URL(upstream.base_url.rstrip("/") + path, params=original.params)
 
 
-def _error_response(request: httpx.Request, error: RequestError) -> httpx.Response:
+def _error_response(request: httpx.Request, error: RequestError, api: Api) -> httpx.Response:
     return httpx.Response(
-        error.status_code, content=error.to_json(), headers=_JSON_HEADERS, request=request
+        error.status_code, content=api.error_json(error), headers=_JSON_HEADERS, request=request
     )

@@ -1,17 +1,17 @@
 """What a prompt gives every request, worked out once when the prompt is fetched.
 
 The cache keeps a :class:`PromptPlan` per prompt version, so a cache hit finds the parsed
-templates (a Jinja template compiled by its store, an input schema read), the prompt's model
-and parameters and its ``x-prompt-*`` headers ready.
+templates (a Jinja template compiled by its store, an input schema read), the prompt's model,
+its parameters under each API's names and its ``x-prompt-*`` headers ready.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote
 
-from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
+from prompt_middleware.apis import APIS, Writes
 from prompt_middleware.prompts import Prompt
 from prompt_middleware.render_jinja import prepare_prompt
 
@@ -27,7 +27,7 @@ _HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"
 class PromptPlan:
     """A fetched prompt, parsed for rendering, with its model, parameters and headers."""
 
-    __slots__ = ("headers", "model", "params", "prepared", "prompt")
+    __slots__ = ("headers", "model", "prepared", "prompt", "writes")
 
     def __init__(self, prompt: Prompt) -> None:
         self.prompt = prompt
@@ -35,9 +35,8 @@ class PromptPlan:
         config = prompt.config if isinstance(prompt.config, dict) else {}
         model = config.get("model")
         self.model = model.removeprefix(PROVIDER_PREFIX) if isinstance(model, str) else None
-        self.params: tuple[tuple[str, Any], ...] = tuple(
-            (key, value) for key, value in config.items() if key in CHAT_COMPLETION_PARAMETERS
-        )
+        # The config's parameters under each API's names, translated once per version.
+        self.writes: dict[str, Writes] = {api.name: api.config_writes(config) for api in APIS}
         self.headers = (
             (b"x-prompt-name", header_value(prompt.name)),
             (b"x-prompt-version", header_value(str(prompt.version))),

@@ -1,0 +1,174 @@
+"""OpenAI's Responses API (``POST …/responses``).
+
+The prompt's system and developer messages become ``instructions``; its other messages open
+``input`` (a string ``input`` is one user message; a list is kept item by item, byte for
+byte), except on a turn that continues a stored conversation (``previous_response_id`` or
+``conversation``), which already holds them. OpenAI's own ``prompt`` object names the prompt
+as ``prompt_id``, ``prompt_version`` and ``prompt_variables`` do (README, "Responses API").
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Final
+
+import msgspec
+
+from prompt_middleware.apis.base import NOT_SENT, Api, Param, raw_list_items
+from prompt_middleware.errors import InvalidPromptRequest, InvalidRequest
+from prompt_middleware.request import RequestFields
+
+__all__ = ["RESPONSES", "Responses"]
+
+_encode: Final = msgspec.json.Encoder().encode
+_QUOTE: Final = ord('"')
+_USER_OPEN: Final = msgspec.Raw(b'{"role":"user","content":')
+_CONTINUATIONS: Final = ("previous_response_id", "conversation")
+_NULL: Final = b"null"
+
+
+class _PromptObject(msgspec.Struct, forbid_unknown_fields=False):
+    id: str
+    version: str | int | None = None
+    variables: dict[str, Any] | None = None
+
+
+_decode_prompt: Final = msgspec.json.Decoder(_PromptObject).decode
+
+
+def _function_tool(tool: Any) -> Any:
+    """A chat tool ``{"type": "function", "function": {…}}`` as a Responses function tool."""
+    if not isinstance(tool, dict) or not isinstance(tool.get("function"), dict):
+        return tool  # already in the Responses shape, or a built-in tool
+    function = tool["function"]
+    converted: dict[str, Any] = {"type": "function", "name": function.get("name")}
+    if "description" in function:
+        converted["description"] = function["description"]
+    # Chat's functions are not strict unless asked; Responses' are, unless told otherwise.
+    converted["parameters"] = function.get("parameters")
+    converted["strict"] = function.get("strict", False)
+    return converted
+
+
+def _tools(tools: Any) -> Any:
+    return [_function_tool(tool) for tool in tools] if isinstance(tools, list) else tools
+
+
+def _tool_choice(choice: Any) -> Any:
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        return {"type": "function", "name": choice["function"].get("name")}
+    return choice
+
+
+def _text_format(response_format: Any) -> Any:
+    """Chat's ``response_format`` as ``text.format``."""
+    if not isinstance(response_format, dict):
+        return NOT_SENT
+    kind = response_format.get("type")
+    if kind == "json_schema" and isinstance(response_format.get("json_schema"), dict):
+        return {"type": "json_schema", **response_format["json_schema"]}
+    if kind in ("json_object", "text"):
+        return {"type": kind}
+    return NOT_SENT
+
+
+class Responses(Api):
+    name = "responses"
+    route_suffix = "/responses"
+    provider = "openai"
+    conversation = "input"
+    system_slot = "instructions"
+    default_client_messages = "append"
+    parameters = MappingProxyType(
+        {
+            "max_tokens": Param(("max_output_tokens",)),
+            "max_completion_tokens": Param(("max_output_tokens",)),
+            "tools": Param(("tools",), _tools),
+            "tool_choice": Param(("tool_choice",), _tool_choice),
+            "response_format": Param(("text", "format"), _text_format),
+            "reasoning_effort": Param(("reasoning", "effort")),
+            "verbosity": Param(("text", "verbosity")),
+        }
+    )
+    native_parameters = frozenset(
+        {
+            "background",
+            "include",
+            "max_output_tokens",
+            "max_tool_calls",
+            "metadata",
+            "parallel_tool_calls",
+            "prompt_cache_key",
+            "prompt_cache_retention",
+            "reasoning",
+            "safety_identifier",
+            "service_tier",
+            "store",
+            "temperature",
+            "text",
+            "top_logprobs",
+            "top_p",
+            "truncation",
+            "user",
+        }
+    )
+
+    def prepare(self, fields: RequestFields) -> RequestFields:
+        raw = fields.get("prompt")
+        if raw is None or bytes(raw) == _NULL:
+            return fields
+        if "prompt_id" in fields:
+            raise InvalidPromptRequest(
+                "Give 'prompt' or 'prompt_id', not both: each names the prompt to use.",
+                param="prompt",
+            )
+        try:
+            prompt = _decode_prompt(raw)
+        except msgspec.DecodeError:
+            raise InvalidRequest(
+                "'prompt' must be an object with a string 'id' (and optionally 'version' and "
+                "'variables').",
+                param="prompt",
+            ) from None
+        prepared = {name: value for name, value in fields.items() if name != "prompt"}
+        prepared["prompt_id"] = msgspec.Raw(_encode(prompt.id))
+        if prompt.version is not None:
+            prepared["prompt_version"] = msgspec.Raw(_encode(prompt.version))
+        if prompt.variables is not None:
+            prepared["prompt_variables"] = msgspec.Raw(_encode(_variables(prompt.variables)))
+        return prepared
+
+    def client_conversation(self, fields: RequestFields) -> list[Any] | None:
+        raw = fields.get("input")
+        if raw is not None and memoryview(raw)[0] == _QUOTE:  # a string: one user message
+            return [msgspec.Raw(bytes(_USER_OPEN) + bytes(raw) + b"}")]
+        return raw_list_items(fields, "input")
+
+    def continues_conversation(self, fields: RequestFields) -> bool:
+        return any(
+            (raw := fields.get(name)) is not None and bytes(raw) != _NULL for name in _CONTINUATIONS
+        )
+
+    def user_key(self, fields: RequestFields) -> msgspec.Raw | None:
+        user = fields.get("user")
+        return user if user is not None else fields.get("safety_identifier")
+
+
+def _variables(variables: dict[str, Any]) -> dict[str, Any]:
+    """The ``prompt`` object's variables as ``prompt_variables``: ``input_text`` is its text."""
+    converted: dict[str, Any] = {}
+    for name, value in variables.items():
+        if isinstance(value, dict):
+            kind = value.get("type")
+            if kind != "input_text" or not isinstance(value.get("text"), str):
+                raise InvalidPromptRequest(
+                    f"Variable '{name}' of 'prompt' is of type {kind!r}: only strings and "
+                    "input_text variables fill a managed prompt.",
+                    param="prompt",
+                )
+            value = value["text"]
+        converted[name] = value
+    return converted
+
+
+RESPONSES: Final = Responses()
