@@ -9,7 +9,7 @@ from functools import partial
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from prompt_middleware.apis import COUNT_TOKENS_SUFFIX, api_for_path
+from prompt_middleware.apis import COUNT_TOKENS_SUFFIX, Api, api_for_path
 from prompt_middleware.asgi import serve_lifespan
 from prompt_middleware.doors import Door, prompt_headers, too_large
 from prompt_middleware.engine import RewriteResult
@@ -125,7 +125,7 @@ class PromptMiddleware(Door):
         overhead = time.perf_counter() - started
         span = None
         if self._tracing is not None:
-            span, scope, send = self._traced(self._tracing, scope, send, body, result, started)
+            span, scope, send = self._traced(self._tracing, scope, send, body, result, started, api)
         try:  # free in CPython 3.11+ unless something raises
             if self._forwarder is not None:
                 handoff = _handoff(body, result, overhead, span)
@@ -170,13 +170,19 @@ class PromptMiddleware(Door):
         body: bytes,
         result: RewriteResult | None,
         started: float,
+        api: Api,
     ) -> tuple[GenerationSpan, Scope, Send]:
         """The request's span, and the scope and send to pass on inside it: ``send`` shows the
         span the answer; a plain app's scope carries the span's ``traceparent`` (the forwarder
         writes it into its upstream headers itself, from the hand-off)."""
         traceparent, tracestate = trace_context_of(scope["headers"])
         span = tracing.start_request(
-            result, body, started=started, traceparent=traceparent, tracestate=tracestate
+            result,
+            body,
+            started=started,
+            traceparent=traceparent,
+            tracestate=tracestate,
+            api=api,
         )
         if self._forwarder is None:
             scope = with_trace(scope, span)

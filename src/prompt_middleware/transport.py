@@ -104,7 +104,7 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         if self._tracing is None:
             response = await self._transport.handle_async_request(request)
         else:
-            response = await self._send_traced(self._tracing, request, body, result, started)
+            response = await self._send_traced(self._tracing, request, body, result, started, api)
         if result is not None:
             for name, value in prompt_headers(result, overhead):
                 response.headers[name.decode("ascii")] = value.decode("ascii")
@@ -127,6 +127,7 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         body: bytes,
         result: RewriteResult | None,
         started: float,
+        api: Api,
     ) -> httpx.Response:
         """Send ``request`` inside its span, which ends when the response body is closed."""
         span = tracing.start_request(
@@ -135,6 +136,7 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
             started=started,
             traceparent=request.headers.get("traceparent"),
             tracestate=request.headers.get("tracestate"),
+            api=api,
         )
         request.headers.pop("tracestate", None)  # the span's own, if any, replaces it
         request.headers.update(span.trace_headers())

@@ -12,7 +12,10 @@ is one more module here and its entry in :data:`APIS`.
 
 from __future__ import annotations
 
+import re
 from typing import Final
+
+from starlette.types import Scope
 
 from prompt_middleware.apis.base import ANTHROPIC, NOT_SENT, Api, Param, Writes, apply_writes
 from prompt_middleware.apis.chat import CHAT
@@ -32,7 +35,9 @@ __all__ = [
     "Writes",
     "api_for_path",
     "api_named",
+    "api_of",
     "apply_writes",
+    "is_anthropic_path",
 ]
 
 APIS: Final[tuple[Api, ...]] = (CHAT, RESPONSES, MESSAGES)
@@ -47,6 +52,21 @@ def api_for_path(path: str) -> Api:
         if path.endswith(api.route_suffix):
             return api
     return CHAT
+
+
+#: Anthropic's paths: ``/v1/messages`` and every ``/v1/messages/…`` (``count_tokens``, ...).
+_anthropic_path: Final = re.compile(r"(?:^|/)v1/messages(?:/|$)").search
+
+
+def is_anthropic_path(path: str) -> bool:
+    """Whether the sidecar sends ``path`` to the Anthropic upstream (README, "Three APIs")."""
+    return _anthropic_path(path) is not None
+
+
+def api_of(scope: Scope) -> Api:
+    """The API whose shape the sidecar's own answers on this request take: Messages on
+    Anthropic's paths, else chat completions (Responses shares its error shape)."""
+    return MESSAGES if is_anthropic_path(scope["path"]) else CHAT
 
 
 def api_named(name: str) -> Api:

@@ -31,7 +31,9 @@ __all__ = [
     "Write",
     "Writes",
     "apply_writes",
+    "pieces",
     "raw_list_items",
+    "sse",
 ]
 
 #: ``provider`` of the APIs whose upstream takes its key as ``x-api-key``.
@@ -41,6 +43,7 @@ NOT_SENT: Final = object()
 _OPEN_BRACKET: Final = ord("[")
 _is_blank: Final = re.compile(rb"[ \t\n\r]*").fullmatch
 _decode_object: Final = msgspec.json.Decoder(dict[str, Any]).decode
+_encode: Final = msgspec.json.Encoder().encode
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 
 
@@ -112,7 +115,7 @@ class Api:
         messages must not be sent again)."""
         return False
 
-    def user_key(self, fields: RequestFields) -> msgspec.Raw | None:
+    def user_key(self, fields: Mapping[str, msgspec.Raw]) -> msgspec.Raw | None:
         """The raw JSON value naming the end user (experiments' sticky key, the span's user)."""
         return fields.get("user")
 
@@ -160,6 +163,14 @@ class Api:
             else:
                 members.append((param.path[0], param.path[1], value, param.parent))
         return Writes(tuple(fields), tuple(members))
+
+    def echo_answer(self, answer_id: str, model: str, text: str) -> bytes:
+        """The echo upstream's JSON answer (``--echo``): one assistant message of ``text``."""
+        raise NotImplementedError
+
+    def echo_events(self, answer_id: str, model: str, text: str) -> list[bytes]:
+        """The echo upstream's streamed answer: the API's events, ``text`` in a few deltas."""
+        raise NotImplementedError
 
     def error_json(self, error: RequestError) -> bytes:
         """The body of one of our errors, in this API's shape (OpenAI's by default)."""
@@ -239,3 +250,15 @@ def _text_of(content: Any) -> str:
             if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
+
+
+def sse(event: str | None, data: Any) -> bytes:
+    """One server-sent event: ``event:`` (when named) and ``data:`` lines, then a blank one."""
+    head = b"" if event is None else b"event: " + event.encode("ascii") + b"\n"
+    return head + b"data: " + _encode(data) + b"\n\n"
+
+
+def pieces(text: str, count: int = 4) -> list[str]:
+    """``text`` in about ``count`` pieces (at least one), as a streamed answer comes."""
+    size = max(1, -(-len(text) // count))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]

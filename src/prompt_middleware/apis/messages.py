@@ -8,14 +8,14 @@ Messages API").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 import msgspec
 
-from prompt_middleware.apis.base import ANTHROPIC, NOT_SENT, Api, Param
+from prompt_middleware.apis.base import ANTHROPIC, NOT_SENT, Api, Param, pieces, sse
 from prompt_middleware.errors import RequestError
-from prompt_middleware.request import RequestFields
 
 __all__ = ["MESSAGES", "Messages"]
 
@@ -144,7 +144,7 @@ class Messages(Api):
         }
     )
 
-    def user_key(self, fields: RequestFields) -> msgspec.Raw | None:
+    def user_key(self, fields: Mapping[str, msgspec.Raw]) -> msgspec.Raw | None:
         raw = fields.get("metadata")
         if raw is None:
             return None
@@ -153,6 +153,37 @@ class Messages(Api):
         except msgspec.DecodeError:
             return None
         return None if user is None else msgspec.Raw(_encode(user))
+
+    def echo_answer(self, answer_id: str, model: str, text: str) -> bytes:
+        return _encode(_message(answer_id, model, [{"type": "text", "text": text}], "end_turn"))
+
+    def echo_events(self, answer_id: str, model: str, text: str) -> list[bytes]:
+        events: list[dict[str, Any]] = [
+            {"type": "message_start", "message": _message(answer_id, model, [], None)},
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ]
+        events += [
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": piece},
+            }
+            for piece in pieces(text)
+        ]
+        events += [
+            {"type": "content_block_stop", "index": 0},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 0},
+            },
+            {"type": "message_stop"},
+        ]
+        return [sse(event["type"], event) for event in events]
 
     def error_json(self, error: RequestError) -> bytes:
         """Anthropic's error: ``{"type": "error", "error": {"type", "message", "code",
@@ -164,6 +195,21 @@ class Messages(Api):
             details=_ErrorDetails(error_code=error.code),
         )
         return _encode(_ErrorEnvelope(error=body))
+
+
+def _message(
+    answer_id: str, model: str, content: list[dict[str, Any]], stop_reason: str | None
+) -> dict[str, Any]:
+    return {
+        "id": answer_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+    }
 
 
 MESSAGES: Final = Messages()

@@ -9,12 +9,14 @@ as ``prompt_id``, ``prompt_version`` and ``prompt_variables`` do (README, "Respo
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 import msgspec
 
-from prompt_middleware.apis.base import NOT_SENT, Api, Param, raw_list_items
+from prompt_middleware.apis.base import NOT_SENT, Api, Param, pieces, raw_list_items, sse
 from prompt_middleware.errors import InvalidPromptRequest, InvalidRequest
 from prompt_middleware.request import RequestFields
 
@@ -149,9 +151,32 @@ class Responses(Api):
             (raw := fields.get(name)) is not None and bytes(raw) != _NULL for name in _CONTINUATIONS
         )
 
-    def user_key(self, fields: RequestFields) -> msgspec.Raw | None:
+    def user_key(self, fields: Mapping[str, msgspec.Raw]) -> msgspec.Raw | None:
         user = fields.get("user")
         return user if user is not None else fields.get("safety_identifier")
+
+    def echo_answer(self, answer_id: str, model: str, text: str) -> bytes:
+        return _encode(_response(answer_id, model, text, "completed"))
+
+    def echo_events(self, answer_id: str, model: str, text: str) -> list[bytes]:
+        item_id = "msg_" + answer_id.removeprefix("resp_")
+        created = _response(answer_id, model, "", "in_progress")
+        events: list[tuple[str, dict[str, Any]]] = [("response.created", {"response": created})]
+        for piece in pieces(text):
+            delta = {
+                "item_id": item_id,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": piece,
+                "logprobs": [],
+            }
+            events.append(("response.output_text.delta", delta))
+        completed = _response(answer_id, model, text, "completed")
+        events.append(("response.completed", {"response": completed}))
+        return [
+            sse(kind, {"type": kind, "sequence_number": number, **event})
+            for number, (kind, event) in enumerate(events)
+        ]
 
 
 def _variables(variables: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +194,41 @@ def _variables(variables: dict[str, Any]) -> dict[str, Any]:
             value = value["text"]
         converted[name] = value
     return converted
+
+
+def _response(answer_id: str, model: str, text: str, status: str) -> dict[str, Any]:
+    """A ``response`` object holding one assistant message of ``text`` (none while in
+    progress)."""
+    output = []
+    if status == "completed":
+        message = {
+            "id": "msg_" + answer_id.removeprefix("resp_"),
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+        output.append(message)
+    return {
+        "id": answer_id,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 0,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 0,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 0,
+        }
+        if status == "completed"
+        else None,
+    }
 
 
 RESPONSES: Final = Responses()

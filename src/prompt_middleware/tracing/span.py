@@ -26,11 +26,12 @@ _ERROR: Final = Status(StatusCode.ERROR)
 class GenerationSpan:
     """An open request span; :meth:`end` it exactly once (later calls do nothing)."""
 
-    __slots__ = ("_content", "_ended", "_error_type", "_reader", "_span")
+    __slots__ = ("_api", "_content", "_ended", "_error_type", "_reader", "_span")
 
-    def __init__(self, span: Span, *, content: bool) -> None:
+    def __init__(self, span: Span, *, content: bool, api: str = "chat") -> None:
         self._span = span
         self._content = content
+        self._api = api  # whose answer this is: where its usage and text are
         self._reader: AnswerReader | None = None
         self._error_type: str | None = None
         self._ended = False
@@ -51,7 +52,7 @@ class GenerationSpan:
                 self._error_type = error_type
             return  # an error body has no usage or message to read
         if self._span.is_recording():  # a span the sampler left out records nothing
-            self._reader = reader_for(content_type, content=self._content)
+            self._reader = reader_for(content_type, content=self._content, api=self._api)
 
     def response_chunk(self, chunk: bytes) -> None:
         """A chunk of the answer's body, as it goes to the client."""

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from prompt_middleware.apis import CHAT, Api
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.request import decode_body
 from prompt_middleware.settings import Settings
@@ -24,6 +25,7 @@ from prompt_middleware.tracing.attributes import (
     OPERATION,
     Attributes,
     PromptLink,
+    api_attributes,
     prompt_attributes,
     request_attributes,
     span_name,
@@ -111,8 +113,10 @@ class Tracing:
         start_ns: int,
         traceparent: str | None = None,
         tracestate: str | None = None,
+        api: Api = CHAT,
     ) -> GenerationSpan:
-        """The span of a request whose body sent on is ``fields``, started at ``start_ns``.
+        """The span of a request whose body sent on is ``fields``, started at ``start_ns``
+        (``api``: the route's, README "Three APIs").
 
         The attributes are set once the span exists, so that a span the sampler leaves out
         (``OTEL_TRACES_SAMPLER``) costs neither them nor reading the answer; a sampler
@@ -126,10 +130,22 @@ class Tracing:
             start_time=start_ns,
         )
         if span.is_recording():
+            if api is CHAT:
+                attributes["gen_ai.provider.name"] = api.provider
+            else:  # the user and the conversation live in the API's own fields
+                attributes.update(
+                    api_attributes(
+                        fields,
+                        provider=api.provider,
+                        user=api.user_key(fields),
+                        conversation=api.conversation,
+                        content=self._content,
+                    )
+                )
             if prompt is not None:
                 attributes.update(prompt_attributes(prompt))
             span.set_attributes(attributes)
-        return GenerationSpan(span, content=self._content)
+        return GenerationSpan(span, content=self._content, api=api.name)
 
     def start_request(
         self,
@@ -139,6 +155,7 @@ class Tracing:
         started: float,
         traceparent: str | None = None,
         tracestate: str | None = None,
+        api: Api = CHAT,
     ) -> GenerationSpan:
         """A door's span for a request rewritten to ``result`` (None: ``body`` went on as is).
 
@@ -152,6 +169,7 @@ class Tracing:
             start_ns=arrival_ns(started),
             traceparent=traceparent,
             tracestate=tracestate,
+            api=api,
         )
 
     def record_error(
