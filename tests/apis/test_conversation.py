@@ -179,7 +179,7 @@ async def test_a_prompt_object_refuses_other_input_types_and_a_second_prompt_id(
         b'{"model":"m","prompt":{"id":"pmpt_6870a1b2c3","variables":{"photo":'
         b'{"type":"input_image","image_url":"https://x/y.png"}}}}'
     )
-    with pytest.raises(InvalidPromptRequest, match="'photo'.*'input_image'"):
+    with pytest.raises(InvalidPromptRequest, match=r"'photo'.*'input_image'"):
         await rewrite(RESPONSES, image)
     both = b'{"model":"m","prompt":{"id":"pmpt_6870a1b2c3"},"prompt_id":"plain"}'
     with pytest.raises(InvalidPromptRequest, match="not both"):

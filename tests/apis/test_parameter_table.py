@@ -14,12 +14,13 @@ from prompt_middleware.apis import CHAT, MESSAGES, RESPONSES, Api
 from prompt_middleware.engine import RewriteEngine
 from tests.fakes.memory import MemoryStore, text_prompt
 
-TOOL = {
+LOOKUP_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {"id": {"type": "string"}}}
+TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "lookup",
         "description": "Find an order.",
-        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+        "parameters": LOOKUP_PARAMETERS,
     },
 }
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}}
@@ -52,7 +53,7 @@ async def rewrite() -> AsyncIterator[Any]:
 
 def _params(body: bytes) -> dict[str, Any]:
     """The body without model and conversation: what the parameters became."""
-    decoded = msgspec.json.decode(body)
+    decoded: dict[str, Any] = msgspec.json.decode(body)
     for name in ("model", "input", "messages"):
         decoded.pop(name, None)
     return decoded
@@ -71,7 +72,7 @@ RESPONSES_ROWS = [
                     "type": "function",
                     "name": "lookup",
                     "description": "Find an order.",
-                    "parameters": TOOL["function"]["parameters"],
+                    "parameters": LOOKUP_PARAMETERS,
                     "strict": False,
                 }
             ]
@@ -129,7 +130,7 @@ MESSAGES_ROWS = [
                 {
                     "name": "lookup",
                     "description": "Find an order.",
-                    "input_schema": TOOL["function"]["parameters"],
+                    "input_schema": LOOKUP_PARAMETERS,
                 }
             ]
         },
@@ -220,7 +221,7 @@ async def test_with_request_precedence_the_requests_fields_and_members_win(rewri
 async def test_chat_keeps_its_parameters_as_they_are(rewrite: Any) -> None:
     config = {"max_tokens": 5, "stop": "x", "seed": 3, "notes": "n", "max_output_tokens": 4}
     body = await rewrite(CHAT, config)
-    assert (
-        body
-        == b'{"model":"m","messages":[{"role":"user","content":"Hi."}],"max_tokens":5,"stop":"x","seed":3}'
+    assert body == (
+        b'{"model":"m","messages":[{"role":"user","content":"Hi."}],'
+        b'"max_tokens":5,"stop":"x","seed":3}'
     )
