@@ -56,7 +56,7 @@ def response(
     if counts is not None:
         usage = {
             "input_tokens": counts[0],
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": counts[1],
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": counts[0] + counts[1],

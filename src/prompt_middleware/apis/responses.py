@@ -221,7 +221,7 @@ def _response(answer_id: str, model: str, text: str, status: str) -> dict[str, A
         "tools": [],
         "usage": {
             "input_tokens": 0,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": 0,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": 0,
