@@ -68,6 +68,8 @@ def report_request(
         )
         if result.variant is not None:
             fields.update(experiment=result.experiment, variant=result.variant)
+        if result.replaced is not None:
+            fields["replaced"] = result.replaced  # the client's own system text
     log.info("prompt_request", **fields)
 
 

@@ -100,6 +100,13 @@ class Api:
     #: The API's own parameter names, sent as they are when a config uses them.
     native_parameters: frozenset[str] = frozenset()
 
+    #: Whether :meth:`prepare` changes anything (the engine skips the call otherwise).
+    prepares: bool = False
+
+    def __init__(self) -> None:
+        #: :meth:`user_key`, bound once (the resolver is handed it on every request).
+        self.user_of = self.user_key
+
     def prepare(self, fields: RequestFields) -> RequestFields:
         """The request's fields as the engine reads them (an API's own way of naming a prompt
         becomes the extension fields). The same dict when nothing changes."""

@@ -25,8 +25,7 @@ __all__ = ["RESPONSES", "Responses"]
 _encode: Final = msgspec.json.Encoder().encode
 _QUOTE: Final = ord('"')
 _USER_OPEN: Final = msgspec.Raw(b'{"role":"user","content":')
-_CONTINUATIONS: Final = ("previous_response_id", "conversation")
-_NULL: Final = b"null"
+_NULL_RAW: Final = msgspec.Raw(b"null")
 
 
 class _PromptObject(msgspec.Struct, forbid_unknown_fields=False):
@@ -81,6 +80,7 @@ class Responses(Api):
     conversation = "input"
     system_slot = "instructions"
     default_client_messages = "append"
+    prepares = True
     parameters = MappingProxyType(
         {
             "max_tokens": Param(("max_output_tokens",)),
@@ -117,7 +117,7 @@ class Responses(Api):
 
     def prepare(self, fields: RequestFields) -> RequestFields:
         raw = fields.get("prompt")
-        if raw is None or bytes(raw) == _NULL:
+        if raw is None or raw == _NULL_RAW:
             return fields
         if "prompt_id" in fields:
             raise InvalidPromptRequest(
@@ -147,9 +147,12 @@ class Responses(Api):
         return raw_list_items(fields, "input")
 
     def continues_conversation(self, fields: RequestFields) -> bool:
-        return any(
-            (raw := fields.get(name)) is not None and bytes(raw) != _NULL for name in _CONTINUATIONS
-        )
+        # Written out, not any(...): this runs on every managed Responses request.
+        previous = fields.get("previous_response_id")
+        if previous is not None and previous != _NULL_RAW:
+            return True
+        conversation = fields.get("conversation")
+        return conversation is not None and conversation != _NULL_RAW
 
     def user_key(self, fields: Mapping[str, msgspec.Raw]) -> msgspec.Raw | None:
         user = fields.get("user")

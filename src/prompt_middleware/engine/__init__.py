@@ -102,8 +102,10 @@ class RewriteEngine:
         Raises a :class:`RequestError` subclass for anything the client must fix or the
         store could not serve.
         """
-        fields = api.prepare(decode_body(body))
-        request = self._resolver.resolve(fields, headers, api.user_key)
+        fields = decode_body(body)
+        if api.prepares:
+            fields = api.prepare(fields)
+        request = self._resolver.resolve(fields, headers, api.user_of)
         if request is None:
             return None
         target = request.target

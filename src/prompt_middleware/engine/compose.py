@@ -64,7 +64,10 @@ class Composer:
         self, fields: RequestFields, request: Resolution, api: Api = CHAT
     ) -> RewriteResult:
         """No prompt named: the model loses its store prefix; the entry's defaults apply."""
-        output = self._request_body(fields, request, api)
+        if api is CHAT or request.entry is None:
+            output = request_body(fields, request)
+        else:
+            output = self._entry_body(fields, request, api)
         if request.model is not None:
             output["model"] = request.model
         return RewriteResult(body=_encode(output), model=request.model, entry=request.entry)
@@ -80,7 +83,10 @@ class Composer:
         api: Api = CHAT,
     ) -> RewriteResult:
         """The rewritten request for a prompt the cache or the store gave."""
-        output = self._request_body(fields, request, api)
+        if api is CHAT or request.entry is None:
+            output = request_body(fields, request)
+        else:
+            output = self._entry_body(fields, request, api)
         rendered = plan.prepared.render(
             self._variables.decode(fields),
             lambda: api.client_conversation(fields),
@@ -99,14 +105,19 @@ class Composer:
         if model is not None:
             model = model.removeprefix(PROVIDER_PREFIX)
             output["model"] = model
-        if api.write_messages(output, rendered.messages, fields):
-            logger.info(
-                "prompt_system_replaced",
-                prompt=plan.prompt.name,
-                field=api.system_slot,
-            )
+        if api.system_slot is None:  # chat completions: the messages are the conversation
+            output[api.conversation] = rendered.messages
+            replaced = None
+        elif api.write_messages(output, rendered.messages, fields):
+            replaced = api.system_slot
+        else:
+            replaced = None
         if target.use_prompt_params:
-            apply_writes(output, fields, plan.writes[api.name], prompt_wins=self._prompt_wins)
+            writes = plan.writes[api.name]
+            if self._prompt_wins and not writes.members:
+                output.update(writes.fields)  # the usual case, chat's always
+            else:
+                apply_writes(output, fields, writes, prompt_wins=self._prompt_wins)
         headers = (*plan.headers, target.store_header, _cache_header(status))
         arm, split = request.variant, request.experiment
         return RewriteResult(
@@ -121,11 +132,12 @@ class Composer:
             experiment=split.name if split is not None else None,
             variant=arm.name if arm is not None else None,
             label=target.query.label,
+            replaced=replaced,
         )
 
-    def _request_body(self, fields: RequestFields, request: Resolution, api: Api) -> dict[str, Any]:
-        if api is CHAT or request.entry is None:
-            return request_body(fields, request)
+    def _entry_body(self, fields: RequestFields, request: Resolution, api: Api) -> dict[str, Any]:
+        """:func:`request_body` with the entry's defaults under ``api``'s names."""
+        assert request.entry is not None
         output = request_body(fields, request, with_entry_params=False)
         writes = self._entry_writes[(api.name, request.entry.model_name)]
         apply_writes(output, output, writes, prompt_wins=False)
