@@ -32,6 +32,7 @@ __all__ = [
     "Writes",
     "apply_writes",
     "pieces",
+    "raw_items",
     "raw_list_items",
     "sse",
 ]
@@ -41,6 +42,7 @@ ANTHROPIC: Final = "anthropic"
 #: What a converter returns for a value the target API has no place for.
 NOT_SENT: Final = object()
 _OPEN_BRACKET: Final = ord("[")
+_NULL: Final = msgspec.Raw(b"null")
 _is_blank: Final = re.compile(rb"[ \t\n\r]*").fullmatch
 _decode_object: Final = msgspec.json.Decoder(dict[str, Any]).decode
 _encode: Final = msgspec.json.Encoder().encode
@@ -138,17 +140,18 @@ class Api:
         system: list[str] = []
         conversation: list[Any] = []
         for message in messages:
-            if isinstance(message, dict) and message.get("role") in _SYSTEM_ROLES:
-                system.append(_text_of(message.get("content")))
+            # The prompt's messages are dicts; the client's conversation is raw bytes.
+            if type(message) is dict and message.get("role") in _SYSTEM_ROLES:
+                content = message.get("content")
+                system.append(content if type(content) is str else _text_of(content))
             else:
                 conversation.append(message)
         if not self.continues_conversation(fields):
             output[self.conversation] = conversation
         if not system:
             return False
-        replaced = slot in fields
-        output[slot] = "\n\n".join(system)
-        return replaced
+        output[slot] = system[0] if len(system) == 1 else "\n\n".join(system)
+        return slot in fields
 
     def config_writes(self, config: Mapping[str, Any]) -> Writes:
         """A prompt config's parameters as this API's fields: translated through the table,
@@ -234,14 +237,17 @@ def raw_list_items(fields: RequestFields, name: str) -> list[msgspec.Raw] | None
     items, in order, copied as sent.
     """
     raw = fields.get(name)
-    if raw is None:
-        return None
+    return None if raw is None else raw_items(raw, name)
+
+
+def raw_items(raw: msgspec.Raw, name: str) -> list[msgspec.Raw] | None:
+    """:func:`raw_list_items` of a field's value."""
     # The body decoder checked that the value is JSON: its first byte says which kind.
     view = memoryview(raw)
     if view[0] == _OPEN_BRACKET:
         items = view[1:-1]
         return [] if _is_blank(items) else [msgspec.Raw(items)]
-    if bytes(view) == b"null":
+    if raw == _NULL:
         return None
     raise InvalidRequest(f"'{name}' must be a JSON array.", param=name)
 
