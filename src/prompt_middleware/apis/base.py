@@ -32,8 +32,6 @@ __all__ = [
     "Writes",
     "apply_writes",
     "pieces",
-    "raw_items",
-    "raw_list_items",
     "sse",
 ]
 
@@ -116,8 +114,23 @@ class Api:
 
     def client_conversation(self, fields: RequestFields) -> list[Any] | None:
         """The client's conversation as items to place after the prompt's messages: one
-        ``Raw`` standing for all of a JSON array's items (never split, never re-encoded)."""
-        return raw_list_items(fields, self.conversation)
+        ``Raw`` standing for all of a JSON array's items; ``[]`` for an empty array, None when
+        absent or null; 400 when it is not an array."""
+        raw = fields.get(self.conversation)
+        if raw is None:
+            return None
+        # The body decoder checked that the value is JSON: its first byte says which kind.
+        # The encoder writes a Raw verbatim, so in our array the bytes between the client's
+        # "[" and "]" become its items, in order, copied as sent: the conversation (most of a
+        # request) is neither split into items nor re-encoded.
+        view = memoryview(raw)
+        if view[0] == _OPEN_BRACKET:
+            items = view[1:-1]
+            return [] if _is_blank(items) else [msgspec.Raw(items)]
+        if raw == _NULL:
+            return None
+        name = self.conversation
+        raise InvalidRequest(f"'{name}' must be a JSON array.", param=name)
 
     def continues_conversation(self, fields: RequestFields) -> bool:
         """True when the upstream already holds the conversation's start (the prompt's
@@ -227,29 +240,6 @@ def _object(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return dict(value)
     return None
-
-
-def raw_list_items(fields: RequestFields, name: str) -> list[msgspec.Raw] | None:
-    """Field ``name``'s items as one ``Raw`` (the bytes between ``[`` and ``]``), ``[]`` for an
-    empty array, None when absent or null; 400 when it is not an array.
-
-    The encoder writes a ``Raw`` verbatim, so in our array those bytes become the client's
-    items, in order, copied as sent.
-    """
-    raw = fields.get(name)
-    return None if raw is None else raw_items(raw, name)
-
-
-def raw_items(raw: msgspec.Raw, name: str) -> list[msgspec.Raw] | None:
-    """:func:`raw_list_items` of a field's value."""
-    # The body decoder checked that the value is JSON: its first byte says which kind.
-    view = memoryview(raw)
-    if view[0] == _OPEN_BRACKET:
-        items = view[1:-1]
-        return [] if _is_blank(items) else [msgspec.Raw(items)]
-    if raw == _NULL:
-        return None
-    raise InvalidRequest(f"'{name}' must be a JSON array.", param=name)
 
 
 def _text_of(content: Any) -> str:

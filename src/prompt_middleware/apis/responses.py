@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
-from prompt_middleware.apis.base import NOT_SENT, Api, Param, pieces, raw_items, sse
+from prompt_middleware.apis.base import NOT_SENT, Api, Param, pieces, sse
 from prompt_middleware.errors import InvalidPromptRequest, InvalidRequest
 from prompt_middleware.request import RequestFields
 
@@ -142,11 +142,9 @@ class Responses(Api):
 
     def client_conversation(self, fields: RequestFields) -> list[Any] | None:
         raw = fields.get("input")
-        if raw is None:
-            return None
-        if memoryview(raw)[0] == _QUOTE:  # a string: one user message
+        if raw is not None and memoryview(raw)[0] == _QUOTE:  # a string: one user message
             return [msgspec.Raw(bytes(_USER_OPEN) + bytes(raw) + b"}")]
-        return raw_items(raw, "input")
+        return super().client_conversation(fields)
 
     def continues_conversation(self, fields: RequestFields) -> bool:
         # Written out, not any(...): this runs on every managed Responses request.
