@@ -76,6 +76,11 @@ class CachePolicy:
     versions_are_immutable: bool = True
     revalidate_in_background: bool = True
 
+    @property
+    def retry_after_failure_seconds(self) -> float:
+        """How long a failed store call is remembered: the store is not asked again sooner."""
+        return min(self.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
+
 
 @dataclass(slots=True)
 class _Entry(Generic[Value]):

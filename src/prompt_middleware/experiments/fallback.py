@@ -1,4 +1,5 @@
-"""When a candidate cannot be served, the control is: counted always, warned about rarely.
+"""When a candidate cannot be served, the control is: counted always, warned about rarely,
+and the failure remembered.
 
 A non-control variant whose prompt is not found, or whose store fails with no stale copy,
 must never break the product: the engine serves the control instead and tells this policy.
@@ -6,13 +7,20 @@ Every fallback is counted (``/metrics`` reads :attr:`ControlFallbacks.counts`); 
 is logged at most once per ``interval_seconds`` per experiment, and says how many fallbacks
 it stands for, so a broken candidate at 1,000 requests a second is one line a minute.
 
+A variant that failed is remembered as the cache remembers a failed store call (README, "The
+cache"): until its retry time, counted from the failed call's end, its requests go straight
+to the control instead of waiting for a store that has just failed — or asking again for a
+prompt that is not there, which the cache does not remember.
+
 The clock is injected, so tests move time instead of sleeping.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from typing import Final
 
 import structlog
 
@@ -22,11 +30,16 @@ __all__ = ["ControlFallbacks"]
 
 logger = structlog.get_logger(__name__)
 
+# Failed variants remembered at most (a variant's key includes a tenant's credential set, so
+# the count is not bounded by the config alone): the oldest go first.
+_MAX_FAILED: Final = 1024
+
 
 class ControlFallbacks:
-    """Counts control fallbacks per (experiment, variant) and rate-limits their warning."""
+    """Counts control fallbacks per (experiment, variant), rate-limits their warning, and
+    remembers the variants that failed."""
 
-    __slots__ = ("_clock", "_counts", "_interval", "_last_warning", "_unreported")
+    __slots__ = ("_clock", "_counts", "_failed", "_interval", "_last_warning", "_unreported")
 
     def __init__(
         self, *, clock: Callable[[], float] = time.monotonic, interval_seconds: float = 60.0
@@ -36,11 +49,33 @@ class ControlFallbacks:
         self._counts: dict[tuple[str, str], int] = {}
         self._last_warning: dict[str, float] = {}
         self._unreported: dict[str, int] = {}
+        # A failed variant's prompt (its cache key) -> (retry time, the failure's error code).
+        self._failed: OrderedDict[Hashable, tuple[float, str]] = OrderedDict()
 
     @property
     def counts(self) -> Mapping[tuple[str, str], int]:
         """Fallbacks so far by (experiment name, the variant that could not be served)."""
         return self._counts
+
+    def failing(self, key: Hashable) -> str | None:
+        """Why the variant whose prompt is ``key`` failed (an error code), while that failure is
+        remembered; None once its retry time has come, or when it did not fail."""
+        failed = self._failed.get(key)
+        if failed is None:
+            return None
+        retry_at, reason = failed
+        if self._clock() < retry_at:
+            return reason
+        del self._failed[key]
+        return None
+
+    def failed(self, key: Hashable, reason: str, retry_after_seconds: float) -> None:
+        """The variant whose prompt is ``key`` just failed with ``reason``: skip it for
+        ``retry_after_seconds`` from now."""
+        self._failed[key] = (self._clock() + retry_after_seconds, reason)
+        self._failed.move_to_end(key)
+        while len(self._failed) > _MAX_FAILED:
+            self._failed.popitem(last=False)
 
     def record(self, split: Split, arm: Arm, reason: str) -> None:
         """``arm`` of ``split`` could not be served (``reason``: an error code); the control was."""
