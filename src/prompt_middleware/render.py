@@ -32,7 +32,6 @@ __all__ = [
     "compile_template",
     "find_variables",
     "missing_variables_error",
-    "render_prompt",
     "too_large_error",
 ]
 
@@ -119,27 +118,6 @@ class RenderedPrompt(msgspec.Struct, frozen=True, kw_only=True):
     missing_variables: tuple[str, ...]
 
 
-def render_prompt(
-    prompt: Prompt,
-    variables: Mapping[str, Any],
-    client_messages: Callable[[], Sequence[Any] | None] | None,
-    options: RenderOptions,
-) -> RenderedPrompt:
-    """Render ``prompt`` into chat messages.
-
-    ``client_messages`` returns the request's own ``messages`` (None when it has none); it
-    is called only when they are used, so a request whose messages are ignored never has
-    them decoded. They are passed on as they are (the items may be ``msgspec.Raw``): they
-    fill the messages placeholder or are appended, but are never templated.
-
-    Raises :class:`InvalidPromptRequest` for an unfilled or malformed placeholder, and for
-    missing variables when ``options.strict_variables`` is set.
-    """
-    from prompt_middleware.render_jinja import prepare_prompt  # it builds on this module
-
-    return prepare_prompt(prompt).render(variables, client_messages, options)
-
-
 # What a prompt is made of, once parsed: a message with no variables, a message template,
 # a placeholder. ``role`` None is a text prompt's: RenderOptions.text_prompt_role says which.
 _STATIC: Final = 0
@@ -152,8 +130,9 @@ class PreparedPrompt:
     """A prompt parsed once, to be rendered many times: the engine's cache keeps one per
     prompt version, inside its plan (``engine/plan.py``).
 
-    ``render`` is :func:`render_prompt` without the per-call work of walking the prompt and
-    looking its templates up: a message without variables is already its final text.
+    ``render`` is :func:`~prompt_middleware.prepare.render_prompt` without the per-call work
+    of walking the prompt and looking its templates up: a message without variables is
+    already its final text.
     """
 
     __slots__ = ("_steps", "prompt")
@@ -179,7 +158,7 @@ class PreparedPrompt:
         client_messages: Callable[[], Sequence[Any] | None] | None,
         options: RenderOptions,
     ) -> RenderedPrompt:
-        """Render with ``variables``; see :func:`render_prompt`."""
+        """Render with ``variables``; see :func:`~prompt_middleware.prepare.render_prompt`."""
         missing: dict[str, None] = {}
         messages: list[Any] = []
         left = options.max_rendered_chars  # what rendering may still produce; None: no limit

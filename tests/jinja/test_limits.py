@@ -8,9 +8,9 @@ import pytest
 
 from prompt_middleware.errors import InvalidPromptRequest
 from prompt_middleware.jinja import RenderFailed, TooLarge, compile_jinja
+from prompt_middleware.prepare import prepare_prompt
 from prompt_middleware.prompts import Prompt
 from prompt_middleware.render import RenderOptions
-from prompt_middleware.render_jinja import prepare_prompt
 
 
 def render(source: str, variables: dict[str, Any], limit: int | None = None) -> list[Any]:

@@ -16,9 +16,10 @@ import msgspec
 
 from prompt_middleware.cache import CacheKey
 from prompt_middleware.engine.credentials import CredentialReader
-from prompt_middleware.engine.plan import PROVIDER_PREFIX, header_value
+from prompt_middleware.engine.plan import PROVIDER_PREFIX
 from prompt_middleware.errors import InvalidPromptRequest
 from prompt_middleware.experiments import Arm, ExperimentIndex, Split, assign
+from prompt_middleware.header_values import header_value
 from prompt_middleware.prompts import DEFAULT_LABEL, PromptQuery
 from prompt_middleware.request import (
     Field,
