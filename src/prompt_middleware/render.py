@@ -72,6 +72,10 @@ def compile_template(template: str, variables: Mapping[str, Any]) -> str:
     return _fill(_parse(template), variables, {}, None)
 
 
+class _PastLimit(Exception):
+    """Rendering went past ``max_rendered_chars``; answered as :func:`too_large_error`."""
+
+
 def _fill(
     segments: tuple[_Segment, ...],
     variables: Mapping[str, Any],
@@ -96,7 +100,7 @@ def _fill(
             parts.append(text)
             size += len(text)
     if limit is not None and size > limit:
-        raise too_large_error()
+        raise _PastLimit
     return "".join(parts)
 
 
@@ -168,7 +172,10 @@ class PreparedPrompt:
 
         def fill(template: str) -> str:
             nonlocal left
-            text = _fill(_parse(template), variables, missing, left)
+            try:
+                text = _fill(_parse(template), variables, missing, left)
+            except _PastLimit:
+                raise too_large_error(self.prompt.name) from None
             if left is not None:
                 left -= len(text)
             return text
@@ -178,10 +185,13 @@ class PreparedPrompt:
                 if left is not None:
                     left -= len(value)
                     if left < 0:
-                        raise too_large_error()
+                        raise too_large_error(self.prompt.name)
                 messages.append({"role": text_role if role is None else role, "content": value})
             elif kind == _TEMPLATE:
-                content = _fill(value, variables, missing, left)
+                try:
+                    content = _fill(value, variables, missing, left)
+                except _PastLimit:
+                    raise too_large_error(self.prompt.name) from None
                 if left is not None:
                     left -= len(content)
                 messages.append({"role": text_role if role is None else role, "content": content})
@@ -221,10 +231,10 @@ def missing_variables_error(prompt_name: str, missing: Iterable[str]) -> Invalid
     )
 
 
-def too_large_error() -> InvalidPromptRequest:
-    """The 400 of a render past ``PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS``."""
+def too_large_error(prompt_name: str) -> InvalidPromptRequest:
+    """The 400 of a render of ``prompt_name`` past ``PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS``."""
     return InvalidPromptRequest(
-        "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
+        f"Prompt '{prompt_name}' renders larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
         "send smaller prompt_variables.",
         param="prompt_variables",
     )

@@ -95,7 +95,7 @@ class CheckedPrompt:
         try:
             rendered = self._template.render(variables, options.max_rendered_chars)
         except TooLarge:
-            raise too_large_error() from None
+            raise too_large_error(self.prompt.name) from None
         except RenderFailed as exc:
             raise self._failed(exc) from None
         text_role = options.text_prompt_role

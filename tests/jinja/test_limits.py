@@ -55,6 +55,6 @@ def test_past_the_limit_is_the_same_400_as_for_any_prompt() -> None:
     with pytest.raises(InvalidPromptRequest) as caught:
         prepared.render({"big": "x" * 100}, None, options)
     assert caught.value.message == (
-        "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
+        "Prompt 'p' renders larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
         "send smaller prompt_variables."
     )
