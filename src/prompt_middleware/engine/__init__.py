@@ -107,7 +107,7 @@ class RewriteEngine:
         plan = self._fetcher.fresh(target.cache_key)
         if plan is not None:
             status, waited = CacheStatus.HIT, False
-        elif (choice := request.experiment) is None or choice.control is None:
+        elif (choice := request.experiment_choice) is None or choice.control is None:
             plan, status, waited = await self._fetcher.after_miss(target)
         else:
             request, (plan, status, waited) = await self._variant_or_control(
@@ -141,7 +141,7 @@ class RewriteEngine:
         if self._observer is not None:
             self._observer.experiment_fallback(split.name, arm.name)
         served = msgspec.structs.replace(
-            request, target=control, experiment=ExperimentChoice(split, split.control, None)
+            request, target=control, experiment_choice=ExperimentChoice(split, split.control, None)
         )
         plan = self._fetcher.fresh(control.cache_key)
         if plan is not None:

@@ -91,7 +91,7 @@ class Composer:
                     if name not in fields:
                         output[name] = value
         headers = (*plan.headers, target.store_header, _cache_header(status))
-        choice = request.experiment
+        choice = request.experiment_choice
         return RewriteResult(
             body=_encode(output),
             model=model,

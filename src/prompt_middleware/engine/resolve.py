@@ -86,7 +86,7 @@ class Resolution(msgspec.Struct, frozen=True):
     target: Target | None
     #: None when no experiment applies (none on the prompt, or the body pins a label or
     #: version).
-    experiment: ExperimentChoice | None = None
+    experiment_choice: ExperimentChoice | None = None
 
 
 class Resolver:
