@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import structlog
 
+from prompt_middleware.cache import PromptCache
 from prompt_middleware.engine import RewriteEngine, RewriteResult
 from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.experiments import ControlFallbacks, Experiment, Split, Variant
@@ -52,6 +53,8 @@ def engine(
         Settings(experiments=(experiment,), **settings),
         stores={"mem": store or PickyStore(None, PromptNotFound("x"))},
         observer=observer,
+        # One clock for the cache and the fallbacks, as in the engine: both remember failures.
+        cache=PromptCache(clock=clock) if clock is not None else None,
         fallbacks=ControlFallbacks(clock=clock) if clock is not None else None,
     )
 
