@@ -21,6 +21,7 @@ BIG = "x" * 1000
 
 # (template, variables): each would build millions of characters in one step.
 OVERSIZED = [
+    ("{% for i in range(n) %}x{% endfor %}", {"n": N}),
     ('{{ "a"|center(n) }}', {"n": N}),
     ("{{ 'a'.center(n) }}", {"n": N}),
     ("{{ 'a'.ljust(n) }}", {"n": N}),
