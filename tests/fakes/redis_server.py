@@ -47,7 +47,7 @@ class RedisServer:
     def __init__(self) -> None:
         binary = redis_server_binary()
         if binary is None:
-            raise RuntimeError("redis-server is not installed: run scripts/install")
+            raise RuntimeError("redis-server is not installed: run scripts/install-test-servers")
         self._binary = binary
         self._directory = tempfile.mkdtemp(prefix="pm-redis-")
         self.port = _free_port()
