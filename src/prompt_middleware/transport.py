@@ -17,7 +17,8 @@ from typing import Final
 
 import httpx
 
-from prompt_middleware.doors import Door, prompt_headers, too_large
+from prompt_middleware.body import join_capped, too_large
+from prompt_middleware.doors import Door, prompt_headers
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import RequestError
 from prompt_middleware.handoff import BODY_HEADERS, Upstream, upstream_of, upstream_path
@@ -163,14 +164,7 @@ async def _read_stream(request: httpx.Request, limit: int) -> bytes:
     stream = request.stream
     if not isinstance(stream, httpx.AsyncByteStream):
         raise TypeError("PromptTransport needs an async request body (httpx.AsyncClient).")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await join_capped(stream, limit)
 
 
 def _read_through(response: httpx.Response, span: GenerationSpan) -> None:
