@@ -104,4 +104,3 @@ class LastKnownGood:
         if age - self._ttl > self._max_stale:
             return None
         return copy.prompt, age
-
