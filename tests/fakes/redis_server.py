@@ -65,6 +65,8 @@ class RedisServer:
                 "--appendonly", "no",
                 "--dir", self._directory,
                 "--logfile", "",
+                # Keyspace events: a test awaits a key being written instead of polling it.
+                "--notify-keyspace-events", "KA",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
