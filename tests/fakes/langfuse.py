@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -58,6 +59,7 @@ from starlette.routing import Route
 
 from tests.fakes._faults import FaultKnobs
 from tests.fakes.otlp import ReceivedExport, ReceivedSpan, decode_export
+from tests.fakes.server import serve_in_background
 
 __all__ = [
     "INVALID_JSON",
@@ -65,6 +67,7 @@ __all__ = [
     "FakeLangfuse",
     "FetchKey",
     "RecordedRequest",
+    "serving_langfuse",
 ]
 
 PROMPTS_PATH: Final = "/api/public/v2/prompts/"
@@ -80,6 +83,12 @@ WRONG_SHAPE: Final = b'{"data": [], "meta": {"page": 1, "limit": 10, "totalItems
 #: (name, label, version) of one GET, with the label resolved: ``production`` when neither
 #: label nor version was sent, ``None`` when a version was.
 FetchKey = tuple[str, str | None, int | None]
+
+#: The chat prompt most end-to-end tests ask for: a system message, then the client's messages.
+SUPPORT_ANSWER: Final = (
+    {"role": "system", "content": "You support {{product}}."},
+    {"type": "placeholder", "name": "messages"},
+)
 
 _UNAUTHORIZED_SUFFIX: Final = ". Confirm that you've configured the correct host."
 _DEPENDENCY: Final = re.compile(r"@@@langfusePrompt:(.*?)@@@")
@@ -432,3 +441,15 @@ def _failure(status: int) -> Response:
     return Response(
         json.dumps({"message": f"HTTP {status}"}), status_code=status, media_type="application/json"
     )
+
+
+@contextlib.asynccontextmanager
+async def serving_langfuse(
+    public_key: str, secret_key: str, *, support_config: Any
+) -> AsyncIterator[tuple[FakeLangfuse, str]]:
+    """A :class:`FakeLangfuse` on uvicorn (127.0.0.1, a free port) and its base URL, holding
+    ``support/answer`` (:data:`SUPPORT_ANSWER`, ``production``); add more before asking."""
+    fake = FakeLangfuse(public_key=public_key, secret_key=secret_key)
+    fake.add_prompt("support/answer", SUPPORT_ANSWER, config=support_config, labels=["production"])
+    async with serve_in_background(fake.app) as url:
+        yield fake, url
