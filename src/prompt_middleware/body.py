@@ -14,7 +14,7 @@ from starlette.types import Receive
 
 from prompt_middleware.errors import RequestTooLarge
 
-__all__ = ["MAX_BODY_SETTING", "join_capped", "read_body", "too_large"]
+__all__ = ["MAX_BODY_SETTING", "check_declared_size", "join_capped", "read_body", "too_large"]
 
 #: What sets the doors' cap; the live endpoints' webhook has a fixed one of its own.
 MAX_BODY_SETTING: Final = "PROMPT_MIDDLEWARE_MAX_BODY_BYTES"
@@ -23,6 +23,14 @@ MAX_BODY_SETTING: Final = "PROMPT_MIDDLEWARE_MAX_BODY_BYTES"
 def too_large(limit: int, cap: str = MAX_BODY_SETTING) -> RequestTooLarge:
     """The 413 of a body over ``limit`` bytes; ``cap`` says where the limit comes from."""
     return RequestTooLarge(f"The request body is larger than {limit} bytes ({cap}).")
+
+
+def check_declared_size(
+    declared_size: bytes | str | None, limit: int, cap: str = MAX_BODY_SETTING
+) -> None:
+    """:func:`too_large` when a body's ``content-length`` already says it is over ``limit``."""
+    if declared_size is not None and declared_size.isdigit() and int(declared_size) > limit:
+        raise too_large(limit, cap)
 
 
 async def join_capped(
@@ -44,8 +52,7 @@ async def read_body(
 ) -> bytes | None:
     """An ASGI request's body (``declared_size``: its ``content-length``), or None when the
     client went away before it was whole; :func:`too_large` past ``limit``."""
-    if declared_size is not None and declared_size.isdigit() and int(declared_size) > limit:
-        raise too_large(limit, cap)
+    check_declared_size(declared_size, limit, cap)
     message = await receive()
     if message["type"] != "http.request":
         return None

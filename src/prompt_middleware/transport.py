@@ -17,7 +17,7 @@ from typing import Final
 
 import httpx
 
-from prompt_middleware.body import join_capped, too_large
+from prompt_middleware.body import check_declared_size, join_capped, too_large
 from prompt_middleware.doors import Door, prompt_headers
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import RequestError
@@ -140,9 +140,7 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
     async def _read_body(self, request: httpx.Request) -> tuple[bytes, httpx.Request]:
         """The body, and the request to pass on unchanged (a copy if its stream was used up)."""
         limit = self._max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large(limit)
+        check_declared_size(request.headers.get("content-length"), limit)
         try:
             # Bytes and JSON content (what the OpenAI SDK sends) are already in memory.
             body = request.content
