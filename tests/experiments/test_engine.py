@@ -258,3 +258,21 @@ async def test_a_failed_candidate_whose_control_is_not_cached_says_how_the_contr
     assert (waited.waited, cache_header(waited)) == (True, b"miss")
     assert (at_once.waited, cache_header(at_once)) == (False, b"hit")
     assert store.calls == {candidate: 1, PromptQuery("greet", label="production"): 1}
+
+
+async def test_a_candidate_whose_store_failure_the_cache_remembers_is_not_waited_for() -> None:
+    # A request that pinned the candidate met the failing store first: the cache remembers
+    # the failure, and the experiment's next candidate request goes to the control at once.
+    candidate = PromptQuery("greet", version=3)
+    store = PickyStore(candidate, PromptStoreUnavailable("down"))
+    eng = engine(store, clock=FakeClock())
+    await rewrite(eng, {"prompt_id": "greet", "user": users_on("production", 1)[0]})
+    with pytest.raises(PromptStoreUnavailable):
+        await rewrite(eng, {"prompt_id": "greet", "prompt_version": 3})
+    result = await rewrite(eng, {"prompt_id": "greet", "user": users_on("version-3", 1)[0]})
+    assert (result.variant_name, result.waited, cache_header(result)) == (
+        "production",
+        False,
+        b"hit",
+    )
+    assert store.calls[candidate] == 1

@@ -123,19 +123,27 @@ class RewriteEngine:
 
         Not found, or its store failing with no stale copy: the control is served, and the
         fallback counted and (at most once a minute per experiment) warned about. The failure
-        is remembered: until the store may be asked again, the candidate's requests go
-        straight to the control. Only a failing control is the client's error.
+        is remembered (a store's by the cache, a prompt not found by the fallbacks): until the
+        store may be asked again, the candidate's requests go straight to the control. Only a
+        failing control is the client's error.
         """
         key = candidate.cache_key
-        reason = self._fallbacks.failing(key)
+        # A store failure the cache remembers answers at once; a prompt not found, the cache
+        # does not remember (a new prompt shows at once): the fallbacks do, for variants.
+        reason: str | None = None
+        if self._fallbacks.known_missing(key):
+            reason = PromptNotFound.code
+        elif isinstance(failure := self._cache.remembered_failure(key), PromptStoreUnavailable):
+            reason = failure.code
         waited = False
         if reason is None:
             try:
                 return request, await self._fetcher.after_miss(candidate)
             except (PromptNotFound, PromptStoreUnavailable) as exc:
                 reason, waited = exc.code, True
-                retry_after = candidate.binding.policy.retry_after_failure_seconds
-                self._fallbacks.failed(key, reason, retry_after)
+                if isinstance(exc, PromptNotFound):
+                    retry_after = candidate.binding.policy.retry_after_failure_seconds
+                    self._fallbacks.not_found(key, retry_after)
         split, arm = choice.split, choice.arm
         self._fallbacks.record(split, arm, reason)
         if self._observer is not None:

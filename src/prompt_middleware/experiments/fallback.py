@@ -7,10 +7,10 @@ Every fallback is counted (``/metrics`` reads :attr:`ControlFallbacks.counts`); 
 is logged at most once per ``interval_seconds`` per experiment, and says how many fallbacks
 it stands for, so a broken candidate at 1,000 requests a second is one line a minute.
 
-A variant that failed is remembered as the cache remembers a failed store call (README, "The
-cache"): until its retry time, counted from the failed call's end, its requests go straight
-to the control instead of waiting for a store that has just failed — or asking again for a
-prompt that is not there, which the cache does not remember.
+A variant whose prompt was not found is remembered as the cache remembers a failed store call
+(README, "The cache"), which it does not do for a prompt not found: until its retry time,
+counted from the failed call's end, the variant's requests go straight to the control
+instead of asking the store again for a prompt that is not there.
 
 The clock is injected, so tests move time instead of sleeping.
 """
@@ -30,16 +30,16 @@ __all__ = ["ControlFallbacks"]
 
 logger = structlog.get_logger(__name__)
 
-# Failed variants remembered at most (a variant's key includes a tenant's credential set, so
-# the count is not bounded by the config alone): the oldest go first.
-_MAX_FAILED: Final = 1024
+# Variants remembered as not found, at most (a variant's key includes a tenant's credential
+# set, so the count is not bounded by the config alone): the oldest go first.
+_MAX_MISSING: Final = 1024
 
 
 class ControlFallbacks:
     """Counts control fallbacks per (experiment, variant), rate-limits their warning, and
-    remembers the variants that failed."""
+    remembers the variants not found."""
 
-    __slots__ = ("_clock", "_counts", "_failed", "_interval", "_last_warning", "_unreported")
+    __slots__ = ("_clock", "_counts", "_interval", "_last_warning", "_missing", "_unreported")
 
     def __init__(
         self, *, clock: Callable[[], float] = time.monotonic, interval_seconds: float = 60.0
@@ -49,33 +49,31 @@ class ControlFallbacks:
         self._counts: dict[tuple[str, str], int] = {}
         self._last_warning: dict[str, float] = {}
         self._unreported: dict[str, int] = {}
-        # A failed variant's prompt (its cache key) -> (retry time, the failure's error code).
-        self._failed: OrderedDict[Hashable, tuple[float, str]] = OrderedDict()
+        # A variant's prompt not found (its cache key) -> when the store may be asked again.
+        self._missing: OrderedDict[Hashable, float] = OrderedDict()
 
     @property
     def counts(self) -> Mapping[tuple[str, str], int]:
         """Fallbacks so far by (experiment name, the variant that could not be served)."""
         return self._counts
 
-    def failing(self, key: Hashable) -> str | None:
-        """Why the variant whose prompt is ``key`` failed (an error code), while that failure is
-        remembered; None once its retry time has come, or when it did not fail."""
-        failed = self._failed.get(key)
-        if failed is None:
-            return None
-        retry_at, reason = failed
+    def known_missing(self, key: Hashable) -> bool:
+        """True while the variant whose prompt is ``key`` is remembered as not found."""
+        retry_at = self._missing.get(key)
+        if retry_at is None:
+            return False
         if self._clock() < retry_at:
-            return reason
-        del self._failed[key]
-        return None
+            return True
+        del self._missing[key]
+        return False
 
-    def failed(self, key: Hashable, reason: str, retry_after_seconds: float) -> None:
-        """The variant whose prompt is ``key`` just failed with ``reason``: skip it for
+    def not_found(self, key: Hashable, retry_after_seconds: float) -> None:
+        """The variant whose prompt is ``key`` was just not found: skip it for
         ``retry_after_seconds`` from now."""
-        self._failed[key] = (self._clock() + retry_after_seconds, reason)
-        self._failed.move_to_end(key)
-        while len(self._failed) > _MAX_FAILED:
-            self._failed.popitem(last=False)
+        self._missing[key] = self._clock() + retry_after_seconds
+        self._missing.move_to_end(key)
+        while len(self._missing) > _MAX_MISSING:
+            self._missing.popitem(last=False)
 
     def record(self, split: Split, arm: Arm, reason: str) -> None:
         """``arm`` of ``split`` could not be served (``reason``: an error code); the control was."""
