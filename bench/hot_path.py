@@ -8,7 +8,7 @@ with a realistic 2 KB body (system + few-shot messages, tools, metadata) and a 2
 A cache hit on a ``.prompt`` body with Jinja logic, against the same prompt without logic.
 Baselines measured in the same run: the same no-op app unwrapped, and a naive
 ``json.loads``/``json.dumps`` rewrite of the same requests. The same for ``PromptTransport``
-against the bare httpx transport it wraps, and for the sidecar app against the bare proxy of
+against the bare httpx2 transport it wraps, and for the sidecar app against the bare proxy of
 ``bench/sidecar_load.py``, both in front of an instant stub upstream. With traces on
 (README, "Traces"): a managed hit answered with a JSON completion and with a stream, spans
 exported to nowhere (encoded as OTLP protobuf, then dropped), against the same with traces
@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from typing import Any
 
-import httpx
+import httpx2
 import structlog
 from _common import aiohttp_proxy, upstream_app
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -416,17 +416,17 @@ async def sidecar_case(rounds: int, scale: float) -> None:
 
 
 async def transport_case(settings: Settings, rounds: int, scale: float) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"{}")
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=b"{}")
 
-    bare = httpx.MockTransport(answer)
-    wrapped = PromptTransport(httpx.MockTransport(answer), settings, stores={"mem": OneStore()})
+    bare = httpx2.MockTransport(answer)
+    wrapped = PromptTransport(httpx2.MockTransport(answer), settings, stores={"mem": OneStore()})
     body = body_of(2_000, managed=True)
     url = "http://upstream.test/v1/chat/completions"
 
-    def call(transport: httpx.AsyncBaseTransport) -> Callable[[], Awaitable[None]]:
+    def call(transport: httpx2.AsyncBaseTransport) -> Callable[[], Awaitable[None]]:
         async def send() -> None:
-            await transport.handle_async_request(httpx.Request("POST", url, content=body))
+            await transport.handle_async_request(httpx2.Request("POST", url, content=body))
 
         return send
 

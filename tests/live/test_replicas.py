@@ -11,7 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 import pytest
 import redis.asyncio as redis
 
@@ -59,18 +59,18 @@ async def fleet(redis_server: RedisServer) -> AsyncIterator[Fleet]:
         yield Fleet(langfuse, url, redis_server.url)
 
 
-async def ask(http: httpx.AsyncClient, sidecar: Sidecar, body: bytes = BODY) -> httpx.Response:
+async def ask(http: httpx2.AsyncClient, sidecar: Sidecar, body: bytes = BODY) -> httpx2.Response:
     return await http.post(f"{sidecar.url}/v1/chat/completions", content=body)
 
 
-async def version_of(http: httpx.AsyncClient, sidecar: Sidecar) -> str:
+async def version_of(http: httpx2.AsyncClient, sidecar: Sidecar) -> str:
     response = await ask(http, sidecar)
     assert response.status_code == 200, response.text
     return response.headers["x-prompt-version"]
 
 
 async def until_serves(
-    http: httpx.AsyncClient, sidecar: Sidecar, version: str, seconds: float = 5.0
+    http: httpx2.AsyncClient, sidecar: Sidecar, version: str, seconds: float = 5.0
 ) -> None:
     """Ask ``sidecar`` (each ask a real round trip) until it serves ``version``."""
     async with asyncio.timeout(seconds):
@@ -78,7 +78,7 @@ async def until_serves(
             pass
 
 
-async def promote(fleet: Fleet, http: httpx.AsyncClient, to: Sidecar) -> str:
+async def promote(fleet: Fleet, http: httpx2.AsyncClient, to: Sidecar) -> str:
     """A new version, the production label moved to it, Langfuse's deliveries sent to ``to``."""
     version = fleet.langfuse.add_prompt(PROMPT, "A newer version.")
     for body in fleet.langfuse.move_label(PROMPT, "production", version):
@@ -93,7 +93,7 @@ def gauge(metrics: str, name: str) -> float | None:
     return None if found is None else float(found.group(1))
 
 
-async def until_redis_up(http: httpx.AsyncClient, sidecar: Sidecar, up: bool) -> None:
+async def until_redis_up(http: httpx2.AsyncClient, sidecar: Sidecar, up: bool) -> None:
     async with asyncio.timeout(15):
         while True:
             metrics = (await http.get(f"{sidecar.url}/metrics")).text
@@ -112,7 +112,7 @@ async def until_copy_in_redis(url: str) -> None:
 
 
 async def test_a_webhook_to_one_replica_reaches_every_replica(fleet: Fleet) -> None:
-    async with running_sidecars(3, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(3, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             assert await version_of(http, sidecar) == "1"
             await until_redis_up(http, sidecar, True)
@@ -135,7 +135,7 @@ async def test_a_webhook_to_one_replica_reaches_every_replica(fleet: Fleet) -> N
 
 
 async def test_a_deleted_version_is_not_served_after_the_webhook(fleet: Fleet) -> None:
-    async with running_sidecars(2, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(2, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             assert (await ask(http, sidecar, PINNED)).status_code == 200
             await until_redis_up(http, sidecar, True)
@@ -155,7 +155,7 @@ async def test_a_deleted_version_is_not_served_after_the_webhook(fleet: Fleet) -
 
 
 async def test_a_badly_signed_webhook_changes_nothing(fleet: Fleet) -> None:
-    async with running_sidecars(1, fleet.env()) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, fleet.env()) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         version = fleet.langfuse.add_prompt(PROMPT, "A newer version.")
         [body, *_] = fleet.langfuse.move_label(PROMPT, "production", version)
@@ -170,7 +170,7 @@ async def test_a_replica_started_while_the_store_is_down_serves_the_redis_copy(
     fleet: Fleet,
 ) -> None:
     assert fleet.redis_url is not None
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         async with running_sidecars(1, fleet.env()) as [first]:
             assert await version_of(http, first) == "1"
         await until_copy_in_redis(fleet.redis_url)
@@ -196,7 +196,7 @@ async def test_a_replica_started_while_the_store_is_down_serves_the_redis_copy(
 async def test_redis_killed_and_restarted_under_traffic(
     fleet: Fleet, redis_server: RedisServer
 ) -> None:
-    async with running_sidecars(2, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(2, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             await until_redis_up(http, sidecar, True)
             await sidecar.wait_for_log(SUBSCRIBED)
@@ -236,7 +236,7 @@ async def test_a_redis_that_never_answers_changes_no_answer(
     fleet: Fleet, silent_redis: SilentRedis
 ) -> None:
     env = fleet.env(silent_redis.url)
-    async with running_sidecars(1, env) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, env) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         await until_redis_up(http, sidecar, False)
         assert silent_redis.connections >= 1  # it was tried, and never answered
@@ -254,7 +254,7 @@ async def test_a_redis_that_never_answers_changes_no_answer(
 async def test_a_redis_that_stops_answering_changes_no_answer(
     fleet: Fleet, redis_server: RedisServer
 ) -> None:
-    async with running_sidecars(1, fleet.env()) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, fleet.env()) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         await until_redis_up(http, sidecar, True)
         redis_server.pause()  # connections still accepted by the kernel, never answered
