@@ -67,14 +67,28 @@ def transport(store: MemoryStore) -> PromptTransport:
     return PromptTransport(settings=Settings(default_store="mem"), stores={"mem": store})
 
 
-async def test_the_openai_sdk_on_an_httpx2_client(router: respx.Router, store: MemoryStore) -> None:
-    route = router.post(CHAT_URL).respond(json=completion("Hello, Ada."))
-    client = openai.AsyncOpenAI(
+def openai_client(store: MemoryStore) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
         api_key="sk-test",
         base_url=UPSTREAM,
         max_retries=0,
         http_client=httpx2.AsyncClient(transport=transport(store)),
     )
+
+
+def anthropic_client(store: MemoryStore, **options: Any) -> anthropic.AsyncAnthropic:
+    """``options`` for the httpx2 client."""
+    return anthropic.AsyncAnthropic(
+        api_key="sk-ant-test",
+        base_url=ANTHROPIC,
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=transport(store), **options),
+    )
+
+
+async def test_the_openai_sdk_on_an_httpx2_client(router: respx.Router, store: MemoryStore) -> None:
+    route = router.post(CHAT_URL).respond(json=completion("Hello, Ada."))
+    client = openai_client(store)
     async with client:
         result = await client.chat.completions.create(
             model="mem/gpt-4o-mini", messages=[], extra_body=MANAGED
@@ -93,12 +107,7 @@ async def test_the_openai_sdk_streams_on_an_httpx2_client(
     route = router.post(CHAT_URL).respond(
         headers={"content-type": "text/event-stream"}, content=sse
     )
-    client = openai.AsyncOpenAI(
-        api_key="sk-test",
-        base_url=UPSTREAM,
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=transport(store)),
-    )
+    client = openai_client(store)
     async with client:
         stream = await client.chat.completions.create(
             model="mem/gpt-4o-mini", messages=[], stream=True, extra_body=MANAGED
@@ -118,10 +127,7 @@ async def test_the_anthropic_sdk_is_passed_on_unmanaged(
     async def record(request: httpx2.Request) -> None:
         handed.append(request)
 
-    http_client = httpx2.AsyncClient(transport=transport(store), event_hooks={"request": [record]})
-    client = anthropic.AsyncAnthropic(
-        api_key="sk-ant-test", base_url=ANTHROPIC, max_retries=0, http_client=http_client
-    )
+    client = anthropic_client(store, event_hooks={"request": [record]})
     async with client:
         answer = await client.messages.with_raw_response.create(
             model="claude-sonnet-4-5", max_tokens=64, messages=CONVERSATION
@@ -147,12 +153,7 @@ async def test_an_anthropic_stream_is_passed_on_unmanaged(
     route = router.post(MESSAGES_URL).respond(
         headers={"content-type": "text/event-stream"}, content=events("Hello.")
     )
-    client = anthropic.AsyncAnthropic(
-        api_key="sk-ant-test",
-        base_url=ANTHROPIC,
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=transport(store)),
-    )
+    client = anthropic_client(store)
     async with client:
         stream = await client.messages.create(
             model="claude-sonnet-4-5", max_tokens=64, messages=CONVERSATION, stream=True
