@@ -26,14 +26,16 @@ TemplateLanguage: TypeAlias = Literal["langfuse", "jinja", "dotprompt"]
 DEFAULT_LABEL: Final = "production"
 
 
-class ChatMessage(msgspec.Struct, frozen=True):
+# Tagged as Langfuse tags a chat prompt's items ("type": "chatmessage" | "placeholder"), so a
+# Prompt encoded by msgspec (a last known good copy in Redis) decodes back to the same Prompt.
+class ChatMessage(msgspec.Struct, frozen=True, tag_field="type", tag="chatmessage"):
     """One message of a chat prompt; ``content`` may hold ``{{variables}}``."""
 
     role: str
     content: str
 
 
-class Placeholder(msgspec.Struct, frozen=True):
+class Placeholder(msgspec.Struct, frozen=True, tag_field="type", tag="placeholder"):
     """A chat-prompt slot filled with a list of messages from ``prompt_variables[name]``."""
 
     name: str
@@ -57,7 +59,7 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     markers (a LiteLLM ``.prompt`` body). ``input_schema`` is a ``.prompt`` file's
     ``input.schema``, as written, checked against ``prompt_variables`` before rendering. Both
     are plain data, like every field here: templates are compiled when the engine prepares the
-    prompt (:func:`~prompt_middleware.render_jinja.prepare_prompt`), once per version.
+    prompt (:func:`~prompt_middleware.prepare.prepare_prompt`), once per version.
     """
 
     name: str

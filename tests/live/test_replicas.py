@@ -1,24 +1,27 @@
 """Many replicas, for real: sidecar processes (``prompt-middleware serve``), a real Redis,
 the Langfuse fake sending webhooks signed as Langfuse signs them. No fake Redis here.
 
-Every wait is bounded and ends on an observed event: a replica's answer, a Redis key.
+Every wait is bounded and ends on an observed event: a line of a replica's log (each one
+wakes the test, which then asks the replica once), a Redis key's keyspace event. A wait for
+one of the README's bounds allows that bound plus the margin of ``tests/live/conftest.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 import pytest
-import redis.asyncio as redis
 
 from tests.fakes.langfuse_webhooks import WebhookLangfuse as FakeLangfuse
 from tests.fakes.redis_server import RedisServer, SilentRedis
 from tests.fakes.server import serve_in_background
 from tests.fakes.sidecars import Sidecar, running_sidecars, start_sidecar
+from tests.live._watched import key_written
+from tests.live.conftest import FAN_OUT_SECONDS, MARGIN_SECONDS, REDIS_WAIT_SECONDS
 
 PUBLIC, SECRET = "pk-lf-replicas", "sk-lf-replicas"
 WEBHOOK_SECRET = "lf-whsec_" + "42" * 32
@@ -28,6 +31,10 @@ BODY = (
     b' "messages": [{"role": "user", "content": "Hi"}]}'
 )
 SUBSCRIBED = b"redis_subscribed"
+INVALIDATED = b"prompt_cache_invalidated"
+REDIS_STATE = b"redis_"  # redis_up, redis_down (and redis_subscribed)
+#: A hang detector for what the README bounds only by "automatic" (reconnection).
+DEADLINE = 15.0
 PINNED = BODY.replace(b'"prompt_id"', b'"prompt_version": 1, "prompt_id"')
 
 
@@ -59,26 +66,43 @@ async def fleet(redis_server: RedisServer) -> AsyncIterator[Fleet]:
         yield Fleet(langfuse, url, redis_server.url)
 
 
-async def ask(http: httpx.AsyncClient, sidecar: Sidecar, body: bytes = BODY) -> httpx.Response:
+async def ask(http: httpx2.AsyncClient, sidecar: Sidecar, body: bytes = BODY) -> httpx2.Response:
     return await http.post(f"{sidecar.url}/v1/chat/completions", content=body)
 
 
-async def version_of(http: httpx.AsyncClient, sidecar: Sidecar) -> str:
+async def version_of(http: httpx2.AsyncClient, sidecar: Sidecar) -> str:
     response = await ask(http, sidecar)
     assert response.status_code == 200, response.text
     return response.headers["x-prompt-version"]
 
 
-async def until_serves(
-    http: httpx.AsyncClient, sidecar: Sidecar, version: str, seconds: float = 5.0
+async def until(
+    sidecar: Sidecar, done: Callable[[], Awaitable[bool]], needle: bytes, seconds: float
 ) -> None:
-    """Ask ``sidecar`` (each ask a real round trip) until it serves ``version``."""
+    """Return once ``done()``; between two tries, wait for ``sidecar`` to log ``needle``."""
     async with asyncio.timeout(seconds):
-        while await version_of(http, sidecar) != version:
-            pass
+        while True:
+            logged = sidecar.count(needle)
+            if await done():
+                return
+            await sidecar.wait_for_log(needle, count=logged + 1, seconds=seconds)
 
 
-async def promote(fleet: Fleet, http: httpx.AsyncClient, to: Sidecar) -> str:
+async def until_serves(
+    http: httpx2.AsyncClient,
+    sidecar: Sidecar,
+    version: str,
+    seconds: float = FAN_OUT_SECONDS + MARGIN_SECONDS,
+) -> None:
+    """Return once ``sidecar`` serves ``version``: asked again after each invalidation it logs."""
+
+    async def serves() -> bool:
+        return await version_of(http, sidecar) == version
+
+    await until(sidecar, serves, INVALIDATED, seconds)
+
+
+async def promote(fleet: Fleet, http: httpx2.AsyncClient, to: Sidecar) -> str:
     """A new version, the production label moved to it, Langfuse's deliveries sent to ``to``."""
     version = fleet.langfuse.add_prompt(PROMPT, "A newer version.")
     for body in fleet.langfuse.move_label(PROMPT, "production", version):
@@ -93,26 +117,18 @@ def gauge(metrics: str, name: str) -> float | None:
     return None if found is None else float(found.group(1))
 
 
-async def until_redis_up(http: httpx.AsyncClient, sidecar: Sidecar, up: bool) -> None:
-    async with asyncio.timeout(15):
-        while True:
-            metrics = (await http.get(f"{sidecar.url}/metrics")).text
-            if gauge(metrics, "prompt_middleware_redis_up") == (1.0 if up else 0.0):
-                return
+async def until_redis_up(http: httpx2.AsyncClient, sidecar: Sidecar, up: bool) -> None:
+    """Return once the gauge says ``up``: scraped again after each Redis state it logs."""
 
+    async def shows() -> bool:
+        metrics = (await http.get(f"{sidecar.url}/metrics")).text
+        return gauge(metrics, "prompt_middleware_redis_up") == (1.0 if up else 0.0)
 
-async def until_copy_in_redis(url: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        async with asyncio.timeout(5):
-            while not await client.keys("prompt-middleware:lkg:*"):
-                pass
-    finally:
-        await client.aclose()
+    await until(sidecar, shows, REDIS_STATE, DEADLINE)
 
 
 async def test_a_webhook_to_one_replica_reaches_every_replica(fleet: Fleet) -> None:
-    async with running_sidecars(3, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(3, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             assert await version_of(http, sidecar) == "1"
             await until_redis_up(http, sidecar, True)
@@ -135,7 +151,7 @@ async def test_a_webhook_to_one_replica_reaches_every_replica(fleet: Fleet) -> N
 
 
 async def test_a_deleted_version_is_not_served_after_the_webhook(fleet: Fleet) -> None:
-    async with running_sidecars(2, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(2, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             assert (await ask(http, sidecar, PINNED)).status_code == 200
             await until_redis_up(http, sidecar, True)
@@ -146,16 +162,18 @@ async def test_a_deleted_version_is_not_served_after_the_webhook(fleet: Fleet) -
             f"{sidecars[0].url}/webhooks/langfuse", content=body, headers=headers
         )
         assert answer.status_code == 200
-        async with asyncio.timeout(5):
-            for sidecar in sidecars:
-                while (await ask(http, sidecar, PINNED)).status_code != 404:
-                    pass
+        for sidecar in sidecars:
+
+            async def gone(sidecar: Sidecar = sidecar) -> bool:
+                return (await ask(http, sidecar, PINNED)).status_code == 404
+
+            await until(sidecar, gone, INVALIDATED, FAN_OUT_SECONDS + MARGIN_SECONDS)
         response = await ask(http, sidecars[1], PINNED)
         assert response.json()["error"]["code"] == "prompt_not_found"
 
 
 async def test_a_badly_signed_webhook_changes_nothing(fleet: Fleet) -> None:
-    async with running_sidecars(1, fleet.env()) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, fleet.env()) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         version = fleet.langfuse.add_prompt(PROMPT, "A newer version.")
         [body, *_] = fleet.langfuse.move_label(PROMPT, "production", version)
@@ -170,10 +188,15 @@ async def test_a_replica_started_while_the_store_is_down_serves_the_redis_copy(
     fleet: Fleet,
 ) -> None:
     assert fleet.redis_url is not None
-    async with httpx.AsyncClient() as http:
-        async with running_sidecars(1, fleet.env()) as [first]:
+    async with httpx2.AsyncClient() as http:
+        async with (
+            key_written(fleet.redis_url, "prompt-middleware:lkg:*") as copied,
+            running_sidecars(1, fleet.env()) as [first],
+        ):
             assert await version_of(http, first) == "1"
-        await until_copy_in_redis(fleet.redis_url)
+            # "Kept in Redis within one second of the fetch"
+            async with asyncio.timeout(FAN_OUT_SECONDS + MARGIN_SECONDS):
+                await copied()
         fleet.langfuse.fail_with = 503
         late = await start_sidecar(fleet.env())
         try:
@@ -196,7 +219,7 @@ async def test_a_replica_started_while_the_store_is_down_serves_the_redis_copy(
 async def test_redis_killed_and_restarted_under_traffic(
     fleet: Fleet, redis_server: RedisServer
 ) -> None:
-    async with running_sidecars(2, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(2, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             await until_redis_up(http, sidecar, True)
             await sidecar.wait_for_log(SUBSCRIBED)
@@ -236,7 +259,7 @@ async def test_a_redis_that_never_answers_changes_no_answer(
     fleet: Fleet, silent_redis: SilentRedis
 ) -> None:
     env = fleet.env(silent_redis.url)
-    async with running_sidecars(1, env) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, env) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         await until_redis_up(http, sidecar, False)
         assert silent_redis.connections >= 1  # it was tried, and never answered
@@ -254,12 +277,13 @@ async def test_a_redis_that_never_answers_changes_no_answer(
 async def test_a_redis_that_stops_answering_changes_no_answer(
     fleet: Fleet, redis_server: RedisServer
 ) -> None:
-    async with running_sidecars(1, fleet.env()) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, fleet.env()) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         await until_redis_up(http, sidecar, True)
         redis_server.pause()  # connections still accepted by the kernel, never answered
         try:
-            version = await promote(fleet, http, sidecar)
+            async with asyncio.timeout(REDIS_WAIT_SECONDS + MARGIN_SECONDS):
+                version = await promote(fleet, http, sidecar)  # waits on Redis for 1 s at most
             assert await version_of(http, sidecar) == version
             fleet.langfuse.fail_with = 503
             # Whether or not the replica has noticed yet, a read of the copy is abandoned.

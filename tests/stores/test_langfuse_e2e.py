@@ -13,13 +13,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import structlog
 
 from prompt_middleware import PromptMiddleware, Secret, Settings
 from tests.conftest import RecordingApp
-from tests.fakes.langfuse import FakeLangfuse
+from tests.fakes.langfuse import FakeLangfuse, serving_langfuse
 from tests.fakes.server import serve_in_background
 
 URL = "/v1/chat/completions"
@@ -28,24 +28,15 @@ PUBLIC, SECRET = "pk-lf-e2e", "sk-lf-e2e-secret"
 
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeLangfuse, str]]:
-    langfuse = FakeLangfuse(public_key=PUBLIC, secret_key=SECRET)
-    langfuse.add_prompt(
-        "support/answer",
-        [
-            {"role": "system", "content": "You support {{product}}."},
-            {"type": "placeholder", "name": "messages"},
-        ],
-        config={"model": "gpt-4o", "temperature": 0.2, "json_schema": {"not": "a param"}},
-        labels=["production"],
-    )
-    langfuse.add_prompt("greeting", "Hello {{name}}!", labels=["production"])
-    langfuse.add_prompt("greeting", "Hi {{name}} (v2)", labels=["staging"])
-    langfuse.add_prompt("beta-only", "Beta {{x}}", labels=["beta"])
-    async with serve_in_background(langfuse.app) as base_url:
+    config = {"model": "gpt-4o", "temperature": 0.2, "json_schema": {"not": "a param"}}
+    async with serving_langfuse(PUBLIC, SECRET, support_config=config) as (langfuse, base_url):
+        langfuse.add_prompt("greeting", "Hello {{name}}!", labels=["production"])
+        langfuse.add_prompt("greeting", "Hi {{name}} (v2)", labels=["staging"])
+        langfuse.add_prompt("beta-only", "Beta {{x}}", labels=["beta"])
         yield langfuse, base_url
 
 
-Served = tuple[httpx.AsyncClient, RecordingApp, PromptMiddleware]
+Served = tuple[httpx2.AsyncClient, RecordingApp, PromptMiddleware]
 Serve = Callable[..., AbstractAsyncContextManager[Served]]
 
 
@@ -66,7 +57,7 @@ def serve(fake: tuple[FakeLangfuse, str]) -> Serve:
         middleware = PromptMiddleware(app, settings)
         async with (
             serve_in_background(middleware, lifespan="on") as url,
-            httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=250)) as client,
+            httpx2.AsyncClient(base_url=url, limits=httpx2.Limits(max_connections=250)) as client,
         ):
             yield client, app, middleware
 
