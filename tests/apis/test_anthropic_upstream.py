@@ -4,6 +4,7 @@ OpenAI-style upstream and the client's own key — always exactly one credential
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -123,3 +124,23 @@ async def test_the_sidecars_key_is_accepted_in_either_header_and_never_passed_on
     received = anthropic_style.last
     assert received.headers_named("x-api-key") == ["sk-ant-configured"]
     assert "sk-sidecar" not in repr(received.headers)
+
+
+async def test_an_unreachable_anthropic_upstream_is_a_502_in_anthropics_shape() -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    sidecar = Sidecar(Settings(anthropic_base_url=f"http://127.0.0.1:{port}/v1"))
+    async with serve_in_background(sidecar, lifespan="on") as url:
+        with pytest.raises(anthropic.InternalServerError) as raised:
+            await _ask(url, "sk-ant-client")
+    assert raised.value.status_code == 502
+    assert raised.value.body == {
+        "type": "error",
+        "error": {
+            "type": "api_error",
+            "message": raised.value.body["error"]["message"],  # type: ignore[index]
+            "code": "upstream_unavailable",
+            "details": {"error_code": "upstream_unavailable"},
+        },
+    }
