@@ -144,7 +144,7 @@ class Responses(Api):
         raw = fields.get("input")
         if raw is not None and memoryview(raw)[0] == _QUOTE:  # a string: one user message
             return [msgspec.Raw(bytes(_USER_OPEN) + bytes(raw) + b"}")]
-        return super().client_conversation(fields)
+        return Api.client_conversation(self, fields)  # not super(): this runs per request
 
     def continues_conversation(self, fields: RequestFields) -> bool:
         # Written out, not any(...): this runs on every managed Responses request.
