@@ -8,12 +8,17 @@ so): nothing here buffers, delays or changes a byte the client gets. Two readers
 * :class:`StreamAnswerReader` reads a ``text/event-stream`` incrementally: chunks may split
   lines (and ``\\r\\n``) anywhere. It decodes the events it needs — the first (for the
   model), the one carrying ``usage`` (sent when the client asked
-  ``stream_options.include_usage``), and, when content is recorded, each delta's text — and
+  ``stream_options.include_usage``), the events up to the first non-empty text delta (its
+  moment is the answer's first token), and, when content is recorded, each delta's text — and
   holds at most one partial event and a bounded output text.
+
+The span and the per-variant metrics (README, "Dashboard") read one reader's result.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -48,9 +53,15 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AnswerReader:
-    """The interface of both readers: fed each chunk, asked once at the end."""
+    """The interface of both readers: fed each chunk, asked once at the end.
+
+    ``first_text_at`` is the ``time.perf_counter()`` at which the chunk carrying the first
+    non-empty text delta was fed (a stream's first token), or None (no text yet, not a stream).
+    """
 
     __slots__ = ()
+
+    first_text_at: float | None = None
 
     def feed(self, chunk: bytes) -> None:
         raise NotImplementedError
@@ -137,6 +148,19 @@ class _Chunk(msgspec.Struct):
 
 
 _chunk_decoder: Final = msgspec.json.Decoder(_Chunk)
+
+
+def _chat_delta_text(chunk: _Chunk) -> str | None:
+    """Chat Completions: the first choice's ``delta.content``."""
+    for choice in chunk.choices:
+        if choice.index == 0 and choice.delta is not None and choice.delta.content:
+            return choice.delta.content
+    return None
+
+
+#: The text a stream event adds to the answer, per API: what the span keeps as output and
+#: what marks the first token. One entry per API of README "Three APIs" as its events are read.
+DELTA_TEXT: Final[dict[str, Callable[[_Chunk], str | None]]] = {"chat": _chat_delta_text}
 _encode: Final = msgspec.json.Encoder().encode
 _DONE: Final = b"[DONE]"
 _USAGE_KEY: Final = b'"usage"'
@@ -151,6 +175,7 @@ class StreamAnswerReader(AnswerReader):
         "_content",
         "_data",
         "_data_size",
+        "_delta_text",
         "_model",
         "_partial",
         "_partial_size",
@@ -159,10 +184,13 @@ class StreamAnswerReader(AnswerReader):
         "_text",
         "_text_size",
         "_usage",
+        "first_text_at",
     )
 
-    def __init__(self, *, content: bool) -> None:
+    def __init__(self, *, content: bool, api: str = "chat") -> None:
         self._content = content
+        self._delta_text = DELTA_TEXT[api]
+        self.first_text_at: float | None = None
         self._partial: list[bytes] = []  # the start of a line whose end has not arrived
         self._partial_size = 0
         self._skipping_line = False  # the rest of an over-long line is ignored
@@ -262,8 +290,14 @@ class StreamAnswerReader(AnswerReader):
 
     def _wanted(self, event: bytes) -> bool:
         # Decoding every event costs a microsecond each: without content, only the first
-        # (the model) and the one whose usage is an object (not the null of the others).
-        return self._content or self._model is None or _carries_usage(event)
+        # (the model), those up to the first text, and the one whose usage is an object (not
+        # the null of the others).
+        return (
+            self._content
+            or self.first_text_at is None
+            or self._model is None
+            or _carries_usage(event)
+        )
 
     def _read(self, chunk: _Chunk) -> None:
         if self._model is None and chunk.model:
@@ -272,10 +306,13 @@ class StreamAnswerReader(AnswerReader):
             self._response_id = chunk.id
         if chunk.usage is not None:
             self._usage = chunk.usage
-        if self._content:
-            for choice in chunk.choices:
-                if choice.index == 0 and choice.delta is not None and choice.delta.content:
-                    self._keep_text(choice.delta.content)
+        if self._content or self.first_text_at is None:
+            text = self._delta_text(chunk)
+            if text:
+                if self.first_text_at is None:
+                    self.first_text_at = time.perf_counter()
+                if self._content:
+                    self._keep_text(text)
 
     def _keep_text(self, text: str) -> None:
         room = MAX_OUTPUT_CHARS - self._text_size
