@@ -20,7 +20,7 @@ from typing import Final
 import structlog
 
 from prompt_middleware.observe import ExperimentAnswer, Observer
-from prompt_middleware.tracing.answer import Answer, AnswerReader, reader_for
+from prompt_middleware.tracing.answer import AnswerReader, reader_for
 from prompt_middleware.tracing.span import GenerationSpan
 
 __all__ = ["AnswerWatch"]
@@ -113,22 +113,17 @@ class AnswerWatch:
         if self.span is not None:
             self.span.end(answer)
         if self._observer is not None and self._status:
+            usage = None if answer is None else answer.usage
+            first_text_at = None if reader is None else reader.first_text_at
             self._observer.experiment_answer(
-                self._measured(answer, reader, ended - self._started)
+                ExperimentAnswer(
+                    self._experiment,
+                    self._variant,
+                    self._status,
+                    self._upstream_seconds,
+                    None if first_text_at is None else first_text_at - self._started,
+                    ended - self._started,
+                    None if usage is None else usage.prompt_tokens,
+                    None if usage is None else usage.completion_tokens,
+                )
             )
-
-    def _measured(
-        self, answer: Answer | None, reader: AnswerReader | None, duration: float
-    ) -> ExperimentAnswer:
-        usage = None if answer is None else answer.usage
-        first_text_at = None if reader is None else reader.first_text_at
-        return ExperimentAnswer(
-            experiment=self._experiment,
-            variant=self._variant,
-            status=self._status,
-            upstream_seconds=self._upstream_seconds,
-            first_token_seconds=None if first_text_at is None else first_text_at - self._started,
-            duration_seconds=duration,
-            input_tokens=None if usage is None else usage.prompt_tokens,
-            output_tokens=None if usage is None else usage.completion_tokens,
-        )

@@ -6,16 +6,16 @@ sidecar's Prometheus metrics are one observer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import msgspec
 
 __all__ = ["ExperimentAnswer", "FetchOutcome", "Observer"]
 
 FetchOutcome = Literal["ok", "not_found", "error"]
 
 
-@dataclass(frozen=True, slots=True)
-class ExperimentAnswer:
+class ExperimentAnswer(msgspec.Struct, frozen=True, gc=False):
     """How one request of an experiment was answered (README, "Dashboard").
 
     Seconds count from the request's arrival, except ``upstream_seconds``: from calling the
