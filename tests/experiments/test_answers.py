@@ -16,7 +16,7 @@ from prompt_middleware import PromptMiddleware, Settings
 from prompt_middleware import answer_watch as answer_watch_module
 from prompt_middleware.experiments import Experiment, Variant
 from prompt_middleware.handoff import HandOff
-from prompt_middleware.tracing.answer import StreamAnswerReader
+from prompt_middleware.tracing.answer import StreamAnswerReader, reader_for
 from tests.engine.helpers import RecordingObserver
 from tests.fakes.memory import MemoryStore, text_prompt
 from tests.tracing.conftest import MemoryTracing
@@ -117,7 +117,7 @@ async def test_one_reader_feeds_both_the_span_and_the_metrics(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     made: list[object] = []
-    real = answer_watch_module.reader_for
+    real = reader_for
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         reader = real(*args, **kwargs)
