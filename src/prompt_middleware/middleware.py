@@ -176,7 +176,6 @@ class PromptMiddleware(Door):
             )
             if self._forwarder is None:
                 scope = with_trace(scope, span)
-        watch = AnswerWatch(started, span)
         if self._observer is not None and result is not None and result.variant is not None:
             watch = AnswerWatch(
                 started,
@@ -185,6 +184,8 @@ class PromptMiddleware(Door):
                 experiment=result.experiment or "",
                 variant=result.variant,
             )
+        else:
+            watch = AnswerWatch(started, span)
         return watch, scope, traced_send(send, watch)
 
     async def _read_body(self, declared_size: str | None, receive: Receive) -> bytes | None:

@@ -87,7 +87,16 @@ class _Completion(msgspec.Struct):
     usage: Usage | None = None
 
 
+class _CompletionHead(msgspec.Struct):
+    """A completion without its choices: what is read when the message is not recorded."""
+
+    id: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+
+
 _completion_decoder: Final = msgspec.json.Decoder(_Completion)
+_head_decoder: Final = msgspec.json.Decoder(_CompletionHead)
 
 
 class JsonAnswerReader(AnswerReader):
@@ -112,12 +121,16 @@ class JsonAnswerReader(AnswerReader):
     def finish(self) -> Answer:
         if not self._chunks:
             return Answer()
+        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         try:
-            completion = _completion_decoder.decode(b"".join(self._chunks))
+            if not self._content:  # the message is not recorded: its choices are not built
+                head = _head_decoder.decode(body)
+                return Answer(model=head.model, response_id=head.id, usage=head.usage)
+            completion = _completion_decoder.decode(body)
         except msgspec.DecodeError:  # not a chat completion (an error page, another shape)
             return Answer()
         output = None
-        if self._content and completion.choices:
+        if completion.choices:
             message = bytes(completion.choices[0].message)
             output = None if message == b"null" else message.decode("utf-8", "replace")
         return Answer(
