@@ -456,13 +456,7 @@ async def experiment_case(rounds: int, scale: float) -> None:
     }
     request = json.loads(body_of(2_000, managed=True))
     body = json.dumps({**request, "user": "user-12345"}).encode()
-    for app in apps.values():
-        await asgi_call(app, URL, body)()  # warm the cache
-    costs = await cpu_per_call(
-        {name: asgi_call(app, URL, body) for name, app in apps.items()},
-        max(20, int(20_000 * scale)),
-        rounds,
-    )
+    costs = await warm_cpu_per_call(apps, body, rounds, scale)
     base = costs["none"]
     for name, title in (
         ("on it", "experiment on the prompt (sticky user)"),
@@ -470,6 +464,19 @@ async def experiment_case(rounds: int, scale: float) -> None:
     ):
         print(f"{title:44} {'2 KB':>6} {us(costs[name])} {us(base)} {us(costs[name] - base)}")
     await experiment_metrics_case(on_it, body, rounds, scale)
+
+
+async def warm_cpu_per_call(
+    apps: dict[str, Any], body: bytes, rounds: int, scale: float
+) -> dict[str, float]:
+    """CPU per call of each app for ``body``, each app's prompt cache warmed first."""
+    for app in apps.values():
+        await asgi_call(app, URL, body)()
+    return await cpu_per_call(
+        {name: asgi_call(app, URL, body) for name, app in apps.items()},
+        max(20, int(20_000 * scale)),
+        rounds,
+    )
 
 
 _COMPLETION = json.dumps(
@@ -526,13 +533,7 @@ async def experiment_metrics_case(
                 stores={"mem": OneStore()},
                 observer=PrometheusMetrics(),
             )
-    for app in apps.values():
-        await asgi_call(app, URL, body)()  # warm the cache
-    costs = await cpu_per_call(
-        {name: asgi_call(app, URL, body) for name, app in apps.items()},
-        max(20, int(20_000 * scale)),
-        rounds,
-    )
+    costs = await warm_cpu_per_call(apps, body, rounds, scale)
     for kind, title in (("json", "JSON answer"), ("stream", "stream")):
         base, cost = costs[f"{kind} none"], costs[f"{kind} on it"]
         title = f"metrics, experiment on it: {title}"

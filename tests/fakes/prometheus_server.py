@@ -3,8 +3,7 @@
 It runs a copy of ``examples/grafana/prometheus.yml`` (same job and metrics path) with a
 one-second scrape interval, pointed at the given targets, and its data in a temporary
 directory. Start-up is awaited by reading its log for "Server is ready to receive web
-requests" (an event, not a timer); the log is read to its end all along and kept for a
-failing test to show.
+requests".
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import socket
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -21,6 +19,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from tests.fakes.processes import LoggedProcess
 
 __all__ = ["EXAMPLE_CONFIG", "PrometheusServer", "running_prometheus"]
 
@@ -57,20 +57,18 @@ def scrape_config(targets: Sequence[str]) -> dict[str, Any]:
     return config
 
 
-class PrometheusServer:
+class PrometheusServer(LoggedProcess):
     """One Prometheus process: its URL, its log, and its HTTP API."""
 
+    name = "prometheus"
+
     def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
-        self.process = process
+        super().__init__(process)
         self.url = f"http://127.0.0.1:{port}"
-        self.log: list[bytes] = []
-        self._ready = asyncio.Event()
-        self._reader = asyncio.create_task(self._read_log())
         self.api = httpx.AsyncClient(base_url=self.url, timeout=10)
 
-    @property
-    def log_text(self) -> str:
-        return b"".join(self.log[-200:]).decode(errors="replace")
+    def ready_after(self, line: bytes) -> bool:
+        return _READY in line
 
     async def query(self, expr: str) -> list[dict[str, Any]]:
         """The result of an instant query (``/api/v1/query``), which must succeed."""
@@ -91,40 +89,9 @@ class PrometheusServer:
         """When each target's last stored scrape started (Unix seconds; 0: never)."""
         return [_unix_seconds(target["lastScrape"]) for target in await self.targets()]
 
-    async def _read_log(self) -> None:
-        assert self.process.stderr is not None
-        while line := await self.process.stderr.readline():
-            self.log.append(line)
-            if _READY in line:
-                self._ready.set()
-
-    async def wait_ready(self) -> None:
-        try:
-            async with asyncio.timeout(_START_TIMEOUT):
-                ready = asyncio.create_task(self._ready.wait())
-                exited = asyncio.create_task(self.process.wait())
-                await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
-                ready.cancel()
-                exited.cancel()
-        except TimeoutError:
-            raise RuntimeError(f"prometheus did not start:\n{self.log_text}") from None
-        if not self._ready.is_set():
-            raise RuntimeError(f"prometheus exited:\n{self.log_text}")
-
     async def stop(self) -> None:
         await self.api.aclose()
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                await self.process.wait()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        await super().stop()
 
 
 @contextlib.asynccontextmanager
@@ -149,7 +116,7 @@ async def running_prometheus(
     )
     server = PrometheusServer(process, port)
     try:
-        await server.wait_ready()
+        await server.wait_ready(_START_TIMEOUT)
         yield server
     finally:
         await server.stop()
