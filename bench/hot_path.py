@@ -500,9 +500,11 @@ _STREAM = b"".join(
 
 
 def answering_app(content_type: bytes, answer: bytes) -> Any:
-    """An app that answers at once with ``answer``: a completion, or a stream in two chunks."""
-    half = len(answer) // 2
-    chunks = (answer[:half], answer[half:]) if content_type == b"text/event-stream" else (answer,)
+    """An app that answers at once with ``answer``: a completion, or a stream an event per
+    message (as an upstream sends them)."""
+    chunks: tuple[bytes, ...] = (answer,)
+    if content_type == b"text/event-stream":
+        chunks = tuple(event + b"\n\n" for event in answer[:-2].split(b"\n\n"))
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()

@@ -178,3 +178,31 @@ async def test_the_answer_is_watched_only_when_something_needs_it(
     )
     await _post(unobserved, **extra)
     assert forwarder.handoffs[-1].watch is None
+
+
+def test_a_long_stream_is_read_only_where_it_says_something_wanted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without content, once the model and the first text are known, a chunk of whole events
+    with no usage object is not read line by line; the usage chunk still is."""
+    read: list[int] = []
+    lines = StreamAnswerReader._lines
+
+    def counting(self: StreamAnswerReader, chunk_lines: list[bytes]) -> None:
+        read.append(len(chunk_lines))
+        lines(self, chunk_lines)
+
+    monkeypatch.setattr(StreamAnswerReader, "_lines", counting)
+    reader = StreamAnswerReader(content=False)
+    role = {"index": 0, "delta": {"role": "assistant", "content": ""}}
+    head = {"id": "c", "model": "m", "usage": None}
+    reader.feed(b"data: " + json.dumps({**head, "choices": [role]}).encode() + b"\n\n")
+    for word in ["Bon", "jour", " à", " vous"] * 10:
+        reader.feed(_chunk(word))  # each with "usage": null, as with include_usage
+    usage = {"prompt_tokens": 20, "completion_tokens": 40, "total_tokens": 60}
+    reader.feed(_chunk(None, usage=usage) + b"data: [DONE]\n\n")
+    answer = reader.finish()
+    assert len(read) == 3  # the model's, the first text's, the usage's
+    assert answer.usage is not None
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (20, 40)
+    assert reader.first_text_at is not None

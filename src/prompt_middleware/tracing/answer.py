@@ -17,6 +17,7 @@ The span and the per-variant metrics (README, "Dashboard") read one reader's res
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Final
@@ -178,6 +179,7 @@ _encode: Final = msgspec.json.Encoder().encode
 _DONE: Final = b"[DONE]"
 _USAGE_KEY: Final = b'"usage"'
 _BEFORE_VALUE: Final = b" \t\r\n:"
+_USAGE_OBJECT: Final = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*\{')
 
 
 class StreamAnswerReader(AnswerReader):
@@ -218,7 +220,19 @@ class StreamAnswerReader(AnswerReader):
 
     def feed(self, chunk: bytes) -> None:
         if chunk.endswith(b"\n") and not (self._partial or self._skipping_line or self._after_cr):
-            self._lines(chunk.splitlines())  # the usual chunk: whole events, nothing held
+            # The usual chunk: whole events, nothing held. Once only a usage object is still
+            # wanted, a chunk of whole events that has none is not read at all (a long stream
+            # costs a search per chunk, not a microsecond per event).
+            if (
+                not self._content
+                and self.first_text_at is not None
+                and self._model is not None
+                and not self._data_size
+                and chunk.endswith(b"\n\n")
+                and _USAGE_OBJECT.search(chunk) is None
+            ):
+                return
+            self._lines(chunk.splitlines())
             return
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the "\n" of a "\r\n" split between two chunks
