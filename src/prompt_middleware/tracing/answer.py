@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -88,16 +87,7 @@ class _Completion(msgspec.Struct):
     usage: Usage | None = None
 
 
-class _CompletionHead(msgspec.Struct):
-    """A completion without its choices: what is read when the message is not recorded."""
-
-    id: str | None = None
-    model: str | None = None
-    usage: Usage | None = None
-
-
 _completion_decoder: Final = msgspec.json.Decoder(_Completion)
-_head_decoder: Final = msgspec.json.Decoder(_CompletionHead)
 
 
 class JsonAnswerReader(AnswerReader):
@@ -122,16 +112,12 @@ class JsonAnswerReader(AnswerReader):
     def finish(self) -> Answer:
         if not self._chunks:
             return Answer()
-        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         try:
-            if not self._content:  # the message is not recorded: its choices are not built
-                head = _head_decoder.decode(body)
-                return Answer(model=head.model, response_id=head.id, usage=head.usage)
-            completion = _completion_decoder.decode(body)
+            completion = _completion_decoder.decode(b"".join(self._chunks))
         except msgspec.DecodeError:  # not a chat completion (an error page, another shape)
             return Answer()
         output = None
-        if completion.choices:
+        if self._content and completion.choices:
             message = bytes(completion.choices[0].message)
             output = None if message == b"null" else message.decode("utf-8", "replace")
         return Answer(
@@ -162,19 +148,6 @@ class _Chunk(msgspec.Struct):
 
 
 _chunk_decoder: Final = msgspec.json.Decoder(_Chunk)
-
-
-def _chat_delta_text(chunk: _Chunk) -> str | None:
-    """Chat Completions: the first choice's ``delta.content``."""
-    for choice in chunk.choices:
-        if choice.index == 0 and choice.delta is not None and choice.delta.content:
-            return choice.delta.content
-    return None
-
-
-#: The text a stream event adds to the answer, per API: what the span keeps as output and
-#: what marks the first token. One entry per API of README "Three APIs" as its events are read.
-DELTA_TEXT: Final[dict[str, Callable[[_Chunk], str | None]]] = {"chat": _chat_delta_text}
 _encode: Final = msgspec.json.Encoder().encode
 _DONE: Final = b"[DONE]"
 _USAGE_KEY: Final = b'"usage"'
@@ -190,7 +163,6 @@ class StreamAnswerReader(AnswerReader):
         "_content",
         "_data",
         "_data_size",
-        "_delta_text",
         "_model",
         "_partial",
         "_partial_size",
@@ -202,9 +174,8 @@ class StreamAnswerReader(AnswerReader):
         "first_text_at",
     )
 
-    def __init__(self, *, content: bool, api: str = "chat") -> None:
+    def __init__(self, *, content: bool) -> None:
         self._content = content
-        self._delta_text = DELTA_TEXT[api]
         self.first_text_at: float | None = None
         self._partial: list[bytes] = []  # the start of a line whose end has not arrived
         self._partial_size = 0
@@ -334,12 +305,17 @@ class StreamAnswerReader(AnswerReader):
         if chunk.usage is not None:
             self._usage = chunk.usage
         if self._content or self.first_text_at is None:
-            text = self._delta_text(chunk)
-            if text:
-                if self.first_text_at is None:
-                    self.first_text_at = time.perf_counter()
-                if self._content:
-                    self._keep_text(text)
+            for choice in chunk.choices:
+                if choice.index == 0 and choice.delta is not None and choice.delta.content:
+                    self._text_arrived(choice.delta.content)
+
+    def _text_arrived(self, text: str) -> None:
+        """A non-empty text delta was read: the first one marks the first token. Each API's
+        reader calls this where its events carry text (Chat: a choice's ``delta.content``)."""
+        if self.first_text_at is None:
+            self.first_text_at = time.perf_counter()
+        if self._content:
+            self._keep_text(text)
 
     def _keep_text(self, text: str) -> None:
         room = MAX_OUTPUT_CHARS - self._text_size
