@@ -43,7 +43,6 @@ class AnswerWatch:
         "_experiment",
         "_observer",
         "_reader",
-        "_span",
         "_started",
         "_status",
         "_upstream_seconds",
