@@ -18,6 +18,7 @@ __all__ = [
     "REDIS_UP",
     "REQUESTS",
     "SPANS_DROPPED",
+    "STATUS_CLASSES",
     "STORE_FETCH",
     "TOKEN_KINDS",
     "UPSTREAM",
@@ -45,13 +46,13 @@ OVERHEAD_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CACHE_RESULTS: Final = ("hit", "miss", "stale")
 TOKEN_KINDS: Final = ("input", "output")
-_STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 def status_class(status: int) -> str:
     """``2xx`` for 200 to 299, and so on (a status outside 100 to 599 counts as ``5xx``)."""
     index = status // 100 - 1
-    return _STATUS_CLASSES[index] if 0 <= index < len(_STATUS_CLASSES) else "5xx"
+    return STATUS_CLASSES[index] if 0 <= index < len(STATUS_CLASSES) else "5xx"
 
 
 REQUESTS: Final = MetricName(

@@ -38,6 +38,7 @@ from prompt_middleware.sidecar.metric_names import (
     REDIS_UP,
     REQUESTS,
     SPANS_DROPPED,
+    STATUS_CLASSES,
     STORE_FETCH,
     UPSTREAM,
     VARIANT_DURATION,
@@ -46,7 +47,6 @@ from prompt_middleware.sidecar.metric_names import (
     VARIANT_TOKENS,
     VARIANT_UPSTREAM,
     MetricName,
-    status_class,
 )
 from prompt_middleware.tracing import Tracing
 
@@ -89,7 +89,7 @@ class _VariantSeries:
         self.duration = _Histogram(LATENCY_BUCKETS)
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
-        self.statuses: dict[str, int] = {}
+        self.statuses = [0] * len(STATUS_CLASSES)  # 1xx to 5xx
 
     def add(self, answer: ExperimentAnswer) -> None:
         if answer.upstream_seconds is not None:
@@ -105,8 +105,8 @@ class _VariantSeries:
             self.input_tokens = (self.input_tokens or 0) + answer.input_tokens
         if answer.output_tokens is not None:
             self.output_tokens = (self.output_tokens or 0) + answer.output_tokens
-        status = status_class(answer.status)
-        self.statuses[status] = self.statuses.get(status, 0) + 1
+        index = answer.status // 100 - 1
+        self.statuses[index if 0 <= index < len(STATUS_CLASSES) else -1] += 1
 
 
 class PrometheusMetrics:
@@ -227,8 +227,9 @@ class PrometheusMetrics:
             for kind, count in (("input", series.input_tokens), ("output", series.output_tokens)):
                 if count is not None:
                     tokens.add_metric([*labels, kind], count)
-            for status, count in sorted(series.statuses.items()):
-                responses.add_metric([*labels, status], count)
+            for status, count in zip(STATUS_CLASSES, series.statuses, strict=True):
+                if count:
+                    responses.add_metric([*labels, status], count)
         yield from (upstream, first_token, duration, tokens, responses)
 
     def _dropped_spans_family(self) -> Metric:
