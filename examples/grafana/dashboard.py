@@ -36,7 +36,7 @@ def _query(expr: str, legend: str) -> prometheus.Dataquery:
 
 
 def _timeseries(
-    title: str, description: str, unit: str, *queries: prometheus.Dataquery
+    title: str, description: str, unit: str, *queries: prometheus.Dataquery, width: int = 8
 ) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
@@ -45,7 +45,7 @@ def _timeseries(
         .datasource(DATASOURCE)
         .unit(unit)
         .height(8)
-        .span(8)
+        .span(width)
         .legend(
             common.VizLegendOptions()
             .display_mode(LegendDisplayMode.TABLE)
@@ -63,44 +63,52 @@ def _quantile(q: float, metric: str, by: str, selector: str = "") -> str:
     return f"histogram_quantile({q}, sum by ({by}le) (rate({metric}_bucket{selector}{RATE})))"
 
 
-def _overview() -> list[timeseries.Panel]:
+def _sidecar_rows() -> list[tuple[str, timeseries.Panel]]:
+    """The sidecar as a whole: a row each, one panel across it."""
+    requests = _timeseries(
+        "Requests by route and status",
+        "Requests per second on the middleware's routes, by route and HTTP status.",
+        "reqps",
+        _query(
+            f"sum by (route, status) (rate(prompt_middleware_requests_total{RATE}))",
+            "{{route}} {{status}}",
+        ),
+        width=24,
+    )
+    overhead = _timeseries(
+        "Middleware overhead p50 / p99",
+        "Time spent in the middleware per request, the upstream excluded.",
+        "s",
+        _query(_quantile(0.5, "prompt_middleware_overhead_seconds", ""), "p50"),
+        _query(_quantile(0.99, "prompt_middleware_overhead_seconds", ""), "p99"),
+        width=24,
+    )
+    cache = _timeseries(
+        "Prompt cache results",
+        "Managed requests per second by how the prompt cache served them: hit, miss "
+        "(waited for the store), stale (served while a refresh runs, or the store is down).",
+        "reqps",
+        _query(
+            f"sum by (result) (rate(prompt_middleware_prompt_cache_total{RATE}))",
+            "{{result}}",
+        ),
+        width=24,
+    )
+    stores = _timeseries(
+        "Store fetches by outcome",
+        "Prompt store calls per second (cache misses and refreshes), by store and outcome.",
+        "reqps",
+        _query(
+            f"sum by (store, outcome) (rate(prompt_middleware_store_fetch_seconds_count{RATE}))",
+            "{{store}} {{outcome}}",
+        ),
+        width=24,
+    )
     return [
-        _timeseries(
-            "Requests by route and status",
-            "Requests per second on the middleware's routes, by route and HTTP status.",
-            "reqps",
-            _query(
-                f"sum by (route, status) (rate(prompt_middleware_requests_total{RATE}))",
-                "{{route}} {{status}}",
-            ),
-        ),
-        _timeseries(
-            "Middleware overhead p50 / p99",
-            "Time spent in the middleware per request, the upstream excluded.",
-            "s",
-            _query(_quantile(0.5, "prompt_middleware_overhead_seconds", ""), "p50"),
-            _query(_quantile(0.99, "prompt_middleware_overhead_seconds", ""), "p99"),
-        ),
-        _timeseries(
-            "Prompt cache results",
-            "Managed requests per second by how the prompt cache served them: hit, miss "
-            "(waited for the store), stale (served while a refresh runs, or the store is down).",
-            "reqps",
-            _query(
-                f"sum by (result) (rate(prompt_middleware_prompt_cache_total{RATE}))",
-                "{{result}}",
-            ),
-        ),
-        _timeseries(
-            "Store fetches by outcome",
-            "Prompt store calls per second (cache misses and refreshes), by store and outcome.",
-            "reqps",
-            _query(
-                "sum by (store, outcome) "
-                f"(rate(prompt_middleware_store_fetch_seconds_count{RATE}))",
-                "{{store}} {{outcome}}",
-            ),
-        ),
+        ("Traffic", requests),
+        ("Overhead", overhead),
+        ("Prompt cache", cache),
+        ("Prompt stores", stores),
     ]
 
 
@@ -209,8 +217,8 @@ def build() -> dashboard.Dashboard:
         )
     )
     ids = iter(range(1, 100))
-    board = board.with_row(dashboard.Row("Traffic").id(next(ids)))
-    for panel in _overview():
+    for title, panel in _sidecar_rows():
+        board = board.with_row(dashboard.Row(title).id(next(ids)))
         board = board.with_panel(panel.id(next(ids)))
     experiment_row = dashboard.Row("Experiment $experiment").repeat("experiment")
     board = board.with_row(experiment_row.id(next(ids)))

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from prompt_middleware.experiments import Experiment, Variant
+from prompt_middleware.experiments import Experiment
 from prompt_middleware.experiments.choice import Split
 from tests.fakes.upstream import CannedResponse, FakeUpstream
 
@@ -68,17 +70,9 @@ def sidecar_env(tmp: Path, upstream_url: str) -> dict[str, str]:
 
 
 def _user_for(variant: str) -> str:
-    split = Split(
-        Experiment(
-            name=EXPERIMENT,
-            prompt_id="support/answer",
-            variants=(
-                Variant(label="production", weight=40),
-                Variant(label="candidate", weight=40),
-                Variant(label="ghost", weight=20),
-            ),
-        )
-    )
+    """A ``user`` the experiment of :data:`CONFIG` gives ``variant``."""
+    (entry,) = yaml.safe_load(CONFIG)["experiments"]
+    split = Split(msgspec.convert(entry, Experiment))
     return next(f"user-{n}" for n in range(10_000) if split.choose(f"user-{n}").name == variant)
 
 

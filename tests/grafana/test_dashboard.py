@@ -50,6 +50,9 @@ def test_the_dashboard_has_its_variables_and_rows() -> None:
     rows = [p for p in board["panels"] if p["type"] == "row"]
     assert [(r["title"], r.get("repeat")) for r in rows] == [
         ("Traffic", None),
+        ("Overhead", None),
+        ("Prompt cache", None),
+        ("Prompt stores", None),
         ("Experiment $experiment", "experiment"),
     ]
     for panel in board["panels"]:
