@@ -1,8 +1,9 @@
 """prompt-middleware: managed prompts in front of OpenAI-compatible chat endpoints.
 
 The library core (the middleware, the transport, the engine, the stores) is imported here;
-the sidecar's parts live in :mod:`prompt_middleware.sidecar`. ``Forwarder`` stays importable
-from here, but is loaded on first use, so ``import prompt_middleware`` does not load aiohttp.
+the sidecar's parts live in :mod:`prompt_middleware.sidecar`. ``Forwarder`` and
+``HttpxPromptTransport`` stay importable from here, but are loaded on first use, so
+``import prompt_middleware`` loads neither aiohttp nor httpx (an optional extra).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -25,8 +26,9 @@ from prompt_middleware.errors import (
 )
 from prompt_middleware.live.updates import LiveUpdates
 from prompt_middleware.middleware import PromptMiddleware
+from prompt_middleware.prepare import render_prompt
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
-from prompt_middleware.render import RenderOptions, compile_template, render_prompt
+from prompt_middleware.render import RenderOptions, compile_template
 from prompt_middleware.settings import ModelEntry, Secret, Settings
 from prompt_middleware.stores import LocalPromptStore, PromptStore
 from prompt_middleware.tracing import Tracing
@@ -34,6 +36,7 @@ from prompt_middleware.transport import PromptTransport
 
 if TYPE_CHECKING:
     from prompt_middleware.sidecar.forwarder import Forwarder
+    from prompt_middleware.transport_httpx import HttpxPromptTransport
 
 __all__ = [
     "CachePolicy",
@@ -41,6 +44,7 @@ __all__ = [
     "ChatMessage",
     "ConfigurationError",
     "Forwarder",
+    "HttpxPromptTransport",
     "InvalidApiKey",
     "InvalidPromptRequest",
     "InvalidRequest",
@@ -78,4 +82,8 @@ def __getattr__(name: str) -> Any:
         from prompt_middleware.sidecar.forwarder import Forwarder
 
         return Forwarder
+    if name == "HttpxPromptTransport":
+        from prompt_middleware.transport_httpx import HttpxPromptTransport
+
+        return HttpxPromptTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -179,13 +179,13 @@ class PromptMiddleware(Door):
             )
             if self._forwarder is None:
                 scope = with_trace(scope, span)
-        if self._observer is not None and result is not None and result.variant is not None:
+        if self._observer is not None and result is not None and result.variant_name is not None:
             watch = AnswerWatch(
                 started,
                 span,
                 observer=self._observer,
-                experiment=result.experiment or "",
-                variant=result.variant,
+                experiment=result.experiment_name or "",
+                variant=result.variant_name,
             )
         else:
             watch = AnswerWatch(started, span)
@@ -274,7 +274,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def _in_experiment(result: RewriteResult | None, observer: Observer | None) -> bool:
     """Whether the request's experiment is measured: it is in one, and someone observes."""
-    return observer is not None and result is not None and result.variant is not None
+    return observer is not None and result is not None and result.variant_name is not None
 
 
 def _handoff(

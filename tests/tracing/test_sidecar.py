@@ -12,7 +12,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -200,7 +200,7 @@ async def test_no_secret_in_any_exported_attribute(running: Running) -> None:
 
 
 async def test_metrics_count_the_dropped_spans(running: Running) -> None:
-    async with httpx.AsyncClient(base_url=running.url) as client:
+    async with httpx2.AsyncClient(base_url=running.url) as client:
         metrics = (await client.get("/metrics")).text
     assert "prompt_middleware_trace_spans_dropped_total 0.0" in metrics
 
@@ -237,7 +237,7 @@ async def test_with_traces_off_the_callers_trace_headers_pass_untouched() -> Non
         assert sidecar.middleware.tracing is None
         async with (
             serve_in_background(sidecar, lifespan="on") as url,
-            httpx.AsyncClient(base_url=url) as client,
+            httpx2.AsyncClient(base_url=url) as client,
         ):
             await client.post(
                 "/v1/chat/completions",

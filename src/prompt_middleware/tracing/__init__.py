@@ -1,7 +1,7 @@
 """Traces: one OpenTelemetry span per request on a matched route, linked to its prompt version.
 
 ``Tracing`` owns the spans of one door and their export; ``GenerationSpan`` is one request's
-span; ``traced_send`` (ASGI) and ``TracedStream`` (httpx) show it the answer as it passes.
+span; ``traced_send`` (ASGI) and ``TracedStream`` (httpx2, httpx) show it the answer as it passes.
 README, "Traces", describes the settings and every attribute.
 """
 
