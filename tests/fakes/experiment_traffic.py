@@ -31,6 +31,7 @@ __all__ = [
     "EXPERIMENT",
     "PROMPTS",
     "Series",
+    "example_request",
     "expected_series",
     "metric_samples",
     "send_known_sequence",
@@ -76,8 +77,9 @@ def _user_for(variant: str) -> str:
     return next(f"user-{n}" for n in range(10_000) if split.choose(f"user-{n}").name == variant)
 
 
-def _body(user: str | None, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def example_request(user: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A request for ``support/answer`` of ``examples/experiments`` (``user``: its sticky key)."""
+    request: dict[str, Any] = {
         "model": "file/gpt-4o-mini",
         "prompt_id": "support/answer",
         "prompt_variables": {"product": "Acme Cloud"},
@@ -85,8 +87,8 @@ def _body(user: str | None, **extra: Any) -> dict[str, Any]:
         **extra,
     }
     if user is not None:
-        body["user"] = user
-    return body
+        request["user"] = user
+    return request
 
 
 @dataclass(frozen=True)
@@ -105,14 +107,14 @@ async def send_known_sequence(client: httpx.AsyncClient, upstream: FakeUpstream)
     stream = {"stream": True, "stream_options": {"include_usage": True}}
     failing = {500: b'{"error": {"message": "boom"}}', 429: b'{"error": {"message": "slow"}}'}
     plan: list[tuple[dict[str, Any], Sent, int | None]] = [
-        (_body(production), Sent("production", 200), None),
-        (_body(candidate), Sent("candidate", 200), None),
-        (_body(production, **stream), Sent("production", 200, stream=True), None),
-        (_body(candidate, **stream), Sent("candidate", 200, stream=True), None),
-        (_body(ghost), Sent("production", 200), None),  # the control, served instead
-        (_body(production), Sent("production", 500), 500),
-        (_body(candidate), Sent("candidate", 429), 429),
-        (_body(production, prompt_label="candidate"), Sent(None, 200), None),
+        (example_request(production), Sent("production", 200), None),
+        (example_request(candidate), Sent("candidate", 200), None),
+        (example_request(production, **stream), Sent("production", 200, stream=True), None),
+        (example_request(candidate, **stream), Sent("candidate", 200, stream=True), None),
+        (example_request(ghost), Sent("production", 200), None),  # the control, served instead
+        (example_request(production), Sent("production", 500), 500),
+        (example_request(candidate), Sent("candidate", 429), 429),
+        (example_request(production, prompt_label="candidate"), Sent(None, 200), None),
         (
             {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
             Sent(None, 200),
