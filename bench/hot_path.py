@@ -477,19 +477,90 @@ async def experiment_case(rounds: int, scale: float) -> None:
     }
     request = json.loads(body_of(2_000, managed=True))
     body = json.dumps({**request, "user": "user-12345"}).encode()
-    for app in apps.values():
-        await asgi_call(app, URL, body)()  # warm the cache
-    costs = await cpu_per_call(
-        {name: asgi_call(app, URL, body) for name, app in apps.items()},
-        max(20, int(20_000 * scale)),
-        rounds,
-    )
+    costs = await warm_cpu_per_call(apps, body, rounds, scale)
     base = costs["none"]
     for name, title in (
         ("on it", "experiment on the prompt (sticky user)"),
         ("elsewhere", "experiment on another prompt"),
     ):
         print(f"{title:44} {'2 KB':>6} {us(costs[name])} {us(base)} {us(costs[name] - base)}")
+    await experiment_metrics_case(on_it, body, rounds, scale)
+
+
+async def warm_cpu_per_call(
+    apps: dict[str, Any], body: bytes, rounds: int, scale: float
+) -> dict[str, float]:
+    """CPU per call of each app for ``body``, each app's prompt cache warmed first."""
+    for app in apps.values():
+        await asgi_call(app, URL, body)()
+    return await cpu_per_call(
+        {name: asgi_call(app, URL, body) for name, app in apps.items()},
+        max(20, int(20_000 * scale)),
+        rounds,
+    )
+
+
+_COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there."}}],
+        "usage": {"prompt_tokens": 412, "completion_tokens": 3, "total_tokens": 415},
+    }
+).encode()
+_STREAM = b"".join(
+    b"data: " + json.dumps(event).encode() + b"\n\n"
+    for event in (
+        {"id": "c", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+        {"id": "c", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": "Hi"}}]},
+        {"id": "c", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": "!"}}]},
+        {"id": "c", "choices": [], "usage": {"prompt_tokens": 412, "completion_tokens": 2}},
+    )
+)
+
+
+def answering_app(content_type: bytes, answer: bytes) -> Any:
+    """An app that answers at once with ``answer``: a completion, or a stream an event per
+    message (as an upstream sends them)."""
+    chunks: tuple[bytes, ...] = (answer,)
+    if content_type == b"text/event-stream":
+        chunks = tuple(event + b"\n\n" for event in answer[:-2].split(b"\n\n"))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        headers = [(b"content-type", content_type)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for index, chunk in enumerate(chunks):
+            more = index < len(chunks) - 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+
+    return app
+
+
+async def experiment_metrics_case(
+    experiment: Experiment, body: bytes, rounds: int, scale: float
+) -> None:
+    """The sidecar's metrics observing a managed hit answered by the app at once (a JSON
+    completion with usage, and a stream), with the experiment on the prompt and without:
+    the difference is what the per-variant series cost (README, "Dashboard")."""
+    apps: dict[str, Any] = {}
+    for kind, content_type, answer in (
+        ("json", b"application/json", _COMPLETION),
+        ("stream", b"text/event-stream", _STREAM),
+    ):
+        for name, experiments in (("none", ()), ("on it", (experiment,))):
+            apps[f"{kind} {name}"] = PromptMiddleware(
+                answering_app(content_type, answer),
+                Settings(default_store="mem", experiments=experiments),
+                stores={"mem": OneStore()},
+                observer=PrometheusMetrics(),
+            )
+    costs = await warm_cpu_per_call(apps, body, rounds, scale)
+    for kind, title in (("json", "JSON answer"), ("stream", "stream")):
+        base, cost = costs[f"{kind} none"], costs[f"{kind} on it"]
+        title = f"metrics, experiment on it: {title}"
+        print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
 
 
 class Nowhere(SpanExporter):

@@ -9,6 +9,7 @@ from functools import partial
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prompt_middleware.answer_watch import AnswerWatch
 from prompt_middleware.asgi import serve_lifespan
 from prompt_middleware.body import read_body
 from prompt_middleware.doors import Door, prompt_headers
@@ -27,7 +28,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import passed_on_is_reported, report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import GenerationSpan, Tracing, trace_context_of, traced_send
+from prompt_middleware.tracing import Tracing, trace_context_of, traced_send
 
 __all__ = ["PromptMiddleware"]
 
@@ -119,12 +120,12 @@ class PromptMiddleware(Door):
             return
 
         overhead = time.perf_counter() - started
-        span = None
-        if self._tracing is not None:
-            span, scope, send = self._traced(self._tracing, scope, send, body, result, started)
+        watch = None
+        if self._tracing is not None or _in_experiment(result, self._observer):
+            watch, scope, send = self._watched(scope, send, body, result, started)
         try:  # free in CPython 3.11+ unless something raises
             if self._forwarder is not None:
-                handoff = _handoff(body, result, overhead, span)
+                handoff = _handoff(body, result, overhead, watch)
                 status = await self._forwarder.forward_body(scope, handoff, receive, send)
             elif result is None and not passed_on_is_reported(self._observer):
                 await self.app(scope, _replay(body, receive), send)  # no status to keep
@@ -134,7 +135,7 @@ class PromptMiddleware(Door):
                 if result is None:
                     await self.app(scope, _replay(body, receive), _record_status(send, answered))
                 else:
-                    handoff = _handoff(body, result, overhead, span)
+                    handoff = _handoff(body, result, overhead, watch)
                     await self.app(
                         with_handoff(scope, handoff),
                         _replay(handoff.body, receive),
@@ -142,12 +143,12 @@ class PromptMiddleware(Door):
                     )
                 status = answered[0]
         except Exception as exc:
-            if span is not None:
-                span.fail(type(exc).__name__)
+            if watch is not None:
+                watch.fail(type(exc).__name__)
             raise
         finally:
-            if span is not None:
-                span.end()  # after the last byte, if the answer was not already over
+            if watch is not None:
+                watch.end()  # after the last byte, if the answer was not already over
         report_request(
             route=route,
             request_id=request_id,
@@ -158,25 +159,37 @@ class PromptMiddleware(Door):
             observer=self._observer,
         )
 
-    def _traced(
+    def _watched(
         self,
-        tracing: Tracing,
         scope: Scope,
         send: Send,
         body: bytes,
         result: RewriteResult | None,
         started: float,
-    ) -> tuple[GenerationSpan, Scope, Send]:
-        """The request's span, and the scope and send to pass on inside it: ``send`` shows the
-        span the answer; a plain app's scope carries the span's ``traceparent`` (the forwarder
-        writes it into its upstream headers itself, from the hand-off)."""
-        traceparent, tracestate = trace_context_of(scope["headers"])
-        span = tracing.start_request(
-            result, body, started=started, traceparent=traceparent, tracestate=tracestate
-        )
-        if self._forwarder is None:
-            scope = with_trace(scope, span)
-        return span, scope, traced_send(send, span)
+    ) -> tuple[AnswerWatch, Scope, Send]:
+        """The request's answer watch (its span, with traces on; its experiment's metrics),
+        and the scope and send to pass on: ``send`` shows the watch the answer; a plain app's
+        scope carries the span's ``traceparent`` (the forwarder writes it into its upstream
+        headers itself, from the hand-off)."""
+        span = None
+        if self._tracing is not None:
+            traceparent, tracestate = trace_context_of(scope["headers"])
+            span = self._tracing.start_request(
+                result, body, started=started, traceparent=traceparent, tracestate=tracestate
+            )
+            if self._forwarder is None:
+                scope = with_trace(scope, span)
+        if self._observer is not None and result is not None and result.variant_name is not None:
+            watch = AnswerWatch(
+                started,
+                span,
+                observer=self._observer,
+                experiment=result.experiment_name or "",
+                variant=result.variant_name,
+            )
+        else:
+            watch = AnswerWatch(started, span)
+        return watch, scope, traced_send(send, watch)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_started = False
@@ -259,17 +272,24 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
+def _in_experiment(result: RewriteResult | None, observer: Observer | None) -> bool:
+    """Whether the request's experiment is measured: it is in one, and someone observes."""
+    return observer is not None and result is not None and result.variant_name is not None
+
+
 def _handoff(
-    body: bytes, result: RewriteResult | None, overhead_seconds: float, span: GenerationSpan | None
+    body: bytes, result: RewriteResult | None, overhead_seconds: float, watch: AnswerWatch | None
 ) -> HandOff:
+    span = None if watch is None else watch.span
     if result is None:
-        return HandOff(body, trace=span)
+        return HandOff(body, trace=span, watch=watch)
     return HandOff(
         result.body,
         upstream_of(result.entry),
         result.waited,
         prompt_headers(result, overhead_seconds),
         span,
+        watch,
     )
 
 

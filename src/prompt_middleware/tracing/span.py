@@ -12,7 +12,7 @@ from typing import Final
 import structlog
 from opentelemetry.trace import Span, Status, StatusCode
 
-from prompt_middleware.tracing.answer import AnswerReader, reader_for
+from prompt_middleware.tracing.answer import Answer, AnswerReader, reader_for
 from prompt_middleware.tracing.attributes import answer_attributes, error_type_of_status
 from prompt_middleware.tracing.context import trace_headers
 
@@ -43,15 +43,25 @@ class GenerationSpan:
         """``traceparent`` (and ``tracestate``) for the request sent upstream."""
         return trace_headers(self._span)
 
+    @property
+    def content(self) -> bool:
+        """Whether the span records the answer's message (``PROMPT_MIDDLEWARE_TRACE_CONTENT``)."""
+        return self._content
+
     def response_start(self, status: int, content_type: bytes | str | None) -> None:
         """The answer's status and content type; an error status marks the span."""
+        if self.answer_wanted(status):
+            self._reader = reader_for(content_type, content=self._content)
+
+    def answer_wanted(self, status: int) -> bool:
+        """Mark an error status; whether the span records what an answer of ``status`` says
+        (to be read by one reader and handed to :meth:`end` by a caller that reads it)."""
         error_type = error_type_of_status(status)
         if error_type is not None:
             if self._error_type is None:
                 self._error_type = error_type
-            return  # an error body has no usage or message to read
-        if self._span.is_recording():  # a span the sampler left out records nothing
-            self._reader = reader_for(content_type, content=self._content)
+            return False  # an error body has no usage or message to read
+        return self._span.is_recording()  # a span the sampler left out records nothing
 
     def response_chunk(self, chunk: bytes) -> None:
         """A chunk of the answer's body, as it goes to the client."""
@@ -66,21 +76,23 @@ class GenerationSpan:
         """Mark the span as failed with our error code (it wins over a status)."""
         self._error_type = error_type
 
-    def end(self) -> None:
-        """Record what the answer said and end the span (at the last byte)."""
+    def end(self, answer: Answer | None = None) -> None:
+        """Record what the answer said (``answer``, read by the caller, or the span's own
+        reader's) and end the span (at the last byte)."""
         if self._ended:
             return
         self._ended = True
         span = self._span
         reader, self._reader = self._reader, None
-        if reader is not None:
-            try:
-                attributes = answer_attributes(reader.finish())
-            except Exception:  # as above: the span ends without what the answer said
-                logger.exception("trace_answer_unreadable")
-                attributes = {}
-            if attributes:
-                span.set_attributes(attributes)
+        try:
+            if reader is not None:
+                answer = reader.finish()
+            attributes = {} if answer is None else answer_attributes(answer)
+        except Exception:  # as above: the span ends without what the answer said
+            logger.exception("trace_answer_unreadable")
+            attributes = {}
+        if attributes:
+            span.set_attributes(attributes)
         if self._error_type is not None:
             span.set_attribute("error.type", self._error_type)
             span.set_status(_ERROR)
