@@ -25,7 +25,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing
+from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing, trace_context_of
 
 __all__ = ["PromptTransport"]
 
@@ -117,12 +117,9 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         started: float,
     ) -> httpx.Response:
         """Send ``request`` inside its span, which ends when the response body is closed."""
+        traceparent, tracestate = trace_context_of(request.headers.raw)
         span = tracing.start_request(
-            result,
-            body,
-            started=started,
-            traceparent=request.headers.get("traceparent"),
-            tracestate=request.headers.get("tracestate"),
+            result, body, started=started, traceparent=traceparent, tracestate=tracestate
         )
         request.headers.pop("tracestate", None)  # the span's own, if any, replaces it
         request.headers.update(span.trace_headers())

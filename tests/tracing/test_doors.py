@@ -338,3 +338,26 @@ async def test_a_request_the_sampler_leaves_out_is_passed_on_with_its_trace_cont
     assert traceparent.endswith("-00")
     await transport.aclose()
     await memory.tracing.aclose()
+
+
+@pytest.mark.parametrize("name", ["traceparent", "Traceparent", "TRACEPARENT"])
+async def test_the_transport_reads_the_callers_trace_whatever_the_headers_case(
+    memory: MemoryTracing, sent: list[httpx.Request], name: str
+) -> None:
+    transport = PromptTransport(
+        _upstream(sent), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="https://api.test/v1") as client:
+        answered = await client.post("/chat/completions", json=MANAGED, headers={name: TRACEPARENT})
+        refused = await client.post(
+            "/chat/completions",
+            json={**MANAGED, "prompt_id": "no/such/prompt"},
+            headers={name: TRACEPARENT},
+        )
+    assert (answered.status_code, refused.status_code) == (200, 404)
+    spans = memory.spans()
+    assert len(spans) == 2
+    for span in spans:  # the error's span too: it is read where the success's is
+        assert span.context is not None
+        assert f"{span.context.trace_id:032x}" == CALLER_TRACE
+    await transport.aclose()

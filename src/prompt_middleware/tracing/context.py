@@ -20,17 +20,24 @@ __all__ = ["TRACE_HEADERS", "parent_context", "trace_context_of", "trace_headers
 TRACE_HEADERS: Final = frozenset({"traceparent", "tracestate"})
 _TRACEPARENT: Final = b"traceparent"
 _TRACESTATE: Final = b"tracestate"
+_TRACEPARENT_LENGTH: Final = len(_TRACEPARENT)
+_TRACESTATE_LENGTH: Final = len(_TRACESTATE)
 
 _propagator: Final = TraceContextTextMapPropagator()
 
 
 def trace_context_of(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
-    """The ``traceparent`` and ``tracestate`` of ASGI request headers (lower-case names)."""
+    """The ``traceparent`` and ``tracestate`` of raw request headers, the first of each.
+
+    The one reader of both doors: names are compared case-insensitively, since httpx keeps
+    a header's name as the client wrote it (``Traceparent``) where ASGI lower-cases it.
+    """
     traceparent = tracestate = None
     for name, value in headers:
-        if name == _TRACEPARENT and traceparent is None:
-            traceparent = value.decode("latin-1")
-        elif name == _TRACESTATE and tracestate is None:
+        if len(name) == _TRACEPARENT_LENGTH:
+            if traceparent is None and name.lower() == _TRACEPARENT:
+                traceparent = value.decode("latin-1")
+        elif len(name) == _TRACESTATE_LENGTH and tracestate is None and name.lower() == _TRACESTATE:
             tracestate = value.decode("latin-1")
     return traceparent, tracestate
 
