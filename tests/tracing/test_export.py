@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,20 +9,12 @@ import pytest
 from prompt_middleware.request import decode_body
 from prompt_middleware.tracing import LangfuseTarget, PromptLink, Tracing
 from tests.fakes.otlp import FakeCollector, ReceivedSpan
+from tests.tracing.conftest import flushed
 
 BODY = b'{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"user":"u-1"}'
 LINK = PromptLink(name="greeting", version=7, store="langfuse", cache="hit", label="production")
 PUBLIC_KEY = "pk-lf-public-1234"
 SECRET_KEY = "sk-lf-secret-5678"
-
-
-@pytest.fixture(autouse=True)
-def _slow_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Nothing leaves on a timer during a test: only force_flush, a full batch or shutdown.
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "600")
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -38,11 +29,6 @@ def _one_request(tracing: Tracing) -> None:
     span.response_start(200, b"application/json")
     span.response_chunk(b'{"model":"gpt-4o-1","usage":{"prompt_tokens":9,"completion_tokens":4}}')
     span.end()
-
-
-async def _flush(tracing: Tracing) -> None:
-    # The exporter blocks its thread on HTTP; the receiver runs on this event loop.
-    assert await asyncio.to_thread(tracing.force_flush)
 
 
 async def test_otlp_mode_follows_the_standard_variables(
@@ -82,7 +68,7 @@ async def _one_exported_span(fake: FakeCollector) -> ReceivedSpan:
     assert tracing is not None
     try:
         _one_request(tracing)
-        await _flush(tracing)
+        await flushed(tracing)
         [span] = await fake.wait_for_spans(1)
     finally:
         await tracing.aclose()
@@ -94,7 +80,7 @@ async def _langfuse_spans(target: LangfuseTarget, fake: FakeCollector) -> list[R
     assert tracing is not None
     try:
         _one_request(tracing)
-        await _flush(tracing)
+        await flushed(tracing)
     finally:
         await tracing.aclose()
     return fake.spans
@@ -141,7 +127,7 @@ async def test_a_refusing_collector_changes_nothing(collector: tuple[FakeCollect
     try:
         for _ in range(3):
             _one_request(tracing)
-        await _flush(tracing)
+        await flushed(tracing)
     finally:
         await tracing.aclose()
     assert fake.refused == [500]  # one batch, not retried: a 500 is not a transient error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
@@ -20,6 +19,7 @@ from prompt_middleware.tracing.setup import build_exporter
 from tests.conftest import RecordingApp
 from tests.fakes.langfuse import FakeLangfuse
 from tests.fakes.server import serve_in_background
+from tests.tracing.conftest import flushed
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ async def test_langfuse_mode_takes_the_store_keys_and_host() -> None:
         tracing = Tracing.from_settings(settings)
         assert tracing is not None
         tracing.record_error("prompt_not_found", started=time.perf_counter())
-        assert await asyncio.to_thread(tracing.force_flush)
+        await flushed(tracing)
         await tracing.aclose()
     [span] = fake.trace_spans
     assert span.attributes["error.type"] == "prompt_not_found"

@@ -6,11 +6,9 @@ and the SDK's own exporter in between: what is asserted is what crossed the wire
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 import openai
@@ -20,49 +18,16 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from examples.starlette_app.app import PROMPTS
 from prompt_middleware import Secret, Settings
 from prompt_middleware.sidecar import Sidecar
-from prompt_middleware.tracing import Tracing
-from tests.fakes.otlp import FakeCollector, ReceivedSpan
+from tests.fakes.otlp import FakeCollector
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import CannedResponse, FakeUpstream
+from tests.tracing.conftest import PROMPT_FIELDS, Running
 
 UPSTREAM_KEY = "sk-upstream-secret"
 SIDECAR_KEY = "sidecar-key-secret"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
-PROMPT_FIELDS = {
-    "prompt_id": "support/answer",
-    "prompt_variables": {"product": "Acme", "language": "German"},
-}
-
-
-@dataclass
-class Running:
-    client: openai.AsyncOpenAI
-    url: str
-    sidecar: Sidecar
-    upstream: FakeUpstream
-    collector: FakeCollector
-
-    @property
-    def tracing(self) -> Tracing:
-        tracing = self.sidecar.middleware.tracing
-        assert tracing is not None
-        return tracing
-
-    async def spans(self, count: int) -> list[ReceivedSpan]:
-        """Flush (the exporter blocks its thread on HTTP) and wait for ``count`` spans."""
-        assert await asyncio.to_thread(self.tracing.force_flush)
-        return await self.collector.wait_for_spans(count)
-
-
-@pytest.fixture(autouse=True)
-def _otlp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # only flushes and full batches
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "600")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "sidecar-under-test")
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -70,6 +35,7 @@ async def running(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
     upstream, collector = FakeUpstream(), FakeCollector()
     async with collector.serve() as collector_url, serve_in_background(upstream) as upstream_url:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector_url)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "sidecar-under-test")
         settings = Settings(
             prompts_dir=str(PROMPTS),
             upstream_base_url=upstream_url + "/v1",
@@ -80,7 +46,9 @@ async def running(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
         sidecar = Sidecar(settings)
         async with serve_in_background(sidecar, lifespan="on") as url:
             client = openai.AsyncOpenAI(api_key=SIDECAR_KEY, base_url=url + "/v1", max_retries=0)
-            yield Running(client, url, sidecar, upstream, collector)
+            tracing = sidecar.middleware.tracing
+            assert tracing is not None
+            yield Running(client, tracing, upstream, collector, url)
             await client.close()
 
 
@@ -199,10 +167,18 @@ async def test_no_secret_in_any_exported_attribute(running: Running) -> None:
                 assert secret.lower() not in f"{name}={value}".lower()
 
 
-async def test_metrics_count_the_dropped_spans(running: Running) -> None:
+async def test_a_request_the_key_check_refuses_makes_no_span(running: Running) -> None:
     async with httpx.AsyncClient(base_url=running.url) as client:
-        metrics = (await client.get("/metrics")).text
-    assert "prompt_middleware_trace_spans_dropped_total 0.0" in metrics
+        refused = await client.post(
+            "/v1/chat/completions",
+            json={"model": "file/gpt-4o", "messages": [], **PROMPT_FIELDS},
+            headers={"authorization": "Bearer not-a-key", "traceparent": TRACEPARENT},
+        )
+    assert refused.status_code == 401
+    await _ask(running.client)  # then one request with the key, which is traced
+    [span] = await running.spans(1)
+    assert span.trace_id != CALLER_TRACE  # the refused request's trace reached nobody
+    assert running.collector.spans == [span]
 
 
 async def test_an_unreachable_upstream_is_our_error_code(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,7 +199,8 @@ async def test_an_unreachable_upstream_is_our_error_code(monkeypatch: pytest.Mon
             with pytest.raises(openai.InternalServerError):
                 await _ask(client)
             await client.close()
-            running = Running(client, url, sidecar, FakeUpstream(), collector)
+            assert sidecar.middleware.tracing is not None
+            running = Running(client, sidecar.middleware.tracing, FakeUpstream(), collector)
             [span] = await running.spans(1)
     assert span.status_code == 2
     assert span.attributes["error.type"] == "upstream_unavailable"

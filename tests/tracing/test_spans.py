@@ -182,10 +182,6 @@ async def test_an_open_span_of_the_application_is_the_parent(memory: MemoryTraci
     assert finished.parent.span_id == app_span.get_span_context().span_id
 
 
-async def test_the_global_tracer_provider_is_left_alone(memory: MemoryTracing) -> None:
-    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-
-
 async def test_end_is_idempotent_and_a_client_that_left_still_ends_the_span(
     memory: MemoryTracing,
 ) -> None:
