@@ -104,6 +104,7 @@ class PromptMiddleware(Door):
         started = time.perf_counter()
         route: str = scope["path"]
         declared_size, request_id = _size_and_request_id(scope)
+        body = None  # for the error's span, when it was read
         try:
             body = await self._read_body(declared_size, receive)
             if body is None:
@@ -111,7 +112,7 @@ class PromptMiddleware(Door):
             # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
             result = await self._engine.rewrite(body, scope["headers"])
         except Exception as exc:
-            error = self.failure(exc, route, request_id, started, scope["headers"])
+            error = self.failure(exc, route, request_id, started, scope["headers"], body)
             await send_error(send, error)
             return
 

@@ -79,11 +79,12 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         route = next(r for r in self._routes if path.endswith(r))
         # None unless the client sent one: the report makes one only for a line it logs.
         request_id = request.headers.get("x-request-id")
+        body = None  # for the error's span, when it was read
         try:
             body, request = await self._read_body(request)
             result = await self._engine.rewrite(body, request.headers.raw)
         except Exception as exc:
-            error = self.failure(exc, route, request_id, started, request.headers.raw)
+            error = self.failure(exc, route, request_id, started, request.headers.raw, body)
             return _error_response(request, error)
 
         if result is not None:

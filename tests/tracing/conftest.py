@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import openai
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from prompt_middleware.tracing import Tracing
 from tests.fakes.otlp import FakeCollector, ReceivedSpan
 from tests.fakes.upstream import FakeUpstream
+from tests.tracing.sdk_spans import MemoryExporter
 
 #: The example folder's prompt, as the SDK tests ask for it (``extra_body``).
 PROMPT_FIELDS = {
@@ -67,11 +67,11 @@ class Running:
 
 class MemoryTracing:
     def __init__(self, *, content: bool = True) -> None:
-        self.exporter = InMemorySpanExporter()
+        self.exporter = MemoryExporter()
         self.tracing = Tracing(self.exporter, content=content)
 
     def spans(self) -> tuple[ReadableSpan, ...]:
-        """Every span ended so far, through the batch processor and the exporter."""
+        """Every span ended so far, through the batch export, as the SDK would hold it."""
         assert self.tracing.force_flush()
         return self.exporter.get_finished_spans()
 

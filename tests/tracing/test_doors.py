@@ -91,7 +91,7 @@ async def test_the_middleware_span_covers_the_apps_handling(
     span = memory.only_span()
     attributes = _attributes(span)
     assert span.name == "chat gpt-4o"
-    assert attributes["langfuse.observation.prompt.name"] == "support/answer"
+    assert attributes["langfuse.observation.metadata.prompt_name"] == "support/answer"
     assert attributes["langfuse.observation.metadata.prompt_cache"] == "miss"
     assert attributes["langfuse.observation.metadata.prompt_store"] == "file"
     assert attributes["langfuse.observation.metadata.prompt_label"] == "production"

@@ -40,7 +40,7 @@ async def test_otlp_mode_follows_the_standard_variables(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "support-bot")
     span = await _one_exported_span(fake)
     assert fake.exports[0].headers["x-team"] == "ml"
-    assert fake.exports[0].headers["content-type"] == "application/x-protobuf"
+    assert fake.exports[0].headers["content-type"] == "application/json"
     assert span.resource["service.name"] == "support-bot"
     assert span.scope == "prompt_middleware"
     assert span.name == "chat gpt-4o"

@@ -101,8 +101,11 @@ async def test_a_managed_request_is_one_span_linked_to_its_prompt(running: Runni
     assert attributes["gen_ai.usage.input_tokens"] == completion.usage.prompt_tokens
     assert attributes["gen_ai.usage.output_tokens"] == completion.usage.completion_tokens
     assert attributes["langfuse.observation.type"] == "generation"
-    assert attributes["langfuse.observation.prompt.name"] == "support/answer"
-    assert "langfuse.observation.prompt.version" not in attributes  # a local-folder prompt
+    # A local-folder prompt: named in the metadata, never by prompt.name without a version
+    # (Langfuse would drop the generation).
+    assert not any(name.startswith("langfuse.observation.prompt.") for name in attributes)
+    assert attributes["langfuse.observation.metadata.prompt_name"] == "support/answer"
+    assert attributes["langfuse.observation.metadata.prompt_version"] == 2
     assert attributes["langfuse.observation.metadata.prompt_store"] == "file"
     assert attributes["langfuse.observation.metadata.prompt_label"] == "production"
     assert attributes["langfuse.observation.metadata.prompt_cache"] == "miss"

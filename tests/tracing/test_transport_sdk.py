@@ -59,7 +59,7 @@ async def test_a_managed_request_is_one_span_with_its_tokens(running: Running) -
     assert span.name == "chat gpt-4o"
     assert attributes["gen_ai.usage.input_tokens"] == completion.usage.prompt_tokens
     assert attributes["gen_ai.usage.output_tokens"] == completion.usage.completion_tokens
-    assert attributes["langfuse.observation.prompt.name"] == "support/answer"
+    assert attributes["langfuse.observation.metadata.prompt_name"] == "support/answer"
     assert attributes["langfuse.observation.metadata.prompt_label"] == "production"
     assert (
         json.loads(attributes["langfuse.observation.input"])

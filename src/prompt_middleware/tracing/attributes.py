@@ -8,7 +8,7 @@ so no key or ``Authorization`` value can reach a span.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, TypeGuard
 
@@ -16,6 +16,7 @@ import msgspec
 
 from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
 from prompt_middleware.tracing.answer import Answer
+from prompt_middleware.tracing.record import Attributes, AttributeValue
 
 __all__ = [
     "AttributeValue",
@@ -25,11 +26,10 @@ __all__ = [
     "error_type_of_status",
     "prompt_attributes",
     "request_attributes",
+    "requested_prompt_attributes",
     "span_name",
 ]
 
-AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
-Attributes = dict[str, AttributeValue]
 
 OPERATION: Final = "chat"
 LANGFUSE_STORE: Final = "langfuse"
@@ -109,22 +109,36 @@ def request_attributes(
 
 
 def prompt_attributes(link: PromptLink) -> Attributes:
-    """The Langfuse attributes that make the span a generation of this prompt version."""
-    attributes: Attributes = {
-        "langfuse.observation.type": "generation",
-        "langfuse.observation.prompt.name": link.name,
-        "langfuse.observation.metadata.prompt_store": link.store,
-        "langfuse.observation.metadata.prompt_cache": link.cache,
-    }
-    # Langfuse links a generation to a prompt by name and integer version; a version from
-    # another store means nothing to it, so only a Langfuse prompt carries one.
-    if link.store == LANGFUSE_STORE and isinstance(link.version, int):
+    """The Langfuse attributes that make the span a generation of this prompt version.
+
+    Langfuse links a generation to a prompt by name and integer version, and drops a
+    generation that names a prompt without a version: only a Langfuse prompt (whose version
+    is Langfuse's) is named by ``prompt.name`` and ``prompt.version``, always both; a prompt
+    of any other store is named in the generation's metadata instead.
+    """
+    attributes: Attributes = {"langfuse.observation.type": "generation"}
+    if link.store == LANGFUSE_STORE and type(link.version) is int:
+        attributes["langfuse.observation.prompt.name"] = link.name
         attributes["langfuse.observation.prompt.version"] = link.version
+    else:
+        attributes["langfuse.observation.metadata.prompt_name"] = link.name
+        attributes["langfuse.observation.metadata.prompt_version"] = link.version
+    attributes["langfuse.observation.metadata.prompt_store"] = link.store
+    attributes["langfuse.observation.metadata.prompt_cache"] = link.cache
     if link.label is not None:
         attributes["langfuse.observation.metadata.prompt_label"] = link.label
     if link.variant is not None:
         attributes["langfuse.observation.metadata.experiment_variant"] = link.variant
     return attributes
+
+
+def requested_prompt_attributes(fields: Mapping[str, msgspec.Raw]) -> Attributes:
+    """The prompt a request asked for (``prompt_id``), for a span that ends before a prompt
+    was served: in the metadata, since no version is known to link."""
+    name = _scalar(fields.get("prompt_id"))
+    if isinstance(name, str) and name:
+        return {"langfuse.observation.metadata.prompt_name": name}
+    return {}
 
 
 def answer_attributes(answer: Answer) -> Attributes:

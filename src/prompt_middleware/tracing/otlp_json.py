@@ -1,0 +1,109 @@
+"""Batches of span records as OTLP/HTTP JSON: an ``ExportTraceServiceRequest`` body.
+
+The OTLP specification's JSON encoding of protobuf: lowerCamelCase field names, trace and span
+ids as hex strings (not base64), 64-bit integers as decimal strings, enums as integers. The
+resource and the instrumentation scope are encoded once, when the encoder is made, and each
+batch is written between them; a span costs a few dictionaries and msgspec's encoder.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from prompt_middleware.tracing.record import AttributeValue, SpanRecord
+
+__all__ = ["JSON_CONTENT_TYPE", "JsonEncoder", "any_value"]
+
+JSON_CONTENT_TYPE: Final = "application/json"
+CLIENT_KIND: Final = 3  # SPAN_KIND_CLIENT
+ERROR_CODE: Final = 2  # STATUS_CODE_ERROR
+#: ``Span.flags``: whether the parent is remote is known (bit 8), and is it (bit 9).
+FLAGS_LOCAL_PARENT: Final = 0x100
+FLAGS_REMOTE_PARENT: Final = 0x300
+
+_encode: Final = msgspec.json.Encoder().encode
+_UNSET_STATUS: Final[dict[str, Any]] = {}
+
+
+class JsonEncoder:
+    """Encodes batches for one resource and scope (both fixed for the process)."""
+
+    content_type = JSON_CONTENT_TYPE
+
+    def __init__(
+        self, resource: Mapping[str, AttributeValue], scope_name: str, scope_version: str
+    ) -> None:
+        resource_json = _encode({"attributes": attributes(resource)})
+        scope_json = _encode({"name": scope_name, "version": scope_version})
+        self._head = (
+            (b'{"resourceSpans":[{"resource":' + resource_json + b',"scopeSpans":[{"scope":')
+            + scope_json
+            + b',"spans":'
+        )
+        self._tail = b"}]}]}"
+
+    def encode(self, records: Sequence[SpanRecord]) -> bytes:
+        return self._head + _encode([span(record) for record in records]) + self._tail
+
+
+def span(record: SpanRecord) -> dict[str, Any]:
+    """One span as OTLP/JSON's ``Span`` object."""
+    encoded: dict[str, Any] = {
+        "traceId": f"{record.trace_id:032x}",
+        "spanId": f"{record.span_id:016x}",
+        "name": record.name,
+        "kind": CLIENT_KIND,
+        "startTimeUnixNano": str(record.start_ns),
+        "endTimeUnixNano": str(record.end_ns),
+        "attributes": attributes(record.attributes),
+        "status": (
+            {"code": ERROR_CODE, "message": record.status_message}
+            if record.error
+            else _UNSET_STATUS
+        ),
+        "flags": FLAGS_REMOTE_PARENT if record.parent_is_remote else FLAGS_LOCAL_PARENT,
+    }
+    if record.parent_span_id:
+        encoded["parentSpanId"] = f"{record.parent_span_id:016x}"
+    if record.trace_state:
+        encoded["traceState"] = record.trace_state
+    return encoded
+
+
+def attributes(values: Mapping[str, AttributeValue]) -> list[dict[str, Any]]:
+    return [{"key": key, "value": any_value(value)} for key, value in values.items()]
+
+
+def any_value(value: AttributeValue) -> dict[str, Any]:
+    """An attribute value as OTLP/JSON's ``AnyValue``."""
+    kind = type(value)  # the exact type first: the usual values, at the least cost
+    if kind is str:
+        return {"stringValue": value}
+    if kind is int:
+        return {"intValue": str(value)}  # int64: a decimal string
+    if kind is bool:
+        return {"boolValue": value}
+    if kind is float:
+        return {"doubleValue": _double(value)}  # type: ignore[arg-type]
+    if isinstance(value, bool):
+        return {"boolValue": bool(value)}
+    if isinstance(value, str):
+        return {"stringValue": str(value)}
+    if isinstance(value, int):
+        return {"intValue": str(int(value))}
+    if isinstance(value, float):
+        return {"doubleValue": _double(float(value))}
+    return {"arrayValue": {"values": [any_value(item) for item in value]}}
+
+
+def _double(value: float) -> float | str:
+    # JSON has no NaN or infinity: protobuf's JSON mapping writes them as these strings.
+    if math.isfinite(value):
+        return value
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
