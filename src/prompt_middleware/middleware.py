@@ -174,7 +174,8 @@ class PromptMiddleware(Door):
         )
         if self._forwarder is None:
             scope = with_trace(scope, span)
-        return span, scope, traced_send(send, span)
+        # A span the sampler left out records nothing: the answer need not be shown to it.
+        return span, scope, traced_send(send, span) if span.sampled else send
 
     async def _read_body(self, declared_size: str | None, receive: Receive) -> bytes | None:
         limit = self._max_body_bytes

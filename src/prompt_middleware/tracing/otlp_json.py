@@ -27,6 +27,10 @@ FLAGS_REMOTE_PARENT: Final = 0x300
 
 _encode: Final = msgspec.json.Encoder().encode
 _UNSET_STATUS: Final[dict[str, Any]] = {}
+#: Attribute pairs kept encoded (in the export thread only): short values, a bounded number.
+_LONGEST_KEPT: Final = 128
+_MOST_KEPT: Final = 4096
+_known_pairs: dict[tuple[str, type, AttributeValue], msgspec.Raw] = {}
 
 
 class JsonEncoder:
@@ -74,8 +78,35 @@ def span(record: SpanRecord) -> dict[str, Any]:
     return encoded
 
 
-def attributes(values: Mapping[str, AttributeValue]) -> list[dict[str, Any]]:
-    return [{"key": key, "value": any_value(value)} for key, value in values.items()]
+def attributes(values: Mapping[str, AttributeValue]) -> list[Any]:
+    """OTLP/JSON's ``KeyValue`` list. Most pairs repeat from span to span (the operation,
+    the model, the prompt's name, version, store and label, the user): each short pair is
+    encoded once and kept as raw JSON, so a batch of similar spans costs a lookup per pair."""
+    known = _known_pairs
+    pairs: list[Any] = []
+    for key, value in values.items():
+        kind = type(value)
+        if kind is str and len(value) > _LONGEST_KEPT:  # type: ignore[arg-type]
+            pairs.append({"key": key, "value": {"stringValue": value}})
+        elif kind is str or kind is int or kind is float or kind is bool:
+            # The type is part of the key: True == 1 == 1.0, but each encodes differently.
+            cache_key = (key, kind, value)
+            pair = known.get(cache_key)
+            if pair is None:
+                pair = _keep(cache_key)
+            pairs.append(pair)
+        else:
+            pairs.append({"key": key, "value": any_value(value)})
+    return pairs
+
+
+def _keep(cache_key: tuple[str, type, AttributeValue]) -> msgspec.Raw:
+    key, _, value = cache_key
+    pair = msgspec.Raw(_encode({"key": key, "value": any_value(value)}))
+    if len(_known_pairs) >= _MOST_KEPT:
+        _known_pairs.clear()  # bounded: a flood of distinct values starts afresh
+    _known_pairs[cache_key] = pair
+    return pair
 
 
 def any_value(value: AttributeValue) -> dict[str, Any]:
