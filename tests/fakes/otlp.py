@@ -11,7 +11,9 @@ endpoint; a body it cannot decode is answered 400, as a collector answers it.
 
 Knobs: ``mode`` — ``"ok"``, ``"refuse"`` (answer 500) or ``"hang"`` (never answer, until
 :meth:`FakeCollector.release` or the end of :meth:`FakeCollector.serve`); ``basic_auth`` —
-``(public_key, secret_key)`` to require (401 otherwise). Every export is kept in ``exports``.
+``(public_key, secret_key)`` to require (401 otherwise); ``unavailable`` — statuses to answer
+the next requests with first, one each (``Retry-After: 0``), as a collector under load does.
+Every export is kept in ``exports``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class ReceivedSpan:
     parent_span_id: str  # "" for a root span
     kind: int  # the protobuf enum: 3 is CLIENT
     status_code: int  # 0 unset, 1 ok, 2 error
+    status_message: str
     attributes: dict[str, Any]
     resource: dict[str, Any]
     scope: str
@@ -127,6 +130,7 @@ def spans_of(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
                         parent_span_id=span.parent_span_id.hex(),
                         kind=span.kind,
                         status_code=span.status.code,
+                        status_message=span.status.message,
                         attributes=_attributes(span.attributes),
                         resource=resource,
                         scope=scope_spans.scope.name,
@@ -165,6 +169,7 @@ class FakeCollector:
     #: that does not decode; why is in ``unreadable``).
     refused: list[int] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    unavailable: list[int] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
     _hanging: int = 0
@@ -206,6 +211,11 @@ class FakeCollector:
         body = await _read(receive)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         status = self._refusal(scope, headers)
+        if status is None and self.unavailable:
+            status = self.unavailable.pop(0)
+            self.refused.append(status)
+            await _answer(send, status, b"", [(b"retry-after", b"0")])
+            return
         if status is None and self.mode == "hang" and not self._gate.is_set():
             await self._hang()
         if status is None:
@@ -255,7 +265,9 @@ async def _read(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def _answer(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -263,6 +275,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
             "headers": [
                 (b"content-type", _PROTOBUF),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 
 import pytest
@@ -173,3 +174,65 @@ async def test_closing_does_not_wait_for_a_collector_that_hangs(
     await tracing.aclose(timeout_seconds=0.05)
     assert fake.hanging == 1  # closed while the export still hangs
     await tracing.aclose()  # twice is fine
+
+
+@pytest.mark.parametrize(
+    "variable", ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"]
+)
+async def test_gzip_when_asked(
+    collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    fake, base_url = collector
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
+    monkeypatch.setenv(variable, "gzip")
+    span = await _one_exported_span(fake)
+    [export] = fake.exports
+    assert export.headers["content-encoding"] == "gzip"
+    assert export.headers["content-type"] == "application/json"
+    assert gzip.decompress(export.body).startswith(b'{"resourceSpans":')
+    assert span.attributes["gen_ai.usage.input_tokens"] == 9
+
+
+async def test_http_protobuf_when_asked(
+    collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, base_url = collector
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    span = await _one_exported_span(fake)
+    [export] = fake.exports
+    assert export.headers["content-type"] == "application/x-protobuf"
+    assert export.request.SerializeToString() == export.body  # binary protobuf, as sent
+    assert span.attributes["langfuse.observation.prompt.version"] == 7
+    assert span.attributes["gen_ai.request.max_tokens"] == 5
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+async def test_a_retryable_answer_is_retried(
+    collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    fake, base_url = collector
+    fake.unavailable = [status, status]  # then 200: Retry-After 0 makes the retries immediate
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
+    span = await _one_exported_span(fake)
+    assert fake.refused == [status, status]
+    assert span.name == "chat gpt-4o"
+    assert len(fake.exports) == 1
+
+
+async def test_retries_stop_at_the_deadline(
+    collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, base_url = collector
+    fake.unavailable = [503] * 1000
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
+    monkeypatch.setenv("OTEL_BSP_EXPORT_TIMEOUT", "300")  # ms: a deadline, not a timing
+    tracing = Tracing.from_values("otlp")
+    assert tracing is not None
+    try:
+        _one_request(tracing)
+        await flushed(tracing)  # returns: the batch was given up at its deadline
+    finally:
+        await tracing.aclose()
+    assert fake.exports == []
+    assert 1 <= len(fake.refused) < 1000

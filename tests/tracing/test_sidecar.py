@@ -144,19 +144,31 @@ async def test_an_unmanaged_request_is_a_span_without_prompt_attributes(running:
     assert "langfuse.observation.type" not in span.attributes
 
 
-async def test_errors_mark_the_span(running: Running) -> None:
-    with pytest.raises(openai.NotFoundError):
+async def test_errors_mark_the_span_with_their_message(running: Running) -> None:
+    with pytest.raises(openai.NotFoundError) as not_found:
         await running.client.chat.completions.create(
-            model="file/x", messages=[], extra_body={"prompt_id": "no/such/prompt"}
+            model="file/x",
+            messages=[],
+            user="user-3",
+            extra_body={"prompt_id": "no/such/prompt"},
         )
     running.upstream.response = CannedResponse(429, b'{"error": {"message": "slow down"}}')
     with pytest.raises(openai.RateLimitError):
-        await running.client.chat.completions.create(model="gpt-4o", messages=[])
-    spans = await running.spans(2)
-    assert [(s.status_code, s.attributes["error.type"]) for s in spans] == [
-        (2, "prompt_not_found"),
-        (2, "429"),
-    ]
+        await running.client.chat.completions.create(model="gpt-4o", messages=[], user="user-4")
+    refused, limited = await running.spans(2)
+    assert (refused.status_code, refused.attributes["error.type"]) == (2, "prompt_not_found")
+    # Our error's message, as the client got it, and what was known before the error.
+    assert isinstance(not_found.value.body, dict)
+    assert refused.status_message == not_found.value.body["message"]
+    assert refused.attributes["langfuse.observation.metadata.prompt_name"] == "no/such/prompt"
+    assert refused.attributes["user.id"] == "user-3"
+    assert refused.attributes["gen_ai.request.model"] == "file/x"
+    assert not any(name.startswith("langfuse.observation.prompt.") for name in refused.attributes)
+    # The upstream's status line; the request as it was sent.
+    assert (limited.status_code, limited.attributes["error.type"]) == (2, "429")
+    assert limited.status_message == "429 Too Many Requests"
+    assert limited.attributes["user.id"] == "user-4"
+    assert limited.name == "chat gpt-4o"
 
 
 async def test_no_secret_in_any_exported_attribute(running: Running) -> None:

@@ -193,13 +193,21 @@ async def test_no_valid_traceparent_starts_a_trace(
 
 
 async def test_an_open_span_of_the_application_is_the_parent(memory: MemoryTracing) -> None:
+    # A host that traces with OpenTelemetry has read the caller's traceparent itself (or
+    # chose a trace of its own): its open span wins over the header (README, "Traces").
     app_tracer = TracerProvider().get_tracer("the-app")
     with app_tracer.start_as_current_span("app request") as app_span:
         span = _start(memory, traceparent=TRACEPARENT)
+        headers = span.trace_headers()
         span.end()
+    host = app_span.get_span_context()
     finished = memory.only_span()
     assert finished.parent is not None
-    assert finished.parent.span_id == app_span.get_span_context().span_id
+    assert finished.context is not None
+    assert finished.parent.span_id == host.span_id
+    assert finished.parent.is_remote is False  # in this process
+    assert finished.context.trace_id == host.trace_id != int(CALLER_TRACE, 16)
+    assert headers["traceparent"] == f"00-{host.trace_id:032x}-{span.span_id:016x}-01"
 
 
 async def test_end_is_idempotent_and_a_client_that_left_still_ends_the_span(
