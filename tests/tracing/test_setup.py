@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
@@ -141,3 +143,28 @@ async def test_langfuse_mode_takes_the_store_keys_and_host() -> None:
         await tracing.aclose()
     [span] = fake.trace_spans
     assert span.attributes["error.type"] == "prompt_not_found"
+
+
+def test_http_protobuf_without_opentelemetry_proto_is_a_clear_start_up_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.proto.collector.trace.v1", None)
+    with pytest.raises(ConfigurationError, match=r"prompt-middleware\[protobuf\]"):
+        Tracing.from_values("otlp", environ={"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+
+
+def test_no_opentelemetry_sdk_exporter_or_protobuf_is_imported_with_traces_on() -> None:
+    # In a process of its own: this one has imported the SDK for other tests.
+    script = (
+        "import sys, time\n"
+        "from prompt_middleware.tracing import Tracing\n"
+        "from prompt_middleware.request import decode_body\n"
+        "tracing = Tracing.from_values('otlp', environ={})\n"
+        'tracing.start(decode_body(b\'{"model": "m"}\'), prompt=None, start_ns=1).end()\n'
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', "
+        "'opentelemetry.exporter', 'opentelemetry.proto', 'google.protobuf'))))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert shown.stdout.strip() == "[]"
