@@ -10,10 +10,14 @@ what it gives every request (``engine/plan.py``), so that work is done once per 
 * Concurrent misses for one key make one store call (single-flight); a caller that goes away
   does not cancel the call the others wait for.
 * When the store fails, the stale entry is served for up to ``max_stale_seconds`` past its
-  expiry; a ``PromptNotFound`` evicts. A failure is never cached.
+  expiry; a ``PromptNotFound`` evicts.
+* A failure is remembered: the store is asked again for that key at most once per 5 s (or per
+  TTL when shorter) from the failed call's end; in between a request is answered at once, from
+  the stale copy or with the remembered error, never by waiting for a store that just failed.
 * :meth:`invalidate_prompts` (a webhook, ``/cache/invalidate``) makes every entry of a prompt
-  wait for the store before it is served again; the old entry stays as the stale copy for a
-  store that fails.
+  wait for the store before it is served again (a remembered failure is forgotten); the old
+  entry stays as the stale copy for a store that fails. :meth:`expire_prompts` makes entries
+  count as expired: served at once while one background refresh runs.
 
 The clock is injected, so tests move time instead of sleeping.
 """
@@ -21,6 +25,7 @@ The clock is injected, so tests move time instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import time
 from collections import OrderedDict
@@ -54,9 +59,13 @@ else:
 
 Fetch = Callable[[], Awaitable[Value]]
 
-# After a failed background refresh, wait this long (capped by the TTL) before trying again,
-# so a store that is down sees a trickle of requests rather than one per client request.
+# After a failed store call, wait this long (capped by the TTL) before asking again for that
+# key, so a store that is down sees a trickle of requests rather than one per client request.
 _RETRY_AFTER_FAILURE_SECONDS = 5.0
+
+
+def _retry_window(policy: CachePolicy) -> float:
+    return min(policy.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
 
 
 class CacheStatus(StrEnum):
@@ -81,9 +90,27 @@ class CachePolicy:
 class _Entry(Generic[Value]):
     prompt: Value
     expires_at: float
+    #: The store is not asked for this key before then (it failed a moment ago).
     next_refresh_at: float
     #: Invalidated: never served again before a fetch is tried (only if the store fails).
     refetch: bool = False
+
+
+@dataclass(slots=True)
+class _Failure:
+    """A key's last store call failed, with nothing cached to serve in its place."""
+
+    error: Exception
+    retry_at: float
+
+
+def _matcher(store: Hashable | None, prompt: str | None) -> Callable[[CacheKey], bool]:
+    def matches(key: CacheKey) -> bool:
+        return (store is None or store_of(key) == store) and (
+            prompt is None or key[1].name == prompt
+        )
+
+    return matches
 
 
 def store_of(key: CacheKey) -> Hashable:
@@ -110,6 +137,8 @@ class PromptCache(Generic[Value]):
         # Fetches begun before an invalidation of their key: still awaited by whoever joined
         # them, never stored, never joined again.
         self._detached: set[asyncio.Task[Value]] = set()
+        # Keys with no entry whose store call failed: the error is answered until retry_at.
+        self._failures: OrderedDict[CacheKey, _Failure] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -137,6 +166,12 @@ class PromptCache(Generic[Value]):
         ``max_stale_seconds`` past its expiry."""
         entry = self._entries.get(key)
         if entry is None:
+            failure = self._failures.get(key)
+            if failure is not None and key not in self._in_flight:
+                if self._clock() < failure.retry_at:
+                    # A copy per request: re-raising one instance would grow its traceback.
+                    raise copy.copy(failure.error).with_traceback(None)
+                del self._failures[key]
             return await self._fetch_once(key, fetch, policy), CacheStatus.MISS
         servable = self._clock() - entry.expires_at <= policy.max_stale_seconds
         try:
@@ -152,14 +187,22 @@ class PromptCache(Generic[Value]):
     def serve_stale(self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy) -> Value | None:
         """The expired prompt for ``key`` when the policy serves it while it is refreshed in
         the background (the refresh is started here when due), without awaiting anything;
-        None when :meth:`wait_for_store` must wait. Call :meth:`get_fresh` first."""
+        None when :meth:`wait_for_store` must wait. Call :meth:`get_fresh` first.
+
+        Within the retry window of a failed store call every entry is served this way, an
+        invalidated one too: the store that just failed is not waited for again.
+        """
         entry = self._entries.get(key)
-        if entry is None or entry.refetch or not policy.revalidate_in_background:
+        if entry is None:
             return None
         now = self._clock()
         if now - entry.expires_at > policy.max_stale_seconds:
             return None
-        if now >= entry.next_refresh_at and key not in self._in_flight:
+        if now < entry.next_refresh_at:
+            return entry.prompt
+        if entry.refetch or not policy.revalidate_in_background:
+            return None
+        if key not in self._in_flight:
             self._start_fetch(key, fetch, policy)
         return entry.prompt
 
@@ -178,6 +221,7 @@ class PromptCache(Generic[Value]):
     def invalidate(self, key: CacheKey) -> None:
         """Forget ``key``: the next request fetches it."""
         self._entries.pop(key, None)
+        self._failures.pop(key, None)
 
     def invalidate_prompts(self, store: Hashable | None = None, prompt: str | None = None) -> int:
         """Make every entry of ``prompt`` in ``store`` (a store's prefix; None: every prompt,
@@ -189,21 +233,40 @@ class PromptCache(Generic[Value]):
         who joined it, but its result is not kept and later requests start a new one.
         """
 
-        def matches(key: CacheKey) -> bool:
-            return (store is None or store_of(key) == store) and (
-                prompt is None or key[1].name == prompt
-            )
-
+        matches = _matcher(store, prompt)
         now = self._clock()
         invalidated = 0
         for key, entry in self._entries.items():
             if matches(key):
                 entry.expires_at = min(entry.expires_at, now)
+                entry.next_refresh_at = now
                 entry.refetch = True
                 invalidated += 1
+        for key in [key for key in self._failures if matches(key)]:
+            del self._failures[key]
         for key in [key for key in self._in_flight if matches(key)]:
             self._detached.add(self._in_flight.pop(key))
         return invalidated
+
+    def expire_prompts(
+        self, store: Hashable | None = None, *, except_prompt: str | None = None
+    ) -> int:
+        """Make every entry of ``store`` (None: every store) but those of ``except_prompt``
+        count as expired: each is served at once while one background refresh runs (as the
+        policy says), pinned versions too. Returns how many entries were expired.
+
+        For a store whose prompts embed others (Langfuse resolves ``@@@langfusePrompt:…@@@``
+        when it serves a prompt): one prompt changed, any other may have changed with it.
+        """
+        matches = _matcher(store, None)
+        now = self._clock()
+        expired = 0
+        for key, entry in self._entries.items():
+            if matches(key) and key[1].name != except_prompt and not entry.refetch:
+                entry.expires_at = min(entry.expires_at, now)
+                entry.next_refresh_at = now
+                expired += 1
+        return expired
 
     def add_stale(
         self, key: CacheKey, value: Value, *, age_seconds: float, policy: CachePolicy
@@ -215,7 +278,8 @@ class PromptCache(Generic[Value]):
         expires_at = min(now, now - age_seconds + policy.ttl_seconds)
         if key in self._entries or now - expires_at > policy.max_stale_seconds:
             return False
-        retry_at = now + min(policy.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
+        retry_at = now + _retry_window(policy)
+        self._failures.pop(key, None)
         self._entries[key] = _Entry(prompt=value, expires_at=expires_at, next_refresh_at=retry_at)
         self._trim()
         return True
@@ -234,6 +298,7 @@ class PromptCache(Generic[Value]):
         await asyncio.gather(*tasks, return_exceptions=True)
         self._in_flight.clear()
         self._detached.clear()
+        self._failures.clear()
 
     async def _fetch_once(self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy) -> Value:
         task = self._in_flight.get(key) or self._start_fetch(key, fetch, policy)
@@ -258,11 +323,9 @@ class PromptCache(Generic[Value]):
             if self._current(key):
                 self._entries.pop(key, None)
             raise
-        except Exception:
-            entry = self._entries.get(key)
-            if entry is not None:
-                backoff = min(policy.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
-                entry.next_refresh_at = self._clock() + backoff
+        except Exception as error:
+            if self._current(key):
+                self._remember_failure(key, error, policy)
             raise
         if not self._current(key):
             return prompt  # invalidated while it ran: it may hold what was just replaced
@@ -273,8 +336,23 @@ class PromptCache(Generic[Value]):
             prompt=prompt, expires_at=expires_at, next_refresh_at=expires_at
         )
         self._entries.move_to_end(key)
+        self._failures.pop(key, None)
         self._trim()
         return prompt
+
+    def _remember_failure(self, key: CacheKey, error: Exception, policy: CachePolicy) -> None:
+        """Answer ``key`` without the store until the retry window has passed."""
+        now = self._clock()
+        retry_at = now + _retry_window(policy)
+        entry = self._entries.get(key)
+        if entry is not None and now - entry.expires_at <= policy.max_stale_seconds:
+            entry.next_refresh_at = retry_at
+            return
+        self._entries.pop(key, None)  # too stale to serve: the error answers in its place
+        self._failures[key] = _Failure(error, retry_at)
+        self._failures.move_to_end(key)
+        while len(self._failures) > self._max_entries:
+            self._failures.popitem(last=False)
 
     def _current(self, key: CacheKey) -> bool:
         """True in the fetch task that is ``key``'s fetch in flight (not a detached one)."""

@@ -3,7 +3,7 @@
 
 Each door's ``_handle`` has the same four steps:
 
-1. read the body, refusing one over ``PROMPT_MIDDLEWARE_MAX_BODY_BYTES`` (:func:`too_large`);
+1. read the body, refusing one over ``PROMPT_MIDDLEWARE_MAX_BODY_BYTES`` (``body.py``);
 2. rewrite it (:attr:`Door.engine`); a failure becomes the error to answer
    (:meth:`Door.failure`, which reports it);
 3. pass the request on, the ``x-prompt-*`` headers added to the response (:func:`prompt_headers`);
@@ -23,14 +23,14 @@ from typing import Final
 import structlog
 
 from prompt_middleware.engine import RewriteEngine, RewriteResult
-from prompt_middleware.errors import RequestError, RequestTooLarge
+from prompt_middleware.errors import RequestError
 from prompt_middleware.observe import Observer
 from prompt_middleware.report import report_error
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
 from prompt_middleware.tracing import Tracing, trace_context_of
 
-__all__ = ["OVERHEAD_HEADER", "Door", "prompt_headers", "too_large"]
+__all__ = ["OVERHEAD_HEADER", "Door", "prompt_headers"]
 
 logger = structlog.get_logger(__name__)
 
@@ -115,12 +115,6 @@ class Door:
         # A bug of ours, not the client's: logged with its traceback, answered as a 500.
         logger.exception("prompt_request_failed", route=route, request_id=request_id)
         return RequestError("prompt-middleware failed to rewrite the request.")
-
-
-def too_large(limit: int) -> RequestTooLarge:
-    return RequestTooLarge(
-        f"The request body is larger than {limit} bytes (PROMPT_MIDDLEWARE_MAX_BODY_BYTES)."
-    )
 
 
 def prompt_headers(

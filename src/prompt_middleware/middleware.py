@@ -10,7 +10,8 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prompt_middleware.asgi import serve_lifespan
-from prompt_middleware.doors import Door, prompt_headers, too_large
+from prompt_middleware.body import read_body
+from prompt_middleware.doors import Door, prompt_headers
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import send_error
 from prompt_middleware.handoff import (
@@ -44,10 +45,12 @@ class PromptMiddleware(Door):
     through a replayed ASGI request; other routes still reach it through ASGI.
     ``tracing`` overrides the one ``settings.traces`` asks for (README, "Traces").
 
-    With a webhook secret or a Redis URL in the settings (README, "Many replicas") the
-    middleware keeps its prompts live: it answers ``POST /webhooks/langfuse`` itself and, with
-    Redis, shares invalidations and last known good copies with the other replicas. ``live``
-    passes in live updates its owner starts and closes (the sidecar's).
+    With a webhook secret, a Redis URL or sibling workers in the settings (README, "Many
+    replicas") the middleware keeps its prompts live: it answers ``POST /webhooks/langfuse``
+    and, with Redis, shares invalidations and last known good copies with the other replicas.
+    ``live`` passes in live updates built elsewhere (the sidecar's, which shows Redis's state in
+    its metrics); either way the middleware is their one owner: it connects them to its engine,
+    starts them in its lifespan (before the prewarm) and closes them at shutdown.
     """
 
     def __init__(
@@ -65,24 +68,24 @@ class PromptMiddleware(Door):
         self._routes = frozenset(self._settings.routes)
         # The forwarder takes the request in one call: see prompt_middleware.handoff.
         self._forwarder = app if isinstance(app, BodyForwarder) else None
-        self._owned_live: LiveUpdates | None = None
+        if live is None and _asks_for_live_updates(self._settings):
+            live = LiveUpdates.from_settings(self._settings)
         self._live = live
-        if live is None and (self._settings.langfuse_webhook_secret or self._settings.redis_url):
-            live = self._live = self._owned_live = LiveUpdates.from_settings(self._settings)
-            live.connect(self._engine)
         self._webhook: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
-        if live is not None and live.verifier is not None:
-            self._webhook = partial(
-                answer_webhook,
-                verifier=live.verifier,
-                bus=live.bus,
-                max_body_bytes=self._max_body_bytes,
-            )
+        if live is not None:
+            live.connect(self._engine)
+            if live.verifier is not None:
+                self._webhook = partial(answer_webhook, verifier=live.verifier, bus=live.bus)
 
     @property
     def live(self) -> LiveUpdates | None:
         """The live updates this middleware applies (README, "Many replicas"); None without."""
         return self._live
+
+    @property
+    def answers_webhook(self) -> bool:
+        """True when this middleware answers ``POST /webhooks/langfuse`` (a secret is set)."""
+        return self._webhook is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -106,7 +109,7 @@ class PromptMiddleware(Door):
         declared_size, request_id = _size_and_request_id(scope)
         body = None  # for the error's span, when it was read
         try:
-            body = await self._read_body(declared_size, receive)
+            body = await read_body(receive, self._max_body_bytes, declared_size=declared_size)
             if body is None:
                 return  # the client went away before it finished sending
             # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
@@ -177,32 +180,6 @@ class PromptMiddleware(Door):
         # A span the sampler left out records nothing: the answer need not be shown to it.
         return span, scope, traced_send(send, span) if span.sampled else send
 
-    async def _read_body(self, declared_size: str | None, receive: Receive) -> bytes | None:
-        limit = self._max_body_bytes
-        if declared_size is not None and declared_size.isdigit() and int(declared_size) > limit:
-            raise too_large(limit)
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body: bytes = message.get("body", b"")
-        if len(body) > limit:
-            raise too_large(limit)
-        if not message.get("more_body", False):
-            return body  # the usual case: the whole body in one message
-        chunks = [body]
-        size = len(body)
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_started = False
 
@@ -234,15 +211,15 @@ class PromptMiddleware(Door):
 
     async def _start(self) -> None:
         # Live updates first: a prompt whose store is down may then come from Redis.
-        if self._owned_live is not None:
-            await self._owned_live.start()
+        if self._live is not None:
+            await self._live.start()
         await self._engine.prewarm()
 
     async def aclose(self) -> None:
-        """Close the live updates the middleware started, then the engine and tracing."""
+        """Close the live updates, then the engine and tracing."""
         try:
-            if self._owned_live is not None:
-                await self._owned_live.aclose()
+            if self._live is not None:
+                await self._live.aclose()
         finally:
             await super().aclose()
 
@@ -253,12 +230,17 @@ def _is_webhook(scope: Scope) -> bool:
     )
 
 
-def _size_and_request_id(scope: Scope) -> tuple[str | None, str | None]:
+def _asks_for_live_updates(settings: Settings) -> bool:
+    return bool(settings.langfuse_webhook_secret or settings.redis_url or settings.worker_dir)
+
+
+def _size_and_request_id(scope: Scope) -> tuple[bytes | None, str | None]:
     """``content-length`` and ``x-request-id`` (the first of each), in one pass."""
-    size = request_id = None
+    size: bytes | None = None
+    request_id: str | None = None
     for key, value in scope["headers"]:
         if key == b"content-length" and size is None:
-            size = value.decode("latin-1")
+            size = value
         elif key == b"x-request-id" and request_id is None:
             request_id = value.decode("latin-1")
     return size, request_id

@@ -26,14 +26,16 @@ TemplateLanguage: TypeAlias = Literal["langfuse", "jinja", "dotprompt"]
 DEFAULT_LABEL: Final = "production"
 
 
-class ChatMessage(msgspec.Struct, frozen=True):
+# Tagged as Langfuse tags a chat prompt's items ("type": "chatmessage" | "placeholder"), so a
+# Prompt encoded by msgspec (a last known good copy in Redis) decodes back to the same Prompt.
+class ChatMessage(msgspec.Struct, frozen=True, tag_field="type", tag="chatmessage"):
     """One message of a chat prompt; ``content`` may hold ``{{variables}}``."""
 
     role: str
     content: str
 
 
-class Placeholder(msgspec.Struct, frozen=True):
+class Placeholder(msgspec.Struct, frozen=True, tag_field="type", tag="placeholder"):
     """A chat-prompt slot filled with a list of messages from ``prompt_variables[name]``."""
 
     name: str

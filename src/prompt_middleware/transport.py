@@ -17,7 +17,8 @@ from typing import Final
 
 import httpx
 
-from prompt_middleware.doors import Door, prompt_headers, too_large
+from prompt_middleware.body import check_declared_size, join_capped, too_large
+from prompt_middleware.doors import Door, prompt_headers
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import RequestError
 from prompt_middleware.handoff import BODY_HEADERS, Upstream, upstream_of, upstream_path
@@ -137,9 +138,7 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
     async def _read_body(self, request: httpx.Request) -> tuple[bytes, httpx.Request]:
         """The body, and the request to pass on unchanged (a copy if its stream was used up)."""
         limit = self._max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large(limit)
+        check_declared_size(request.headers.get("content-length"), limit)
         try:
             # Bytes and JSON content (what the OpenAI SDK sends) are already in memory.
             body = request.content
@@ -161,14 +160,7 @@ async def _read_stream(request: httpx.Request, limit: int) -> bytes:
     stream = request.stream
     if not isinstance(stream, httpx.AsyncByteStream):
         raise TypeError("PromptTransport needs an async request body (httpx.AsyncClient).")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await join_capped(stream, limit)
 
 
 def _read_through(response: httpx.Response, span: GenerationSpan) -> None:

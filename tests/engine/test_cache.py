@@ -146,13 +146,80 @@ async def test_not_found_on_refresh_evicts(
         await get(cache, store)
 
 
-async def test_failures_are_never_cached(cache: PromptCache, store: MemoryStore) -> None:
+async def test_a_cold_failure_is_remembered_until_the_retry_window(
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
+) -> None:
+    # No copy to serve: the error itself is remembered, and answered at once.
+    store.failure = unavailable()
+    failed_at = clock.now
+    for _ in range(10):
+        with pytest.raises(PromptStoreUnavailable):
+            await get(cache, store)
+        clock.now += 0.4
+    assert store.total_calls == 1
+    clock.now = failed_at + 5  # 5 s after the failed call's end
+    store.failure = None
+    assert (await get(cache, store))[1] is CacheStatus.MISS
+    assert store.total_calls == 2
+
+
+async def test_the_retry_window_is_the_ttl_when_that_is_shorter(
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
+) -> None:
+    short = CachePolicy(ttl_seconds=2, max_stale_seconds=3600)
+    store.failure = unavailable()
+    for _ in range(2):
+        with pytest.raises(PromptStoreUnavailable):
+            await get(cache, store, policy=short)
+    assert store.total_calls == 1
+    clock.now += 2
+    with pytest.raises(PromptStoreUnavailable):
+        await get(cache, store, policy=short)
+    assert store.total_calls == 2
+
+
+async def test_a_store_down_after_an_invalidation_costs_one_call_not_one_per_request(
+    cache: PromptCache, store: MemoryStore, clock: FakeClock
+) -> None:
+    key = ("memory", LABEL)
+    await get(cache, store)
+    cache.invalidate_prompts("memory", "greeting")
+    store.failure = unavailable()
+    failed_at = clock.now
+    assert await get(cache, store) == (text_prompt("greeting", "v1"), CacheStatus.STALE)
+    assert store.total_calls == 2  # the one wait
+    for _ in range(10):
+        # Answered at once: serve_stale is the step that never awaits the store.
+        stale = cache.serve_stale(key, lambda: store.get_prompt(LABEL), POLICY)
+        assert stale is not None
+        assert stale.prompt == "v1"
+        assert (await get(cache, store))[1] is CacheStatus.STALE
+        clock.now += 0.4
+    assert store.total_calls == 2
+    clock.now = failed_at + 5  # the retry window has passed: the store is asked again, once
+    store.failure = None
+    assert (await get(cache, store))[1] is CacheStatus.MISS
+    assert (await get(cache, store))[1] is CacheStatus.HIT
+    assert store.total_calls == 3
+
+
+async def test_an_invalidation_forgets_a_remembered_failure(
+    cache: PromptCache, store: MemoryStore
+) -> None:
+    # A 2xx from /cache/invalidate means "ask the store now", failure or not.
     store.failure = unavailable()
     with pytest.raises(PromptStoreUnavailable):
         await get(cache, store)
     store.failure = None
+    cache.invalidate_prompts("memory", "greeting")
     assert (await get(cache, store))[1] is CacheStatus.MISS
-    assert store.total_calls == 2
+    await get(cache, store)
+    cache.invalidate_prompts()
+    store.failure = unavailable()
+    assert (await get(cache, store))[1] is CacheStatus.STALE
+    cache.invalidate_prompts()  # a Redis re-subscription: everything, once more
+    assert (await get(cache, store))[1] is CacheStatus.STALE
+    assert store.total_calls == 4
 
 
 async def test_pinned_version_never_expires(

@@ -29,7 +29,7 @@ from tests.engine.helpers import (
     managed,
 )
 from tests.fakes.clock import FakeClock
-from tests.fakes.memory import MemoryStore, text_prompt
+from tests.fakes.memory import MemoryStore, text_prompt, unavailable
 
 # --- 2. plans follow new prompt versions ---------------------------------------------------
 
@@ -130,6 +130,21 @@ async def test_only_a_request_that_waited_for_the_store_says_so(
     assert [header(r, b"x-prompt-cache") for r in (miss, hit, stale)] == [b"miss", b"hit", b"stale"]
     assert [r.waited for r in (miss, hit, stale)] == [True, False, False]
     assert store.total_calls == 2  # the stale one started the refresh
+
+
+async def test_a_store_down_after_an_invalidation_makes_one_request_wait_not_each(
+    make_engine: EngineFactory, store: MemoryStore
+) -> None:
+    clock = FakeClock()
+    engine = make_engine(cache=PromptCache(clock=clock))
+    body = {"model": "m", "prompt_id": "greeting", "prompt_variables": {"name": "A"}}
+    await managed(engine, body)
+    engine.cache.invalidate_prompts("mem", "greeting")
+    store.failure = unavailable()
+    results = [await managed(engine, body) for _ in range(8)]
+    assert [header(r, b"x-prompt-cache") for r in results] == [b"stale"] * 8
+    assert [r.waited for r in results] == [True] + [False] * 7
+    assert store.total_calls == 2
 
 
 async def test_serve_stale_answers_only_what_needs_no_wait(store: MemoryStore) -> None:

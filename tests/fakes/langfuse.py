@@ -7,6 +7,11 @@ It implements ``GET /api/public/v2/prompts/{promptName}`` as Langfuse's own serv
 * ``label`` or ``version``; neither means ``production``; both is a 400.
 * Labels are unique per prompt: giving a version a label takes it from every other version.
   ``latest`` is Langfuse's: always on the highest version, never set by hand.
+* A prompt may embed text prompts: ``@@@langfusePrompt:name=X|label=Y@@@`` (or
+  ``|version=N``) in its text or a message's content is replaced by that prompt's text when the
+  prompt is served (recursively; ``resolve=false`` serves the text as stored), and
+  ``resolutionGraph`` names what was embedded, as Langfuse's server does (``web/src/features/
+  prompts/server/utils/promptDependencies``, regex ``@@@langfusePrompt:(.*?)@@@``).
 * The prompt name may arrive with its ``/`` encoded (``support%2Fanswer``) or raw, as the
   current server's catch-all route accepts both; ``legacy_routing=True`` makes a raw ``/``
   miss the route with an HTML 404, as older servers (and a wrong base URL) do.
@@ -38,9 +43,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -52,6 +59,7 @@ from starlette.routing import Route
 
 from tests.fakes._faults import FaultKnobs
 from tests.fakes.otlp import ReceivedExport, ReceivedSpan, parse_export, spans_of
+from tests.fakes.server import serve_in_background
 
 __all__ = [
     "INVALID_JSON",
@@ -59,6 +67,7 @@ __all__ = [
     "FakeLangfuse",
     "FetchKey",
     "RecordedRequest",
+    "serving_langfuse",
 ]
 
 PROMPTS_PATH: Final = "/api/public/v2/prompts/"
@@ -75,7 +84,16 @@ WRONG_SHAPE: Final = b'{"data": [], "meta": {"page": 1, "limit": 10, "totalItems
 #: label nor version was sent, ``None`` when a version was.
 FetchKey = tuple[str, str | None, int | None]
 
+#: The chat prompt most end-to-end tests ask for: a system message, then the client's messages.
+SUPPORT_ANSWER: Final = (
+    {"role": "system", "content": "You support {{product}}."},
+    {"type": "placeholder", "name": "messages"},
+)
+
 _UNAUTHORIZED_SUFFIX: Final = ". Confirm that you've configured the correct host."
+_DEPENDENCY: Final = re.compile(r"@@@langfusePrompt:(.*?)@@@")
+# Langfuse refuses deeper nesting when a prompt is saved; the fake stops a cycle with it.
+_MAX_DEPENDENCY_DEPTH: Final = 5
 
 
 @dataclass(frozen=True)
@@ -321,7 +339,42 @@ class FakeLangfuse(FaultKnobs):
             return _error(404, "LangfuseNotFoundError", f"Prompt not found: '{name}' {where}")
         if self.broken_body is not None:
             return Response(self.broken_body, media_type="application/json")
-        return JSONResponse(self._serialise(stored, found))
+        row = self._serialise(stored, found)
+        if request.query_params.get("resolve") != "false":
+            embedded: list[dict[str, Any]] = []
+            row["prompt"] = self._resolved(found.prompt, embedded, depth=0)
+            if embedded:
+                row["resolutionGraph"] = {
+                    "root": {"name": stored.name, "version": found.version, "id": row["id"]},
+                    "dependencies": {row["id"]: embedded},
+                }
+        return JSONResponse(row)
+
+    def _resolved(
+        self, prompt: str | list[dict[str, Any]], embedded: list[dict[str, Any]], depth: int
+    ) -> Any:
+        """``prompt`` with every ``@@@langfusePrompt:…@@@`` replaced by the text it names."""
+        if not isinstance(prompt, str):
+            return [
+                {**m, "content": self._resolved(m["content"], embedded, depth)}
+                if isinstance(m.get("content"), str)
+                else m
+                for m in prompt
+            ]
+        if depth > _MAX_DEPENDENCY_DEPTH:
+            raise ValueError("prompt dependencies nest too deep (a cycle?)")
+
+        def text_of(match: re.Match[str]) -> str:
+            fields = dict(part.partition("=")[::2] for part in match.group(1).split("|"))
+            stored = self._prompts[fields["name"]]
+            version = int(fields["version"]) if "version" in fields else None
+            found = stored.find(label=fields.get("label"), version=version)
+            if found is None or not isinstance(found.prompt, str):
+                raise ValueError(f"no text prompt for the reference {match.group(0)!r}")
+            embedded.append({"name": stored.name, "version": found.version})
+            return str(self._resolved(found.prompt, embedded, depth + 1))
+
+        return _DEPENDENCY.sub(text_of, prompt)
 
     def _check_auth(self, header: str | None) -> Response | None:
         if not header:
@@ -392,3 +445,15 @@ def _failure(status: int) -> Response:
     return Response(
         json.dumps({"message": f"HTTP {status}"}), status_code=status, media_type="application/json"
     )
+
+
+@contextlib.asynccontextmanager
+async def serving_langfuse(
+    public_key: str, secret_key: str, *, support_config: Any
+) -> AsyncIterator[tuple[FakeLangfuse, str]]:
+    """A :class:`FakeLangfuse` on uvicorn (127.0.0.1, a free port) and its base URL, holding
+    ``support/answer`` (:data:`SUPPORT_ANSWER`, ``production``); add more before asking."""
+    fake = FakeLangfuse(public_key=public_key, secret_key=secret_key)
+    fake.add_prompt("support/answer", SUPPORT_ANSWER, config=support_config, labels=["production"])
+    async with serve_in_background(fake.app) as url:
+        yield fake, url

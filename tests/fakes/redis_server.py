@@ -47,7 +47,7 @@ class RedisServer:
     def __init__(self) -> None:
         binary = redis_server_binary()
         if binary is None:
-            raise RuntimeError("redis-server is not installed: run scripts/install")
+            raise RuntimeError("redis-server is not installed: run scripts/install-test-servers")
         self._binary = binary
         self._directory = tempfile.mkdtemp(prefix="pm-redis-")
         self.port = _free_port()
@@ -65,6 +65,8 @@ class RedisServer:
                 "--appendonly", "no",
                 "--dir", self._directory,
                 "--logfile", "",
+                # Keyspace events: a test awaits a key being written instead of polling it.
+                "--notify-keyspace-events", "KA",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

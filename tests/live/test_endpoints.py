@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from prompt_middleware.errors import InvalidRequest
 from prompt_middleware.live.bus import Invalidation, InvalidationBus
@@ -44,9 +46,7 @@ class App:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == WEBHOOK_PATH:
-            await answer_webhook(
-                scope, receive, send, verifier=self.verifier, bus=self.bus, max_body_bytes=4096
-            )
+            await answer_webhook(scope, receive, send, verifier=self.verifier, bus=self.bus)
         else:
             assert scope["path"] == INVALIDATE_PATH
             await answer_invalidate(
@@ -138,12 +138,83 @@ async def test_other_event_types_are_answered_200_and_ignored(app: App) -> None:
     assert app.seen == []
 
 
-async def test_a_body_past_the_limit_is_413(app: App) -> None:
-    body = b" " * 5000
-    async with client(app) as http:
-        response = await http.post(WEBHOOK_PATH, content=body, headers=signed(body))
-    assert response.status_code == 413
+MIB = 1024 * 1024
+
+
+class Delivery:
+    """A webhook request made by hand: its body arrives in ``chunk``-byte messages, and every
+    message the app asks for is counted."""
+
+    def __init__(self, headers: dict[str, str], size: int, chunk: int = 64 * 1024) -> None:
+        self.scope: Scope = {
+            "type": "http",
+            "method": "POST",
+            "path": WEBHOOK_PATH,
+            "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        }
+        self._left = size
+        self._chunk = chunk
+        self.asked = 0
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        self.asked += 1
+        part = min(self._left, self._chunk)
+        self._left -= part
+        return {"type": "http.request", "body": b" " * part, "more_body": self._left > 0}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    async def answer(self, app: App) -> tuple[int, dict[str, Any]]:
+        await app(self.scope, self.receive, self.send)
+        return self.sent[0]["status"], json.loads(self.sent[1]["body"])
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, "nonsense", "t=1,v1=00", f"t={int(time.time()) - 301},v1=00", "v1=00", "t=1"],
+)
+async def test_a_16_mib_delivery_with_a_bad_header_is_401_before_any_of_it_is_read(
+    app: App, signature: str | None
+) -> None:
+    headers = {"content-length": str(16 * MIB)}
+    if signature is not None:
+        headers["x-langfuse-signature"] = signature
+    delivery = Delivery(headers, 16 * MIB)
+    status, error = await delivery.answer(app)
+    assert (status, error["error"]["code"]) == (401, "invalid_signature")
+    assert delivery.asked == 0
     assert app.seen == []
+
+
+async def test_a_signed_2_mib_delivery_is_413_as_soon_as_it_passes_1_mib(app: App) -> None:
+    body = b" " * (2 * MIB)
+    delivery = Delivery({"x-langfuse-signature": signed(body)["x-langfuse-signature"]}, 2 * MIB)
+    status, error = await delivery.answer(app)
+    assert (status, error["error"]["code"]) == (413, "request_too_large")
+    assert delivery.asked == MIB // (64 * 1024) + 1  # the message that passed 1 MiB, no more
+    assert app.seen == []
+
+
+async def test_a_delivery_declaring_more_than_1_mib_is_413_before_any_of_it_is_read(
+    app: App,
+) -> None:
+    body = b" " * (MIB + 1)
+    headers = {**signed(body), "content-length": str(len(body))}
+    delivery = Delivery(headers, len(body))
+    status, error = await delivery.answer(app)
+    assert (status, error["error"]["code"]) == (413, "request_too_large")
+    assert "1048576 bytes" in error["error"]["message"]
+    assert delivery.asked == 0
+
+
+async def test_a_signed_delivery_of_1_mib_is_read_whole(app: App) -> None:
+    padded = EVENT[:-1] + b" " * (MIB - len(EVENT)) + b"}"
+    async with client(app) as http:
+        response = await http.post(WEBHOOK_PATH, content=padded, headers=signed(padded))
+    assert response.status_code == 200
+    assert app.seen == [("langfuse", "support/answer")]
 
 
 @pytest.mark.parametrize(

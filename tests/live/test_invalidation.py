@@ -8,12 +8,17 @@ import threading
 from collections.abc import Hashable
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from prompt_middleware import Settings
 from prompt_middleware.cache import CachePolicy, CacheStatus, PromptCache, store_of
+from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.engine.fetch import PromptFetcher
 from prompt_middleware.engine.plan import PromptPlan
 from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
+from prompt_middleware.live.apply import applier
+from prompt_middleware.live.bus import Invalidation, InvalidationBus
 from prompt_middleware.prompts import Prompt, PromptQuery
 from prompt_middleware.stores.local import LocalPromptStore
 from prompt_middleware.stores.local import store as local_store
@@ -302,3 +307,43 @@ async def test_a_scan_running_across_forget_does_not_count(
     # Whoever waited on the scan that read too early gets a scan begun after forget().
     assert (await after).prompt == "after the edit"
     assert (await running).prompt == "after the edit"
+
+
+async def test_a_langfuse_prompt_from_the_replicas_expires_every_other_langfuse_prompt(
+    store: MemoryStore,
+) -> None:
+    # What a Redis fan-out delivers is applied as the webhook's own: the changed prompt is
+    # fetched before it is served, the store's other prompts are served while they refresh,
+    # another store's are left alone.
+    engine = RewriteEngine(Settings(), stores={"langfuse": store, "mem": store})
+    bus = InvalidationBus()
+    bus.subscribe(applier(engine))
+    targets = {
+        (at, query): engine.stores.resolve(at)
+        for at in ("langfuse", "mem")
+        for query in (LABEL, OTHER)
+    }
+    for (_, query), binding in targets.items():
+        await engine.fetcher.get(binding, query)
+    bus.receive(
+        msgspec.json.encode(Invalidation("langfuse", "greeting", origin="a replica")),
+        from_replicas=True,
+    )
+
+    def served_at_once(at: str, query: PromptQuery) -> bool:
+        binding = targets[(at, query)]
+        key = (binding.cache_key, query)
+
+        async def fetch() -> PromptPlan:
+            return PromptPlan(await store.get_prompt(query))
+
+        return (
+            engine.cache.get_fresh(key) is not None
+            or engine.cache.serve_stale(key, fetch, binding.policy) is not None
+        )
+
+    assert not served_at_once("langfuse", LABEL)  # the changed prompt: fetched first
+    assert engine.cache.get_fresh((targets[("langfuse", OTHER)].cache_key, OTHER)) is None
+    assert served_at_once("langfuse", OTHER)  # expired, served while it refreshes
+    assert engine.cache.get_fresh((targets[("mem", LABEL)].cache_key, LABEL)) is not None
+    await engine.aclose()

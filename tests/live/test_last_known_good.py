@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -12,7 +11,7 @@ from prompt_middleware.live.last_known_good import LastKnownGood, copy_key
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
 from tests.fakes.clock import FakeClock
 from tests.fakes.redis_server import RedisServer
-from tests.live._watched import WatchedLink
+from tests.live._watched import WatchedLink, exactly, key_written
 
 CHAT = Prompt(
     name="support/answer",
@@ -128,11 +127,9 @@ def test_keys_hold_the_digest_never_more_and_cannot_collide() -> None:
 
 
 async def _written(reader: WatchedLink, key: str) -> None:
-    """Wait until the writer's queued copy has reached Redis."""
-    await reader.wait_state(True)
-    async with asyncio.timeout(10):
-        while await reader.link.get(key) is None:
-            await reader.wait_state(True)
+    """Wait until the writer's queued copy has reached Redis (woken by Redis, not polled)."""
+    async with key_written(reader.url, exactly(key)) as written:
+        await written()
 
 
 def test_the_copy_is_msgspec_encoded_with_its_fetch_time() -> None:

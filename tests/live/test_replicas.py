@@ -1,24 +1,27 @@
 """Many replicas, for real: sidecar processes (``prompt-middleware serve``), a real Redis,
 the Langfuse fake sending webhooks signed as Langfuse signs them. No fake Redis here.
 
-Every wait is bounded and ends on an observed event: a replica's answer, a Redis key.
+Every wait is bounded and ends on an observed event: a line of a replica's log (each one
+wakes the test, which then asks the replica once), a Redis key's keyspace event. A wait for
+one of the README's bounds allows that bound plus the margin of ``tests/live/conftest.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import redis.asyncio as redis
 
 from tests.fakes.langfuse_webhooks import WebhookLangfuse as FakeLangfuse
 from tests.fakes.redis_server import RedisServer, SilentRedis
 from tests.fakes.server import serve_in_background
 from tests.fakes.sidecars import Sidecar, running_sidecars, start_sidecar
+from tests.live._watched import key_written
+from tests.live.conftest import FAN_OUT_SECONDS, MARGIN_SECONDS, REDIS_WAIT_SECONDS
 
 PUBLIC, SECRET = "pk-lf-replicas", "sk-lf-replicas"
 WEBHOOK_SECRET = "lf-whsec_" + "42" * 32
@@ -28,6 +31,10 @@ BODY = (
     b' "messages": [{"role": "user", "content": "Hi"}]}'
 )
 SUBSCRIBED = b"redis_subscribed"
+INVALIDATED = b"prompt_cache_invalidated"
+REDIS_STATE = b"redis_"  # redis_up, redis_down (and redis_subscribed)
+#: A hang detector for what the README bounds only by "automatic" (reconnection).
+DEADLINE = 15.0
 PINNED = BODY.replace(b'"prompt_id"', b'"prompt_version": 1, "prompt_id"')
 
 
@@ -69,13 +76,30 @@ async def version_of(http: httpx.AsyncClient, sidecar: Sidecar) -> str:
     return response.headers["x-prompt-version"]
 
 
-async def until_serves(
-    http: httpx.AsyncClient, sidecar: Sidecar, version: str, seconds: float = 5.0
+async def until(
+    sidecar: Sidecar, done: Callable[[], Awaitable[bool]], needle: bytes, seconds: float
 ) -> None:
-    """Ask ``sidecar`` (each ask a real round trip) until it serves ``version``."""
+    """Return once ``done()``; between two tries, wait for ``sidecar`` to log ``needle``."""
     async with asyncio.timeout(seconds):
-        while await version_of(http, sidecar) != version:
-            pass
+        while True:
+            logged = sidecar.count(needle)
+            if await done():
+                return
+            await sidecar.wait_for_log(needle, count=logged + 1, seconds=seconds)
+
+
+async def until_serves(
+    http: httpx.AsyncClient,
+    sidecar: Sidecar,
+    version: str,
+    seconds: float = FAN_OUT_SECONDS + MARGIN_SECONDS,
+) -> None:
+    """Return once ``sidecar`` serves ``version``: asked again after each invalidation it logs."""
+
+    async def serves() -> bool:
+        return await version_of(http, sidecar) == version
+
+    await until(sidecar, serves, INVALIDATED, seconds)
 
 
 async def promote(fleet: Fleet, http: httpx.AsyncClient, to: Sidecar) -> str:
@@ -94,21 +118,13 @@ def gauge(metrics: str, name: str) -> float | None:
 
 
 async def until_redis_up(http: httpx.AsyncClient, sidecar: Sidecar, up: bool) -> None:
-    async with asyncio.timeout(15):
-        while True:
-            metrics = (await http.get(f"{sidecar.url}/metrics")).text
-            if gauge(metrics, "prompt_middleware_redis_up") == (1.0 if up else 0.0):
-                return
+    """Return once the gauge says ``up``: scraped again after each Redis state it logs."""
 
+    async def shows() -> bool:
+        metrics = (await http.get(f"{sidecar.url}/metrics")).text
+        return gauge(metrics, "prompt_middleware_redis_up") == (1.0 if up else 0.0)
 
-async def until_copy_in_redis(url: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        async with asyncio.timeout(5):
-            while not await client.keys("prompt-middleware:lkg:*"):
-                pass
-    finally:
-        await client.aclose()
+    await until(sidecar, shows, REDIS_STATE, DEADLINE)
 
 
 async def test_a_webhook_to_one_replica_reaches_every_replica(fleet: Fleet) -> None:
@@ -146,10 +162,12 @@ async def test_a_deleted_version_is_not_served_after_the_webhook(fleet: Fleet) -
             f"{sidecars[0].url}/webhooks/langfuse", content=body, headers=headers
         )
         assert answer.status_code == 200
-        async with asyncio.timeout(5):
-            for sidecar in sidecars:
-                while (await ask(http, sidecar, PINNED)).status_code != 404:
-                    pass
+        for sidecar in sidecars:
+
+            async def gone(sidecar: Sidecar = sidecar) -> bool:
+                return (await ask(http, sidecar, PINNED)).status_code == 404
+
+            await until(sidecar, gone, INVALIDATED, FAN_OUT_SECONDS + MARGIN_SECONDS)
         response = await ask(http, sidecars[1], PINNED)
         assert response.json()["error"]["code"] == "prompt_not_found"
 
@@ -171,9 +189,14 @@ async def test_a_replica_started_while_the_store_is_down_serves_the_redis_copy(
 ) -> None:
     assert fleet.redis_url is not None
     async with httpx.AsyncClient() as http:
-        async with running_sidecars(1, fleet.env()) as [first]:
+        async with (
+            key_written(fleet.redis_url, "prompt-middleware:lkg:*") as copied,
+            running_sidecars(1, fleet.env()) as [first],
+        ):
             assert await version_of(http, first) == "1"
-        await until_copy_in_redis(fleet.redis_url)
+            # "Kept in Redis within one second of the fetch"
+            async with asyncio.timeout(FAN_OUT_SECONDS + MARGIN_SECONDS):
+                await copied()
         fleet.langfuse.fail_with = 503
         late = await start_sidecar(fleet.env())
         try:
@@ -259,7 +282,8 @@ async def test_a_redis_that_stops_answering_changes_no_answer(
         await until_redis_up(http, sidecar, True)
         redis_server.pause()  # connections still accepted by the kernel, never answered
         try:
-            version = await promote(fleet, http, sidecar)
+            async with asyncio.timeout(REDIS_WAIT_SECONDS + MARGIN_SECONDS):
+                version = await promote(fleet, http, sidecar)  # waits on Redis for 1 s at most
             assert await version_of(http, sidecar) == version
             fleet.langfuse.fail_with = 503
             # Whether or not the replica has noticed yet, a read of the copy is abandoned.

@@ -35,6 +35,7 @@ class Door:
     http: httpx.AsyncClient
     store: MemoryStore
     upstream: RecordingApp
+    sidecar: Sidecar
 
     async def version(self) -> str:
         response = await self.http.post("/v1/chat/completions", json=ASK, headers=AUTHORISED)
@@ -55,7 +56,7 @@ async def door(settings: Settings) -> AsyncIterator[Door]:
     sidecar = Sidecar(settings, upstream=upstream, stores={"langfuse": store})
     transport = httpx.ASGITransport(app=sidecar)
     async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as http:
-        yield Door(http, store, upstream)
+        yield Door(http, store, upstream, sidecar)
 
 
 @pytest.fixture
@@ -182,3 +183,29 @@ async def test_invalidate_rereads_a_local_folder_at_once(tmp_path: Path) -> None
         # "dotprompt" is the local folder's other name.
         alias = await http.post("/cache/invalidate", json={"store": "dotprompt"})
         assert alias.json() == {"status": "invalidated", "store": "file"}
+
+
+async def test_the_middleware_answers_the_webhook_and_owns_the_live_updates(
+    signed_door: Door,
+) -> None:
+    # One owner: the sidecar lets the delivery through without a key, to the middleware.
+    sidecar = signed_door.sidecar
+    assert sidecar.endpoints["/webhooks/langfuse"].handle is sidecar.middleware
+    assert sidecar.endpoints["/webhooks/langfuse"].open
+    assert sidecar.live is sidecar.middleware.live
+
+
+async def test_an_oversized_invalidation_is_refused_as_the_doors_refuse_a_body() -> None:
+    settings = Settings(api_keys=(Secret(KEY),), max_body_bytes=100)
+    body = b'{"prompt_id": "' + b"x" * 200 + b'"}'
+    async for opened in door(settings):
+        answers = [
+            await opened.http.post(path, content=body, headers=AUTHORISED)
+            for path in ("/cache/invalidate", "/v1/chat/completions")
+        ]
+        assert [a.status_code for a in answers] == [413, 413]
+        invalidate, chat = (a.json()["error"] for a in answers)
+        assert invalidate == chat
+        assert invalidate["message"] == (
+            "The request body is larger than 100 bytes (PROMPT_MIDDLEWARE_MAX_BODY_BYTES)."
+        )

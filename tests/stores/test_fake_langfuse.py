@@ -505,3 +505,35 @@ async def test_served_by_uvicorn(fake: FakeLangfuse) -> None:
         response = await get(http, "folder/sub/text")
 
     assert response.json()["prompt"] == "In a folder"
+
+
+# --- prompts embedding prompts, resolved when served -----------------------------------------
+
+
+async def test_an_embedded_prompt_is_resolved_when_served(
+    fake: FakeLangfuse, http: httpx.AsyncClient
+) -> None:
+    fake.add_prompt("tone", "Be kind.", labels=["production"])
+    fake.add_prompt("tone", "Be brief.", labels=["staging"])
+    fake.add_prompt("sign-off", "Bye, @@@langfusePrompt:name=tone|version=1@@@", labels=[])
+    fake.add_prompt(
+        "composed",
+        [
+            {"role": "system", "content": "@@@langfusePrompt:name=tone|label=production@@@ Go."},
+            {"role": "user", "content": "@@@langfusePrompt:name=sign-off|version=1@@@"},
+        ],
+        labels=["production"],
+    )
+    served = (await get(http, "composed")).json()
+    assert [m["content"] for m in served["prompt"]] == ["Be kind. Go.", "Bye, Be kind."]
+    assert served["resolutionGraph"]["dependencies"][served["id"]] == [
+        {"name": "tone", "version": 1},
+        {"name": "sign-off", "version": 1},
+        {"name": "tone", "version": 1},
+    ]
+    raw = (await get(http, "composed", resolve="false")).json()
+    assert raw["prompt"][0]["content"].startswith("@@@langfusePrompt:name=tone|label=production")
+    assert raw["resolutionGraph"] is None
+    fake.set_labels("tone", 2, ["production"])
+    served = (await get(http, "composed")).json()
+    assert served["prompt"][0]["content"] == "Be brief. Go."

@@ -19,7 +19,7 @@ import structlog
 
 from prompt_middleware import PromptMiddleware, Secret, Settings
 from tests.conftest import RecordingApp
-from tests.fakes.langfuse import FakeLangfuse
+from tests.fakes.langfuse import FakeLangfuse, serving_langfuse
 from tests.fakes.server import serve_in_background
 
 URL = "/v1/chat/completions"
@@ -28,20 +28,11 @@ PUBLIC, SECRET = "pk-lf-e2e", "sk-lf-e2e-secret"
 
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeLangfuse, str]]:
-    langfuse = FakeLangfuse(public_key=PUBLIC, secret_key=SECRET)
-    langfuse.add_prompt(
-        "support/answer",
-        [
-            {"role": "system", "content": "You support {{product}}."},
-            {"type": "placeholder", "name": "messages"},
-        ],
-        config={"model": "gpt-4o", "temperature": 0.2, "json_schema": {"not": "a param"}},
-        labels=["production"],
-    )
-    langfuse.add_prompt("greeting", "Hello {{name}}!", labels=["production"])
-    langfuse.add_prompt("greeting", "Hi {{name}} (v2)", labels=["staging"])
-    langfuse.add_prompt("beta-only", "Beta {{x}}", labels=["beta"])
-    async with serve_in_background(langfuse.app) as base_url:
+    config = {"model": "gpt-4o", "temperature": 0.2, "json_schema": {"not": "a param"}}
+    async with serving_langfuse(PUBLIC, SECRET, support_config=config) as (langfuse, base_url):
+        langfuse.add_prompt("greeting", "Hello {{name}}!", labels=["production"])
+        langfuse.add_prompt("greeting", "Hi {{name}} (v2)", labels=["staging"])
+        langfuse.add_prompt("beta-only", "Beta {{x}}", labels=["beta"])
         yield langfuse, base_url
 
 

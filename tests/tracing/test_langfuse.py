@@ -14,7 +14,7 @@ import pytest
 
 from prompt_middleware import Secret, Settings
 from prompt_middleware.sidecar import Sidecar
-from tests.fakes.langfuse import FakeLangfuse
+from tests.fakes.langfuse import FakeLangfuse, serving_langfuse
 from tests.fakes.otlp import ReceivedSpan
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import FakeUpstream
@@ -27,23 +27,14 @@ SIDECAR_KEY = "sidecar-traces-secret"
 
 @pytest.fixture
 async def langfuse() -> AsyncIterator[tuple[FakeLangfuse, str]]:
-    fake = FakeLangfuse(public_key=PUBLIC, secret_key=SECRET)
-    fake.add_prompt(
-        "support/answer",
-        [
-            {"role": "system", "content": "You support {{product}}."},
-            {"type": "placeholder", "name": "messages"},
-        ],
-        config={"model": "gpt-4o", "temperature": 0.3},
-        labels=["production"],
-    )
-    fake.add_prompt(
-        "support/answer",
-        [{"role": "system", "content": "v2 for {{product}}."}],
-        config={"model": "gpt-4o-mini"},
-        labels=["staging"],
-    )
-    async with serve_in_background(fake.app) as url:
+    config = {"model": "gpt-4o", "temperature": 0.3}
+    async with serving_langfuse(PUBLIC, SECRET, support_config=config) as (fake, url):
+        fake.add_prompt(
+            "support/answer",
+            [{"role": "system", "content": "v2 for {{product}}."}],
+            config={"model": "gpt-4o-mini"},
+            labels=["staging"],
+        )
         yield fake, url
 
 

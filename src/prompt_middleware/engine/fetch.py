@@ -4,7 +4,9 @@ The cache walk, in order: an unexpired entry (``get_fresh``: the hit path, no co
 no closure); an expired entry the store's policy serves while one background refresh runs
 (``serve_stale``: nothing awaited); only then does the request wait for the store
 (``wait_for_store``, which joins a fetch already in flight and falls back to the stale entry
-when the store fails). The cache keeps a :class:`PromptPlan`, built once per fetch.
+when the store fails). A failed store call is remembered for a few seconds: meanwhile
+``serve_stale`` answers with the stale entry, or ``wait_for_store`` with the error, at once.
+The cache keeps a :class:`PromptPlan`, built once per fetch.
 
 A store's errors are translated here, once: a timeout or any unexpected exception becomes
 :class:`PromptStoreUnavailable`; the store's own :class:`RequestError`\\ s pass as they are.

@@ -1,5 +1,7 @@
 """Live updates across workers and replicas: webhooks, invalidations, last known good
-(README, "Many replicas"). The sidecar uses it; the library core never imports it.
+(README, "Many replicas"). ``PromptMiddleware`` owns them: it answers the webhook and starts
+and closes them in its lifespan; the sidecar adds ``/cache/invalidate`` behind its keys.
+redis-py is imported only when a Redis URL is set.
 
 The modules::
 

@@ -5,7 +5,10 @@ An invalidation of (store, prompt) — either may be "every" — reaches two pla
 * the stores that keep their own view of their source (the local folder's snapshot) forget
   it, so that the next lookup reads the source as it is now;
 * the cache marks every entry of the prompt (every label, version and credential set) to be
-  fetched again before it is served.
+  fetched again before it is served;
+* in a store whose prompts embed others (Langfuse resolves ``@@@langfusePrompt:…@@@`` when it
+  serves a prompt), every other entry of the store counts as expired: served at once while one
+  background refresh runs, so a prompt embedding the changed one follows within one refresh.
 
 The stores forget first: a fetch the cache starts afterwards must not read the old view.
 """
@@ -13,7 +16,7 @@ The stores forget first: a fetch the cache starts afterwards must not read the o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.errors import InvalidPromptRequest, InvalidRequest
@@ -21,6 +24,9 @@ from prompt_middleware.live.bus import Invalidation
 from prompt_middleware.stores.kinds import STORE_ALIASES
 
 __all__ = ["ForgetsItsSource", "applier", "store_prefixes"]
+
+#: The stores whose prompts may embed other prompts of the same store.
+_EMBEDDING_STORES: Final = ("langfuse",)
 
 
 @runtime_checkable
@@ -39,6 +45,11 @@ def applier(engine: RewriteEngine) -> Callable[[Invalidation], None]:
             if isinstance(store, ForgetsItsSource):
                 store.forget()
         engine.cache.invalidate_prompts(invalidation.store, invalidation.prompt)
+        if invalidation.prompt is None:
+            return  # every prompt of the store(s) is fetched again already
+        for store in _EMBEDDING_STORES:
+            if invalidation.store in (None, store):
+                engine.cache.expire_prompts(store, except_prompt=invalidation.prompt)
 
     return apply
 

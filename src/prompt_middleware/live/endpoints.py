@@ -3,6 +3,10 @@
 Both apply the invalidation in this process before answering and hand it to the links
 without waiting for them: Redis down or silent never delays the answer (Langfuse retries a
 slow delivery). Both are idempotent: a repeated delivery invalidates again, harmlessly.
+
+The webhook is open (its signature is the credential), so it reads as little as it can: the
+signature header's shape and ``t`` first (a 401 before any of the body is read), then at most
+1 MiB of body (a 413 as soon as it passes), then the HMAC over it.
 """
 
 from __future__ import annotations
@@ -13,16 +17,23 @@ from typing import Final
 import msgspec
 from starlette.types import Receive, Scope, Send
 
-from prompt_middleware.errors import InvalidRequest, RequestError, RequestTooLarge, send_error
+from prompt_middleware.asgi import send_response
+from prompt_middleware.body import read_body
+from prompt_middleware.errors import InvalidRequest, RequestError, send_error
 from prompt_middleware.live.bus import InvalidationBus
-from prompt_middleware.live.webhook import SIGNATURE_HEADER, WebhookVerifier, parse_event
+from prompt_middleware.live.webhook import (
+    MAX_WEBHOOK_BYTES,
+    SIGNATURE_HEADER,
+    WebhookVerifier,
+    parse_event,
+)
 
 __all__ = ["INVALIDATE_PATH", "WEBHOOK_PATH", "answer_invalidate", "answer_webhook"]
 
 WEBHOOK_PATH: Final = "/webhooks/langfuse"
 INVALIDATE_PATH: Final = "/cache/invalidate"
 LANGFUSE_PREFIX: Final = "langfuse"
-_JSON: Final = (b"content-type", b"application/json")
+_WEBHOOK_CAP: Final = "the most a Langfuse webhook delivery may carry"
 
 
 class _InvalidateFields(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,18 +52,20 @@ _encode: Final = msgspec.json.Encoder().encode
 
 
 async def answer_webhook(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    *,
-    verifier: WebhookVerifier,
-    bus: InvalidationBus,
-    max_body_bytes: int,
+    scope: Scope, receive: Receive, send: Send, *, verifier: WebhookVerifier, bus: InvalidationBus
 ) -> None:
     """Verify a Langfuse delivery, invalidate its prompt, answer 200 (or the error)."""
     try:
-        body = await read_body(receive, max_body_bytes)
-        verifier.verify(_header(scope, SIGNATURE_HEADER), body)
+        signature = verifier.check_header(_header(scope, SIGNATURE_HEADER))
+        body = await read_body(
+            receive,
+            MAX_WEBHOOK_BYTES,
+            declared_size=_header(scope, b"content-length"),
+            cap=_WEBHOOK_CAP,
+        )
+        if body is None:
+            return  # the client went away
+        verifier.check_body(signature, body)
         event = parse_event(body)
     except RequestError as error:
         await send_error(send, error)
@@ -81,7 +94,11 @@ async def answer_invalidate(
     store's prefix, or raises :class:`InvalidRequest` for a store that does not exist.
     """
     try:
-        body = await read_body(receive, max_body_bytes)
+        body = await read_body(
+            receive, max_body_bytes, declared_size=_header(scope, b"content-length")
+        )
+        if body is None:
+            return  # the client went away
         fields = _decode_invalidate(body) if body.strip() else _InvalidateFields()
         store = None if fields.store is None else store_prefix(fields.store)
     except msgspec.ValidationError as exc:
@@ -97,26 +114,6 @@ async def answer_invalidate(
     await _ok(send, _Answer(status="invalidated", store=store, prompt_id=fields.prompt_id))
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break  # the client went away: what arrived is all there is
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(
-                f"The body is larger than {limit} bytes (PROMPT_MIDDLEWARE_MAX_BODY_BYTES)."
-            )
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -125,7 +122,4 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def _ok(send: Send, answer: _Answer) -> None:
-    body = _encode(answer)
-    headers = [_JSON, (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_response(send, 200, _encode(answer))

@@ -17,20 +17,13 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 import structlog
 
 from prompt_middleware.live.redis_link import RedisLink
-from prompt_middleware.prompts import (
-    ChatMessage,
-    Placeholder,
-    Prompt,
-    PromptQuery,
-    PromptType,
-    TemplateLanguage,
-)
+from prompt_middleware.prompts import Prompt, PromptQuery
 
 __all__ = ["LastKnownGood", "copy_key"]
 
@@ -46,33 +39,8 @@ class _Copy(msgspec.Struct, array_like=True):
     prompt: Prompt
 
 
-# Prompt's messages are a union of two untagged structs, which msgspec encodes but cannot
-# decode: copies are read back through these mirrors.
-class _StoredMessage(msgspec.Struct):
-    role: str | None = None
-    content: str | None = None
-    name: str | None = None
-
-
-class _StoredPrompt(msgspec.Struct):
-    name: str
-    version: int | str
-    type: PromptType
-    prompt: str | tuple[_StoredMessage, ...]
-    config: Any = msgspec.field(default_factory=dict)
-    labels: tuple[str, ...] = ()
-    # How the text is filled: a Jinja prompt read back must still be rendered as Jinja.
-    template_language: TemplateLanguage = "langfuse"
-    input_schema: Any = None
-
-
-class _StoredCopy(msgspec.Struct, array_like=True):
-    fetched_at: float
-    prompt: _StoredPrompt
-
-
 _encode: Final = msgspec.msgpack.Encoder().encode
-_decode: Final = msgspec.msgpack.Decoder(_StoredCopy).decode
+_decode: Final = msgspec.msgpack.Decoder(_Copy).decode
 
 
 def copy_key(store_key: Hashable, query: PromptQuery) -> str | None:
@@ -135,27 +103,4 @@ class LastKnownGood:
         age = max(0.0, self._clock() - copy.fetched_at)
         if age - self._ttl > self._max_stale:
             return None
-        return _prompt(copy.prompt), age
-
-
-def _prompt(stored: _StoredPrompt) -> Prompt:
-    body: str | tuple[ChatMessage | Placeholder, ...]
-    if isinstance(stored.prompt, str):
-        body = stored.prompt
-    else:
-        body = tuple(
-            Placeholder(message.name)
-            if message.role is None and message.name is not None
-            else ChatMessage(message.role or "", message.content or "")
-            for message in stored.prompt
-        )
-    return Prompt(
-        name=stored.name,
-        version=stored.version,
-        type=stored.type,
-        prompt=body,
-        config=stored.config,
-        labels=stored.labels,
-        template_language=stored.template_language,
-        input_schema=stored.input_schema,
-    )
+        return copy.prompt, age

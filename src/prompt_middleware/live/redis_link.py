@@ -30,11 +30,14 @@ from redis.exceptions import RedisError, ResponseError
 
 from prompt_middleware.errors import ConfigurationError
 
-__all__ = ["CHANNEL", "RedisLink"]
+__all__ = ["CALL_TIMEOUT_SECONDS", "CHANNEL", "RedisLink"]
 
 logger = structlog.get_logger(__name__)
 
 CHANNEL: Final = "prompt-middleware:invalidations"
+#: The longest one Redis call may hold a caller (README: no request waits on Redis for more
+#: than one second in all).
+CALL_TIMEOUT_SECONDS: Final = 0.5
 # What waits for Redis when it is down; beyond these, the oldest invalidation or the newest
 # copy is dropped (the TTL still applies, and copies are written again on the next fetch).
 _MAX_QUEUED_INVALIDATIONS: Final = 1000
@@ -53,7 +56,7 @@ class RedisLink:
         on_state: Callable[[bool], None] | None = None,
         on_resubscribed: Callable[[], None] | None = None,
         channel: str = CHANNEL,
-        call_timeout: float = 0.5,
+        call_timeout: float = CALL_TIMEOUT_SECONDS,
         check_interval: float = 0.5,
     ) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):

@@ -4,6 +4,9 @@ Langfuse signs every delivery with ``x-langfuse-signature: t=<unix seconds>,v1=<
 hex HMAC-SHA256 of ``"<t>.<raw body>"``, keyed with the secret exactly as Langfuse shows it
 (``lf-whsec_…``) taken as UTF-8 bytes. A retried delivery carries the same header, so an
 identical delivery is accepted again for as long as its ``t`` is within the window.
+
+The header is checked before the body is read (:meth:`WebhookVerifier.check_header`): a
+delivery without a well-formed, recent signature is refused before any of its body arrives.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import msgspec
 from prompt_middleware.errors import InvalidRequest, InvalidSignature
 
 __all__ = [
+    "MAX_WEBHOOK_BYTES",
     "SIGNATURE_HEADER",
+    "Signature",
     "WebhookEvent",
     "WebhookVerifier",
     "parse_event",
@@ -32,6 +37,16 @@ PROMPT_VERSION: Final = "prompt-version"
 _TOLERANCE_SECONDS: Final = 300.0
 # A real unix time has 10 digits; a longer "t" is not worth converting.
 _MAX_TIMESTAMP_DIGITS: Final = 12
+#: The largest delivery read: a prompt-version event is a few kilobytes.
+MAX_WEBHOOK_BYTES: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A well-formed, recent ``x-langfuse-signature``: its ``t`` and every ``v1`` offered."""
+
+    timestamp: str
+    offered: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +78,29 @@ class WebhookVerifier:
 
     def verify(self, header: bytes | None, body: bytes) -> None:
         """Return if ``header`` signs ``body``; raise :class:`InvalidSignature` otherwise."""
+        self.check_body(self.check_header(header), body)
+
+    def check_header(self, header: bytes | None) -> Signature:
+        """The signature ``header`` offers, if it is well formed and its ``t`` within 300 s
+        of now; :class:`InvalidSignature` otherwise. Needs none of the body."""
         if header is None:
             raise InvalidSignature(
                 "The request has no x-langfuse-signature header: only Langfuse's signed "
                 "webhooks are accepted here."
             )
-        timestamp, signatures = _parse_header(header)
-        if abs(self._clock() - int(timestamp)) > self._tolerance:
+        signature = _parse_header(header)
+        if abs(self._clock() - int(signature.timestamp)) > self._tolerance:
             raise InvalidSignature(
                 "The x-langfuse-signature timestamp is more than 300 s from now: the delivery "
                 "is too old (or a clock is wrong)."
             )
-        expected = _digest(self._key, timestamp, body).encode()
+        return signature
+
+    def check_body(self, signature: Signature, body: bytes) -> None:
+        """Return if ``signature`` signs ``body``; raise :class:`InvalidSignature` otherwise."""
+        expected = _digest(self._key, signature.timestamp, body).encode()
         # Compare with every offered signature, always: the time taken tells nothing.
-        matches = [hmac.compare_digest(expected, offered) for offered in signatures]
+        matches = [hmac.compare_digest(expected, offered) for offered in signature.offered]
         if not any(matches):
             raise InvalidSignature(
                 "The x-langfuse-signature does not match the body: check "
@@ -122,7 +146,7 @@ def parse_event(body: bytes) -> WebhookEvent:
     return WebhookEvent(type=event.type, prompt_name=name)
 
 
-def _parse_header(header: bytes) -> tuple[str, list[bytes]]:
+def _parse_header(header: bytes) -> Signature:
     timestamp: str | None = None
     signatures: list[bytes] = []
     for part in header.decode("latin-1").split(","):
@@ -144,7 +168,7 @@ def _parse_header(header: bytes) -> tuple[str, list[bytes]]:
             "The x-langfuse-signature header is malformed: expected 't=<unix seconds>,v1=<hex>'."
         )
     assert timestamp is not None
-    return timestamp, signatures
+    return Signature(timestamp, tuple(signatures))
 
 
 def _digest(key: bytes, timestamp: str, body: bytes) -> str:

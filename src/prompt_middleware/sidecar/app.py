@@ -1,7 +1,7 @@
 """The sidecar: the middleware in front of the embedded forwarder (or the echo upstream).
 
-    client -> Sidecar (health, readiness, metrics, API keys, live updates)
-           -> PromptMiddleware (the rewrite)
+    client -> Sidecar (health, readiness, metrics, API keys, /cache/invalidate)
+           -> PromptMiddleware (the rewrite, the Langfuse webhook, live updates)
            -> Forwarder (the upstream LLM API) | EchoUpstream (--echo)
 
 ``prompt-middleware serve`` runs :func:`create_app_from_env` under uvicorn.
@@ -10,9 +10,10 @@ The sidecar's own endpoints are :class:`Endpoint` entries in ``Sidecar.endpoints
 request for any other path, or another method, goes on to the middleware. An open endpoint
 (the probes; a webhook that checks its own signature) needs no sidecar key.
 
-Live updates (README, "Many replicas"): ``POST /webhooks/langfuse`` (with a webhook secret)
-and ``POST /cache/invalidate`` publish invalidations on the bus of :class:`LiveUpdates`, which
-the lifespan starts (worker link, Redis) before the prewarm and closes at shutdown.
+Live updates (README, "Many replicas") are the middleware's: it answers
+``POST /webhooks/langfuse`` (with a webhook secret; the sidecar only lets it through without a
+key) and starts and closes them in its lifespan. The sidecar builds them (so that Redis's state
+reaches its metrics) and adds ``POST /cache/invalidate``, behind its keys, on their bus.
 """
 
 from __future__ import annotations
@@ -28,12 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prompt_middleware.asgi import send_response
 from prompt_middleware.errors import ConfigurationError, InvalidApiKey, send_error
 from prompt_middleware.live.apply import store_prefixes
-from prompt_middleware.live.endpoints import (
-    INVALIDATE_PATH,
-    WEBHOOK_PATH,
-    answer_invalidate,
-    answer_webhook,
-)
+from prompt_middleware.live.endpoints import INVALIDATE_PATH, WEBHOOK_PATH, answer_invalidate
 from prompt_middleware.live.updates import LiveUpdates
 from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.settings import Settings
@@ -86,11 +82,11 @@ class Sidecar:
                 on_upstream_response=self.metrics.upstream_response,
                 detailed_debug=settings.detailed_debug,
             )
-        self.live = LiveUpdates.from_settings(settings, on_redis_state=self.metrics.redis_state)
+        live = LiveUpdates.from_settings(settings, on_redis_state=self.metrics.redis_state)
         self.middleware = PromptMiddleware(
-            upstream, settings, stores=stores, observer=self.metrics, live=self.live
+            upstream, settings, stores=stores, observer=self.metrics, live=live
         )
-        self.live.connect(self.middleware.engine)
+        self.live = live
         self.metrics.count_dropped_spans(self.middleware.tracing)
         self._keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
         self._ready = False
@@ -98,26 +94,20 @@ class Sidecar:
             "/healthz": Endpoint(self._healthz, _PROBE_METHODS, open=True),
             "/readyz": Endpoint(self._readyz, _PROBE_METHODS, open=True),
             "/metrics": Endpoint(self._metrics, _PROBE_METHODS, open=True),
-            **self._live_endpoints(settings.max_body_bytes),
+            INVALIDATE_PATH: Endpoint(
+                partial(
+                    answer_invalidate,
+                    bus=live.bus,
+                    store_prefix=store_prefixes(self.middleware.engine),
+                    max_body_bytes=settings.max_body_bytes,
+                ),
+                _POST,
+            ),
         }
-
-    def _live_endpoints(self, max_body_bytes: int) -> dict[str, Endpoint]:
-        """``/cache/invalidate`` (behind the keys) and, with a secret, the Langfuse webhook
-        (open: the signature is its credential, and Langfuse sends no sidecar key)."""
-        bus = self.live.bus
-        invalidate = partial(
-            answer_invalidate,
-            bus=bus,
-            store_prefix=store_prefixes(self.middleware.engine),
-            max_body_bytes=max_body_bytes,
-        )
-        endpoints = {INVALIDATE_PATH: Endpoint(invalidate, _POST)}
-        if self.live.verifier is not None:
-            webhook = partial(
-                answer_webhook, verifier=self.live.verifier, bus=bus, max_body_bytes=max_body_bytes
-            )
-            endpoints[WEBHOOK_PATH] = Endpoint(webhook, _POST, open=True)
-        return endpoints
+        if self.middleware.answers_webhook:
+            # The middleware answers it; open here: the signature is its credential, and
+            # Langfuse sends no sidecar key.
+            self.endpoints[WEBHOOK_PATH] = Endpoint(self.middleware, _POST, open=True)
 
     @property
     def ready(self) -> bool:
@@ -126,7 +116,7 @@ class Sidecar:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.middleware(scope, self._start_live(receive), self._watch_lifespan(send))
+            await self.middleware(scope, receive, self._watch_lifespan(send))
             return
         if scope["type"] != "http":
             await self.middleware(scope, receive, send)
@@ -172,22 +162,11 @@ class Sidecar:
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_response(send, 200, self.metrics.render(), _METRICS_TYPE)
 
-    def _start_live(self, receive: Receive) -> Receive:
-        async def starting_receive() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                # Before the prewarm: a prompt whose store is down may come from Redis.
-                await self.live.start()
-            return message
-
-        return starting_receive
-
     def _watch_lifespan(self, send: Send) -> Send:
         async def watching_send(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
                 self._ready = True
             elif message["type"] == "lifespan.shutdown.complete":
-                await self.live.aclose()
                 self.metrics.close()
             await send(message)
 
