@@ -125,11 +125,14 @@ def _find_host_span() -> Callable[[], Parent | None]:
     """The reader of the host application's open span: through ``opentelemetry-api`` when
     it is installed (imported once, here), else one that always answers None."""
     try:
+        from opentelemetry.context import get_current
         from opentelemetry.trace import get_current_span
     except ImportError:  # the host does not trace with OpenTelemetry
         return lambda: None
 
     def host_parent() -> Parent | None:
+        if not get_current():  # the usual case: no OpenTelemetry context at all
+            return None
         context = get_current_span().get_span_context()
         if not context.is_valid:
             return None
