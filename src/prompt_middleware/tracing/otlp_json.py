@@ -30,6 +30,8 @@ _UNSET_STATUS: Final[dict[str, Any]] = {}
 #: Attribute pairs kept encoded (in the export thread only): short values, a bounded number.
 _LONGEST_KEPT: Final = 128
 _MOST_KEPT: Final = 4096
+#: Values new with every answer: kept, they would only push the others out.
+_UNIQUE: Final = frozenset({"gen_ai.response.id", "langfuse.observation.output"})
 _known_pairs: dict[tuple[str, type, AttributeValue], msgspec.Raw] = {}
 
 
@@ -86,7 +88,7 @@ def attributes(values: Mapping[str, AttributeValue]) -> list[Any]:
     pairs: list[Any] = []
     for key, value in values.items():
         kind = type(value)
-        if kind is str and len(value) > _LONGEST_KEPT:  # type: ignore[arg-type]
+        if kind is str and (len(value) > _LONGEST_KEPT or key in _UNIQUE):  # type: ignore[arg-type]
             pairs.append({"key": key, "value": {"stringValue": value}})
         elif kind is str or kind is int or kind is float or kind is bool:
             # The type is part of the key: True == 1 == 1.0, but each encodes differently.
