@@ -9,7 +9,6 @@ so no key or ``Authorization`` value can reach a span.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Final, TypeGuard
 
 import msgspec
@@ -57,10 +56,11 @@ _RECORDED_PARAMETERS: Final = CHAT_COMPLETION_PARAMETERS - _NOT_RECORDED
 _decode: Final = msgspec.json.decode
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
+_MOST_LINKS: Final = 1024
+_linked: dict[PromptLink, Attributes] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class PromptLink:
+class PromptLink(msgspec.Struct, frozen=True):
     """What a managed request's span says about the prompt that served it.
 
     ``label`` is the label fetched (None when a version was asked for); ``cache`` and
@@ -109,6 +109,18 @@ def request_attributes(
 
 
 def prompt_attributes(link: PromptLink) -> Attributes:
+    """:func:`linked_prompt_attributes`, made once per prompt version, label, store, cache
+    status and variant (every request of one of them says the same). Shared: add it to a
+    span's attributes, never change it."""
+    attributes = _linked.get(link)
+    if attributes is None:
+        if len(_linked) >= _MOST_LINKS:
+            _linked.clear()
+        attributes = _linked[link] = linked_prompt_attributes(link)
+    return attributes
+
+
+def linked_prompt_attributes(link: PromptLink) -> Attributes:
     """The Langfuse attributes that make the span a generation of this prompt version.
 
     Langfuse links a generation to a prompt by name and integer version, and drops a
