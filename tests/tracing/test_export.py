@@ -9,7 +9,7 @@ import pytest
 
 from prompt_middleware.request import decode_body
 from prompt_middleware.tracing import LangfuseTarget, PromptLink, Tracing
-from tests.fakes.otlp import FakeCollector, ReceivedSpan
+from tests.fakes.otlp import FakeCollector, ReceivedExport, ReceivedSpan
 from tests.tracing.conftest import flushed
 
 BODY = b'{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"user":"u-1"}'
@@ -35,13 +35,13 @@ def _one_request(tracing: Tracing) -> None:
 async def test_otlp_mode_follows_the_standard_variables(
     collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake, base_url = collector
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=ml")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "support-bot")
-    span = await _one_exported_span(fake)
-    assert fake.exports[0].headers["x-team"] == "ml"
-    assert fake.exports[0].headers["content-type"] == "application/json"
+    span, export = await _exported_with(
+        collector,
+        monkeypatch,
+        {"OTEL_EXPORTER_OTLP_HEADERS": "x-team=ml", "OTEL_SERVICE_NAME": "support-bot"},
+    )
+    assert export.headers["x-team"] == "ml"
+    assert export.headers["content-type"] == "application/json"
     assert span.resource["service.name"] == "support-bot"
     assert span.scope == "prompt_middleware"
     assert span.name == "chat gpt-4o"
@@ -61,6 +61,22 @@ async def test_the_default_service_name(
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     span = await _one_exported_span(fake)
     assert span.resource["service.name"] == "prompt-middleware"
+
+
+async def _exported_with(
+    collector: tuple[FakeCollector, str],
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+) -> tuple[ReceivedSpan, ReceivedExport]:
+    """One request's span and the one export that carried it, with the collector as the
+    endpoint and ``variables`` set."""
+    fake, base_url = collector
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    span = await _one_exported_span(fake)
+    [export] = fake.exports
+    return span, export
 
 
 async def _one_exported_span(fake: FakeCollector) -> ReceivedSpan:
@@ -182,11 +198,7 @@ async def test_closing_does_not_wait_for_a_collector_that_hangs(
 async def test_gzip_when_asked(
     collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
-    fake, base_url = collector
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
-    monkeypatch.setenv(variable, "gzip")
-    span = await _one_exported_span(fake)
-    [export] = fake.exports
+    span, export = await _exported_with(collector, monkeypatch, {variable: "gzip"})
     assert export.headers["content-encoding"] == "gzip"
     assert export.headers["content-type"] == "application/json"
     assert gzip.decompress(export.body).startswith(b'{"resourceSpans":')
@@ -196,11 +208,9 @@ async def test_gzip_when_asked(
 async def test_http_protobuf_when_asked(
     collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake, base_url = collector
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
-    span = await _one_exported_span(fake)
-    [export] = fake.exports
+    span, export = await _exported_with(
+        collector, monkeypatch, {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+    )
     assert export.headers["content-type"] == "application/x-protobuf"
     assert export.request.SerializeToString() == export.body  # binary protobuf, as sent
     assert span.attributes["langfuse.observation.prompt.version"] == 7
