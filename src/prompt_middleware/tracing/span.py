@@ -80,6 +80,15 @@ class GenerationSpan:
             headers["tracestate"] = self._parent.trace_state
         return headers
 
+    def trace_header_items(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`trace_headers` as raw ASGI header pairs."""
+        items = [
+            (b"traceparent", traceparent_of(self.trace_id, self.span_id, self.sampled).encode())
+        ]
+        if self._parent is not None and self._parent.trace_state:
+            items.append((b"tracestate", self._parent.trace_state.encode("latin-1")))
+        return items
+
     def response_start(self, status: int, content_type: bytes | str | None) -> None:
         """The answer's status and content type; an error status marks the span."""
         error_type = error_type_of_status(status)
