@@ -79,7 +79,7 @@ class ReceivedExport:
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 
-def parse_json_export(body: bytes) -> ExportTraceServiceRequest:
+def parse_json_export(body: bytes | bytearray) -> ExportTraceServiceRequest:
     """An OTLP/JSON body as protobuf: hex ids to base64 (protobuf's JSON mapping of bytes),
     then ``json_format.Parse`` with no unknown field allowed."""
     document = json.loads(body)

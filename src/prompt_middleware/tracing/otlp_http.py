@@ -30,7 +30,7 @@ logger = structlog.get_logger(__name__)
 RETRYABLE_STATUSES: Final = frozenset({429, 502, 503, 504})
 _FIRST_BACKOFF_SECONDS: Final = 1.0
 
-_COMPRESSORS: Final[Mapping[str, Callable[[bytes], bytes]]] = {
+_COMPRESSORS: Final[Mapping[str, Callable[[bytes | bytearray], bytes]]] = {
     "gzip": lambda body: gzip.compress(body, compresslevel=6, mtime=0),
     "deflate": zlib.compress,
 }
@@ -63,7 +63,7 @@ class OtlpHttpSender:
         """Cut short a back-off in progress (at shutdown)."""
         self._stopping.set()
 
-    def send(self, body: bytes, deadline_seconds: float | None = None) -> bool:
+    def send(self, body: bytes | bytearray, deadline_seconds: float | None = None) -> bool:
         """Send one batch; True once the endpoint accepted it, False when given up."""
         if self._compress is not None:
             body = self._compress(body)
@@ -90,7 +90,7 @@ class OtlpHttpSender:
                 return False
             backoff *= 2
 
-    def _post(self, body: bytes, timeout: float) -> tuple[int | None, float | None]:
+    def _post(self, body: bytes | bytearray, timeout: float) -> tuple[int | None, float | None]:
         """The answer's status (None: no answer) and its ``Retry-After`` in seconds."""
         # The endpoint's scheme is http or https: checked at start-up (setup.py).
         request = urllib.request.Request(  # noqa: S310

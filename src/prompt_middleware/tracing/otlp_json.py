@@ -31,8 +31,11 @@ _UNSET_STATUS: Final[dict[str, Any]] = {}
 _LONGEST_KEPT: Final = 128
 _MOST_KEPT: Final = 4096
 #: Values new with every answer: kept, they would only push the others out.
-_UNIQUE: Final = frozenset({"gen_ai.response.id", "langfuse.observation.output"})
-_known_pairs: dict[tuple[str, type, AttributeValue], msgspec.Raw] = {}
+_UNIQUE: Final = frozenset(
+    {"gen_ai.response.id", "langfuse.observation.input", "langfuse.observation.output"}
+)
+_known_pairs: dict[tuple[str, AttributeValue], msgspec.Raw] = {}
+_known_numbers: dict[tuple[str, type, AttributeValue], msgspec.Raw] = {}
 
 
 class JsonEncoder:
@@ -51,9 +54,20 @@ class JsonEncoder:
             + b',"spans":'
         )
         self._tail = b"}]}]}"
+        self._encoder = msgspec.json.Encoder()
+        # One buffer for every batch, written in place: a batch is a megabyte or so, and a new
+        # one each time costs more in fresh memory pages than the encoding itself.
+        self._buffer = bytearray()
 
-    def encode(self, records: Sequence[SpanRecord]) -> bytes:
-        return self._head + _encode([span(record) for record in records]) + self._tail
+    def encode(self, records: Sequence[SpanRecord]) -> bytearray:
+        """The body of one export. The same buffer is returned every time: send it before
+        encoding the next batch (the export thread does)."""
+        buffer = self._buffer
+        head = self._head
+        buffer[:] = head
+        self._encoder.encode_into([span(record) for record in records], buffer, len(head))
+        buffer += self._tail
+        return buffer
 
 
 def span(record: SpanRecord) -> dict[str, Any]:
@@ -82,32 +96,36 @@ def span(record: SpanRecord) -> dict[str, Any]:
 
 def attributes(values: Mapping[str, AttributeValue]) -> list[Any]:
     """OTLP/JSON's ``KeyValue`` list. Most pairs repeat from span to span (the operation,
-    the model, the prompt's name, version, store and label, the user): each short pair is
-    encoded once and kept as raw JSON, so a batch of similar spans costs a lookup per pair."""
+    the model, the prompt's name, version, store and label, the user): each is encoded once
+    and kept as raw JSON, so a batch of similar spans costs a lookup per pair."""
     known = _known_pairs
-    pairs: list[Any] = []
-    for key, value in values.items():
-        kind = type(value)
-        if kind is str and (len(value) > _LONGEST_KEPT or key in _UNIQUE):  # type: ignore[arg-type]
-            pairs.append({"key": key, "value": {"stringValue": value}})
-        elif kind is str or kind is int or kind is float or kind is bool:
-            # The type is part of the key: True == 1 == 1.0, but each encodes differently.
-            cache_key = (key, kind, value)
-            pair = known.get(cache_key)
-            if pair is None:
-                pair = _keep(cache_key)
-            pairs.append(pair)
-        else:
-            pairs.append({"key": key, "value": any_value(value)})
-    return pairs
+    return [
+        _pair(item) if item[0] in _UNIQUE else (known.get(item) or _pair(item))
+        for item in values.items()
+    ]
 
 
-def _keep(cache_key: tuple[str, type, AttributeValue]) -> msgspec.Raw:
-    key, _, value = cache_key
-    pair = msgspec.Raw(_encode({"key": key, "value": any_value(value)}))
-    if len(_known_pairs) >= _MOST_KEPT:
-        _known_pairs.clear()  # bounded: a flood of distinct values starts afresh
-    _known_pairs[cache_key] = pair
+def _pair(item: tuple[str, AttributeValue]) -> Any:
+    """One ``KeyValue``: kept encoded when it is likely to repeat."""
+    key, value = item
+    kind = type(value)
+    if kind is str:
+        if key in _UNIQUE or len(value) > _LONGEST_KEPT:  # type: ignore[arg-type]
+            return {"key": key, "value": {"stringValue": value}}
+        # Only strings are kept under (key, value): a number never equals a string, where
+        # True == 1 == 1.0 would find one another's encoding.
+        return _keep(_known_pairs, item)
+    if kind is int or kind is float or kind is bool:
+        typed = (key, kind, value)
+        return _known_numbers.get(typed) or _keep(_known_numbers, typed)
+    return {"key": key, "value": any_value(value)}
+
+
+def _keep(kept: dict[Any, msgspec.Raw], cache_key: tuple[Any, ...]) -> msgspec.Raw:
+    pair = msgspec.Raw(_encode({"key": cache_key[0], "value": any_value(cache_key[-1])}))
+    if len(kept) >= _MOST_KEPT:
+        kept.clear()  # bounded: a flood of distinct values starts afresh
+    kept[cache_key] = pair
     return pair
 
 

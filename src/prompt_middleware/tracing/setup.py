@@ -67,7 +67,7 @@ class LangfuseTarget:
 class _Encoder(Protocol):
     content_type: str
 
-    def encode(self, records: Sequence[SpanRecord]) -> bytes: ...
+    def encode(self, records: Sequence[SpanRecord]) -> bytes | bytearray: ...
 
 
 class OtlpExporter:
