@@ -52,6 +52,7 @@ _NOT_RECORDED: Final = frozenset(
     }
 )
 _RECORDED_PARAMETERS: Final = CHAT_COMPLETION_PARAMETERS - _NOT_RECORDED
+_PARAMETER_KEYS: Final = {name: f"gen_ai.request.{name}" for name in _RECORDED_PARAMETERS}
 
 _decode: Final = msgspec.json.decode
 _INT64_MIN: Final = -(2**63)
@@ -94,10 +95,12 @@ def request_attributes(
         attributes["gen_ai.request.model"] = model
     else:
         model = None
-    for name in _RECORDED_PARAMETERS.intersection(fields):
-        value = _parameter(fields[name])
-        if value is not None:
-            attributes[f"gen_ai.request.{name}"] = value
+    for name, raw in fields.items():  # in the body's order
+        key = _PARAMETER_KEYS.get(name)
+        if key is not None:
+            value = _parameter(raw)
+            if value is not None:
+                attributes[key] = value
     user = _scalar(fields.get("user"))
     if isinstance(user, str) and user:
         attributes["user.id"] = user
