@@ -25,8 +25,9 @@ from prompt_middleware.errors import (
 )
 from prompt_middleware.live.updates import LiveUpdates
 from prompt_middleware.middleware import PromptMiddleware
+from prompt_middleware.prepare import render_prompt
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptQuery
-from prompt_middleware.render import RenderOptions, compile_template, render_prompt
+from prompt_middleware.render import RenderOptions, compile_template
 from prompt_middleware.settings import ModelEntry, Secret, Settings
 from prompt_middleware.stores import LocalPromptStore, PromptStore
 from prompt_middleware.tracing import Tracing

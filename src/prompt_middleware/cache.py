@@ -64,10 +64,6 @@ Fetch = Callable[[], Awaitable[Value]]
 _RETRY_AFTER_FAILURE_SECONDS = 5.0
 
 
-def _retry_window(policy: CachePolicy) -> float:
-    return min(policy.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
-
-
 class CacheStatus(StrEnum):
     """How a prompt was served; the value is what ``x-prompt-cache`` shows."""
 
@@ -84,6 +80,11 @@ class CachePolicy:
     max_stale_seconds: float = 86400.0
     versions_are_immutable: bool = True
     revalidate_in_background: bool = True
+
+    @property
+    def retry_after_failure_seconds(self) -> float:
+        """How long a failed store call is remembered: the store is not asked again sooner."""
+        return min(self.ttl_seconds, _RETRY_AFTER_FAILURE_SECONDS)
 
 
 @dataclass(slots=True)
@@ -184,6 +185,14 @@ class PromptCache(Generic[Value]):
             logger.warning("prompt_served_stale", store=key[0], prompt=key[1].name)
             return entry.prompt, CacheStatus.STALE
 
+    def remembered_failure(self, key: CacheKey) -> Exception | None:
+        """The error of ``key``'s last store call while :meth:`wait_for_store` answers with it
+        at once (no entry to serve, the retry window not passed, no fetch in flight)."""
+        failure = self._failures.get(key)
+        if failure is None or key in self._entries or key in self._in_flight:
+            return None
+        return failure.error if self._clock() < failure.retry_at else None
+
     def serve_stale(self, key: CacheKey, fetch: Fetch[Value], policy: CachePolicy) -> Value | None:
         """The expired prompt for ``key`` when the policy serves it while it is refreshed in
         the background (the refresh is started here when due), without awaiting anything;
@@ -278,7 +287,7 @@ class PromptCache(Generic[Value]):
         expires_at = min(now, now - age_seconds + policy.ttl_seconds)
         if key in self._entries or now - expires_at > policy.max_stale_seconds:
             return False
-        retry_at = now + _retry_window(policy)
+        retry_at = now + policy.retry_after_failure_seconds
         self._failures.pop(key, None)
         self._entries[key] = _Entry(prompt=value, expires_at=expires_at, next_refresh_at=retry_at)
         self._trim()
@@ -343,7 +352,7 @@ class PromptCache(Generic[Value]):
     def _remember_failure(self, key: CacheKey, error: Exception, policy: CachePolicy) -> None:
         """Answer ``key`` without the store until the retry window has passed."""
         now = self._clock()
-        retry_at = now + _retry_window(policy)
+        retry_at = now + policy.retry_after_failure_seconds
         entry = self._entries.get(key)
         if entry is not None and now - entry.expires_at <= policy.max_stale_seconds:
             entry.next_refresh_at = retry_at

@@ -59,7 +59,7 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     markers (a LiteLLM ``.prompt`` body). ``input_schema`` is a ``.prompt`` file's
     ``input.schema``, as written, checked against ``prompt_variables`` before rendering. Both
     are plain data, like every field here: templates are compiled when the engine prepares the
-    prompt (:func:`~prompt_middleware.render_jinja.prepare_prompt`), once per version.
+    prompt (:func:`~prompt_middleware.prepare.prepare_prompt`), once per version.
     """
 
     name: str

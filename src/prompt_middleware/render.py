@@ -32,7 +32,6 @@ __all__ = [
     "compile_template",
     "find_variables",
     "missing_variables_error",
-    "render_prompt",
     "too_large_error",
 ]
 
@@ -73,6 +72,10 @@ def compile_template(template: str, variables: Mapping[str, Any]) -> str:
     return _fill(_parse(template), variables, {}, None)
 
 
+class _PastLimit(Exception):
+    """Rendering went past ``max_rendered_chars``; answered as :func:`too_large_error`."""
+
+
 def _fill(
     segments: tuple[_Segment, ...],
     variables: Mapping[str, Any],
@@ -97,7 +100,7 @@ def _fill(
             parts.append(text)
             size += len(text)
     if limit is not None and size > limit:
-        raise too_large_error()
+        raise _PastLimit
     return "".join(parts)
 
 
@@ -119,27 +122,6 @@ class RenderedPrompt(msgspec.Struct, frozen=True, kw_only=True):
     missing_variables: tuple[str, ...]
 
 
-def render_prompt(
-    prompt: Prompt,
-    variables: Mapping[str, Any],
-    client_messages: Callable[[], Sequence[Any] | None] | None,
-    options: RenderOptions,
-) -> RenderedPrompt:
-    """Render ``prompt`` into chat messages.
-
-    ``client_messages`` returns the request's own ``messages`` (None when it has none); it
-    is called only when they are used, so a request whose messages are ignored never has
-    them decoded. They are passed on as they are (the items may be ``msgspec.Raw``): they
-    fill the messages placeholder or are appended, but are never templated.
-
-    Raises :class:`InvalidPromptRequest` for an unfilled or malformed placeholder, and for
-    missing variables when ``options.strict_variables`` is set.
-    """
-    from prompt_middleware.render_jinja import prepare_prompt  # it builds on this module
-
-    return prepare_prompt(prompt).render(variables, client_messages, options)
-
-
 # What a prompt is made of, once parsed: a message with no variables, a message template,
 # a placeholder. ``role`` None is a text prompt's: RenderOptions.text_prompt_role says which.
 _STATIC: Final = 0
@@ -152,8 +134,9 @@ class PreparedPrompt:
     """A prompt parsed once, to be rendered many times: the engine's cache keeps one per
     prompt version, inside its plan (``engine/plan.py``).
 
-    ``render`` is :func:`render_prompt` without the per-call work of walking the prompt and
-    looking its templates up: a message without variables is already its final text.
+    ``render`` is :func:`~prompt_middleware.prepare.render_prompt` without the per-call work
+    of walking the prompt and looking its templates up: a message without variables is
+    already its final text.
     """
 
     __slots__ = ("_steps", "prompt")
@@ -179,7 +162,7 @@ class PreparedPrompt:
         client_messages: Callable[[], Sequence[Any] | None] | None,
         options: RenderOptions,
     ) -> RenderedPrompt:
-        """Render with ``variables``; see :func:`render_prompt`."""
+        """Render with ``variables``; see :func:`~prompt_middleware.prepare.render_prompt`."""
         missing: dict[str, None] = {}
         messages: list[Any] = []
         left = options.max_rendered_chars  # what rendering may still produce; None: no limit
@@ -189,7 +172,10 @@ class PreparedPrompt:
 
         def fill(template: str) -> str:
             nonlocal left
-            text = _fill(_parse(template), variables, missing, left)
+            try:
+                text = _fill(_parse(template), variables, missing, left)
+            except _PastLimit:
+                raise too_large_error(self.prompt.name) from None
             if left is not None:
                 left -= len(text)
             return text
@@ -199,10 +185,13 @@ class PreparedPrompt:
                 if left is not None:
                     left -= len(value)
                     if left < 0:
-                        raise too_large_error()
+                        raise too_large_error(self.prompt.name)
                 messages.append({"role": text_role if role is None else role, "content": value})
             elif kind == _TEMPLATE:
-                content = _fill(value, variables, missing, left)
+                try:
+                    content = _fill(value, variables, missing, left)
+                except _PastLimit:
+                    raise too_large_error(self.prompt.name) from None
                 if left is not None:
                     left -= len(content)
                 messages.append({"role": text_role if role is None else role, "content": content})
@@ -242,10 +231,10 @@ def missing_variables_error(prompt_name: str, missing: Iterable[str]) -> Invalid
     )
 
 
-def too_large_error() -> InvalidPromptRequest:
-    """The 400 of a render past ``PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS``."""
+def too_large_error(prompt_name: str) -> InvalidPromptRequest:
+    """The 400 of a render of ``prompt_name`` past ``PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS``."""
     return InvalidPromptRequest(
-        "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
+        f"Prompt '{prompt_name}' renders larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
         "send smaller prompt_variables.",
         param="prompt_variables",
     )

@@ -1,13 +1,9 @@
 """Prompts that need more than ``{{variable}}`` substitution: Jinja templates, input schemas.
 
-:func:`prepare_prompt` is what the engine keeps per prompt version (in its plan). A prompt
-with neither Jinja logic nor an input schema — every Langfuse prompt, every ``.prompt`` file
-whose only Jinja is ``{{ name }}`` — gets the :class:`~prompt_middleware.render.PreparedPrompt`
-it always had, so it pays nothing new. Otherwise a :class:`CheckedPrompt` checks the input
-schema, then renders the compiled Jinja template (or the plain one, for a schema without
-logic). A template or schema that cannot be read makes the prompt unavailable, as a store
-failure does, so the cache serves its last good copy; stores check both when they read a
-prompt, so this is a safety net.
+:func:`~prompt_middleware.prepare.prepare_prompt` gives a prompt with Jinja logic or an input
+schema a :class:`CheckedPrompt`: it checks the input schema, then renders the compiled Jinja
+template (or the plain one, for a schema without logic). Every other prompt keeps the
+:class:`~prompt_middleware.render.PreparedPrompt` it always had, so it pays nothing new.
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ from typing import Any
 import structlog
 
 from prompt_middleware.errors import InvalidPromptRequest, PromptStoreUnavailable
-from prompt_middleware.input_schema import InputSchema, SchemaInvalid
+from prompt_middleware.input_schema import InputSchema
 from prompt_middleware.jinja import (
     JinjaMessages,
     PromptTemplate,
@@ -37,26 +33,16 @@ from prompt_middleware.render import (
     too_large_error,
 )
 
-__all__ = ["CheckedPrompt", "prepare_prompt"]
+__all__ = ["CheckedPrompt", "jinja_template"]
 
 logger = structlog.get_logger(__name__)
 
 
-def prepare_prompt(prompt: Prompt) -> PreparedPrompt | CheckedPrompt:
-    """``prompt`` made ready to render many times; :class:`PromptStoreUnavailable` when its
-    template or input schema cannot be read."""
-    try:
-        template = _template(prompt)
-        schema = None if prompt.input_schema is None else InputSchema.parse(prompt.input_schema)
-    except (TemplateInvalid, SchemaInvalid) as exc:
-        raise PromptStoreUnavailable(f"Prompt '{prompt.name}' cannot be served: {exc}") from exc
-    if template is None and schema is None:
-        return PreparedPrompt(prompt)
-    return CheckedPrompt(prompt, template, schema)
+def jinja_template(prompt: Prompt) -> PromptTemplate | None:
+    """The compiled template of a Jinja prompt that needs one; None for the plain renderer.
 
-
-def _template(prompt: Prompt) -> PromptTemplate | None:
-    """The compiled template of a Jinja prompt that needs one; None for the plain renderer."""
+    Raises :class:`~prompt_middleware.jinja.TemplateInvalid` for a template that cannot be
+    compiled."""
     language, body = prompt.template_language, prompt.prompt
     if language == "dotprompt":
         if not isinstance(body, str):
@@ -95,7 +81,7 @@ class CheckedPrompt:
         client_messages: Callable[[], Sequence[Any] | None] | None,
         options: RenderOptions,
     ) -> RenderedPrompt:
-        """Check the variables, then render; see :func:`~prompt_middleware.render.render_prompt`.
+        """Check the variables, then render; see :func:`~prompt_middleware.prepare.render_prompt`.
 
         Raises :class:`InvalidPromptRequest` for variables the schema refuses or the template
         fails on, and as the renderer does; :class:`PromptStoreUnavailable` when the sandbox
@@ -109,7 +95,7 @@ class CheckedPrompt:
         try:
             rendered = self._template.render(variables, options.max_rendered_chars)
         except TooLarge:
-            raise too_large_error() from None
+            raise too_large_error(self.prompt.name) from None
         except RenderFailed as exc:
             raise self._failed(exc) from None
         text_role = options.text_prompt_role

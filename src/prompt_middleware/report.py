@@ -35,8 +35,12 @@ def report_request(
     if observer is not None:
         cache = result.cache_status.value if result is not None and result.cache_status else None
         observer.request(route, status, cache, overhead_seconds)
-        if result is not None and result.variant is not None and result.experiment is not None:
-            observer.experiment_request(result.experiment, result.variant)
+        if (
+            result is not None
+            and result.variant_name is not None
+            and result.experiment_name is not None
+        ):
+            observer.experiment_request(result.experiment_name, result.variant_name)
     log = logger.bind()
     if result is None:
         if enabled(log, logging.DEBUG):
@@ -66,8 +70,8 @@ def report_request(
             store=result.store,
             cache=result.cache_status.value if result.cache_status else None,
         )
-        if result.variant is not None:
-            fields.update(experiment=result.experiment, variant=result.variant)
+        if result.variant_name is not None:
+            fields.update(experiment=result.experiment_name, variant=result.variant_name)
     log.info("prompt_request", **fields)
 
 

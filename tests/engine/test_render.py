@@ -26,14 +26,9 @@ from langfuse.api import (
 from langfuse.model import ChatPromptClient, TemplateParser, TextPromptClient
 
 from prompt_middleware.errors import InvalidPromptRequest
+from prompt_middleware.prepare import render_prompt
 from prompt_middleware.prompts import ChatMessage, Placeholder, Prompt, PromptMessage
-from prompt_middleware.render import (
-    RenderedPrompt,
-    RenderOptions,
-    compile_template,
-    find_variables,
-    render_prompt,
-)
+from prompt_middleware.render import RenderedPrompt, RenderOptions, compile_template, find_variables
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: our prompt, the same prompt as the SDK sees it, and the two renderings.

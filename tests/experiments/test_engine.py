@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 import structlog
 
+from prompt_middleware.cache import PromptCache
 from prompt_middleware.engine import RewriteEngine, RewriteResult
 from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
-from prompt_middleware.experiments import Experiment, Variant
+from prompt_middleware.experiments import ControlFallbacks, Experiment, Split, Variant
 from prompt_middleware.prompts import PromptQuery
 from prompt_middleware.settings import ModelEntry, Settings
 from tests.engine.helpers import RecordingObserver
+from tests.fakes.clock import FakeClock
 from tests.fakes.memory import MemoryStore, text_prompt
 
 EXPERIMENT = Experiment(
@@ -44,12 +46,16 @@ def engine(
     store: MemoryStore | None = None,
     experiment: Experiment = EXPERIMENT,
     observer: RecordingObserver | None = None,
+    clock: FakeClock | None = None,
     **settings: Any,
 ) -> RewriteEngine:
     return RewriteEngine(
         Settings(experiments=(experiment,), **settings),
         stores={"mem": store or PickyStore(None, PromptNotFound("x"))},
         observer=observer,
+        # One clock for the cache and the fallbacks, as in the engine: both remember failures.
+        cache=PromptCache(clock=clock) if clock is not None else None,
+        fallbacks=ControlFallbacks(clock=clock) if clock is not None else None,
     )
 
 
@@ -60,8 +66,7 @@ async def rewrite(eng: RewriteEngine, body: dict[str, Any], headers: Any = ()) -
 
 
 def users_on(variant: str, count: int = 2) -> list[str]:
-    split = engine()._resolver._experiment_of("greet")
-    assert split is not None
+    split = Split(EXPERIMENT)  # the documented choice, as a data team would recompute it
     found = [u for u in (f"user-{n}" for n in range(100)) if split.choose(u).name == variant]
     return found[:count]
 
@@ -77,16 +82,16 @@ async def test_a_user_gets_their_variant_its_header_and_the_result_names_it() ->
     assert dict(control.headers)[b"x-prompt-variant"] == b"production"
     assert dict(candidate.headers)[b"x-prompt-variant"] == b"version-3"
     assert dict(candidate.headers)[b"x-prompt-version"] == b"3"
-    assert (candidate.experiment, candidate.variant) == ("tone", "version-3")
-    assert (control.experiment, control.variant) == ("tone", "production")
+    assert (candidate.experiment_name, candidate.variant_name) == ("tone", "version-3")
+    assert (control.experiment_name, control.variant_name) == ("tone", "production")
 
 
 async def test_one_user_sent_100_times_gets_one_variant() -> None:
     eng = engine()
     for user in ("alice", "bob"):
-        variants = {(await rewrite(eng, {"prompt_id": "greet", "user": user})).variant}
+        variants = {(await rewrite(eng, {"prompt_id": "greet", "user": user})).variant_name}
         for _ in range(99):
-            variants.add((await rewrite(eng, {"prompt_id": "greet", "user": user})).variant)
+            variants.add((await rewrite(eng, {"prompt_id": "greet", "user": user})).variant_name)
         assert len(variants) == 1
 
 
@@ -95,18 +100,32 @@ async def test_a_body_naming_a_label_or_version_skips_the_experiment(pin: dict[s
     eng = engine()
     for user in (*users_on("production"), *users_on("version-3")):
         result = await rewrite(eng, {"prompt_id": "greet", "user": user, **pin})
-        assert result.variant is None
-        assert result.experiment is None
+        assert result.variant_name is None
+        assert result.experiment_name is None
         assert b"x-prompt-variant" not in dict(result.headers)
         expected = b"3" if "prompt_label" in pin else b"1"
         assert dict(result.headers)[b"x-prompt-version"] == expected
+
+
+@pytest.mark.parametrize("null", ["prompt_label", "prompt_version"])
+async def test_a_label_or_version_sent_as_null_names_nothing_the_experiment_applies(
+    null: str,
+) -> None:
+    # What the OpenAI SDK sends for extra_body={"prompt_label": None}.
+    eng = engine()
+    (user,) = users_on("version-3", 1)
+    result = await rewrite(eng, {"prompt_id": "greet", "user": user, null: None})
+    assert (result.experiment_name, result.variant_name) == ("tone", "version-3")
+    assert dict(result.headers)[b"x-prompt-variant"] == b"version-3"
+    assert "prompt_label" not in json.loads(result.body)
+    assert null not in json.loads(result.body)
 
 
 async def test_another_prompt_is_untouched() -> None:
     store = PickyStore(None, PromptNotFound("x"))
     store.put(text_prompt("other", "Other", labels=("production",)))
     result = await rewrite(engine(store), {"prompt_id": "other", "user": "u"})
-    assert result.variant is None
+    assert result.variant_name is None
     assert b"x-prompt-variant" not in dict(result.headers)
 
 
@@ -116,7 +135,7 @@ async def test_it_applies_to_a_prompt_named_by_a_model_list_entry_over_the_entry
     (user,) = users_on("production", 1)
     result = await eng.rewrite(json.dumps({"model": "bot", "user": user}).encode())
     assert result is not None
-    assert result.variant == "production"
+    assert result.variant_name == "production"
     assert dict(result.headers)[b"x-prompt-version"] == b"1"
 
 
@@ -128,7 +147,7 @@ async def test_a_header_keyed_experiment_reads_the_header_ascii_or_raw() -> None
     (user,) = users_on("version-3", 1)
     by_asgi = await rewrite(eng, {"prompt_id": "greet"}, [(b"x-user-id", user.encode())])
     by_httpx = await rewrite(eng, {"prompt_id": "greet"}, [(b"X-User-Id", user.encode())])
-    assert by_asgi.variant == by_httpx.variant == "version-3"
+    assert by_asgi.variant_name == by_httpx.variant_name == "version-3"
 
 
 @pytest.mark.parametrize(
@@ -150,7 +169,7 @@ async def test_a_candidate_that_cannot_be_served_falls_back_to_the_control(
     for result in results:
         assert json.loads(result.body)["messages"][0]["content"] == "Hello"
         assert dict(result.headers)[b"x-prompt-variant"] == b"production"
-        assert result.variant == "production"
+        assert result.variant_name == "production"
     assert eng.experiment_fallbacks.counts[("tone", "version-3")] == 3
     assert observer.experiments.count(("tone", "version-3", True)) == 3
     warnings = [e for e in logs if e["event"] == "experiment_control_fallback"]
@@ -174,3 +193,86 @@ async def test_a_candidate_falling_back_to_a_failing_control_is_the_clients_erro
     (user,) = users_on("version-3", 1)
     with pytest.raises(PromptNotFound):
         await rewrite(eng, {"prompt_id": "greet", "user": user})
+
+
+def cache_header(result: RewriteResult) -> bytes:
+    return dict(result.headers)[b"x-prompt-cache"]
+
+
+@pytest.mark.parametrize(
+    "failure", [PromptNotFound("no version 3"), PromptStoreUnavailable("down")]
+)
+async def test_a_failed_candidate_is_asked_once_then_its_requests_go_to_the_control_at_once(
+    failure: Exception,
+) -> None:
+    candidate = PromptQuery("greet", version=3)
+    store = PickyStore(candidate, failure)
+    clock = FakeClock()
+    eng = engine(store, clock=clock)
+    await rewrite(eng, {"prompt_id": "greet", "user": users_on("production", 1)[0]})
+    users = users_on("version-3", 4)
+
+    first = await rewrite(eng, {"prompt_id": "greet", "user": users[0]})
+    # It waited for the candidate's store: a miss, though the control was in the cache.
+    assert (first.variant_name, first.waited, cache_header(first)) == ("production", True, b"miss")
+    assert store.calls[candidate] == 1
+
+    clock.advance(4.9)  # within 5 s of the failed call's end
+    for user in users[1:]:
+        result = await rewrite(eng, {"prompt_id": "greet", "user": user})
+        assert json.loads(result.body)["messages"][0]["content"] == "Hello"
+        assert dict(result.headers)[b"x-prompt-variant"] == b"production"
+        assert (result.waited, cache_header(result)) == (False, b"hit")
+    assert store.calls[candidate] == 1  # not asked again
+    assert eng.experiment_fallbacks.counts[("tone", "version-3")] == 4  # each one counted
+
+    clock.advance(0.1)  # the retry time: asked once more, and served now that it is back
+    store.failing = None
+    result = await rewrite(eng, {"prompt_id": "greet", "user": users[0]})
+    assert (result.variant_name, cache_header(result)) == ("version-3", b"miss")
+    assert store.calls[candidate] == 2
+
+
+async def test_a_failed_candidate_is_asked_again_after_the_ttl_when_shorter_than_5_s() -> None:
+    candidate = PromptQuery("greet", version=3)
+    store = PickyStore(candidate, PromptStoreUnavailable("down"))
+    clock = FakeClock()
+    eng = engine(store, clock=clock, cache_ttl_seconds=2.0)
+    (user,) = users_on("version-3", 1)
+    await rewrite(eng, {"prompt_id": "greet", "user": user})
+    clock.advance(1.9)
+    await rewrite(eng, {"prompt_id": "greet", "user": user})
+    assert store.calls[candidate] == 1
+    clock.advance(0.1)
+    await rewrite(eng, {"prompt_id": "greet", "user": user})
+    assert store.calls[candidate] == 2
+
+
+async def test_a_failed_candidate_whose_control_is_not_cached_says_how_the_control_came() -> None:
+    candidate = PromptQuery("greet", version=3)
+    store = PickyStore(candidate, PromptNotFound("gone"))
+    eng = engine(store, clock=FakeClock())
+    first, second = users_on("version-3", 2)
+    waited = await rewrite(eng, {"prompt_id": "greet", "user": first})
+    at_once = await rewrite(eng, {"prompt_id": "greet", "user": second})
+    assert (waited.waited, cache_header(waited)) == (True, b"miss")
+    assert (at_once.waited, cache_header(at_once)) == (False, b"hit")
+    assert store.calls == {candidate: 1, PromptQuery("greet", label="production"): 1}
+
+
+async def test_a_candidate_whose_store_failure_the_cache_remembers_is_not_waited_for() -> None:
+    # A request that pinned the candidate met the failing store first: the cache remembers
+    # the failure, and the experiment's next candidate request goes to the control at once.
+    candidate = PromptQuery("greet", version=3)
+    store = PickyStore(candidate, PromptStoreUnavailable("down"))
+    eng = engine(store, clock=FakeClock())
+    await rewrite(eng, {"prompt_id": "greet", "user": users_on("production", 1)[0]})
+    with pytest.raises(PromptStoreUnavailable):
+        await rewrite(eng, {"prompt_id": "greet", "prompt_version": 3})
+    result = await rewrite(eng, {"prompt_id": "greet", "user": users_on("version-3", 1)[0]})
+    assert (result.variant_name, result.waited, cache_header(result)) == (
+        "production",
+        False,
+        b"hit",
+    )
+    assert store.calls[candidate] == 1

@@ -137,15 +137,44 @@ def test_a_negative_weight_is_refused() -> None:
             }
         ]
     )
-    assert "experiment 'tone': variants[1]: 'weight' is -1; it must be a number >= 0." in message
+    assert "experiment 'tone': variants[1]: 'weight' is -1; it must be a finite number >= 0." in (
+        message
+    )
 
 
 @pytest.mark.parametrize("weight", ["10", True, float("nan"), float("inf")])
 def test_a_weight_that_is_not_a_finite_number_is_refused(weight: Any) -> None:
     message = refusal([{"prompt_id": "p", "variants": [{"label": "a", "weight": weight}]}])
-    assert f"experiment 'p': variants[0]: 'weight' is {weight!r}; it must be a number >= 0." in (
-        message
+    assert f"'weight' is {weight!r}; it must be a finite number >= 0." in message
+
+
+def test_weights_that_are_no_finite_double_are_reported_with_the_other_problems() -> None:
+    # An integer of 400 digits has no double; two doubles near the largest sum past it: the
+    # choice would then compare against inf and NaN. Each joins the report, not a crash.
+    huge = 10**400
+    message = refusal(
+        [
+            {"name": "big", "prompt_id": "p", "variants": [{"label": "a", "weight": huge}]},
+            {
+                "name": "sum",
+                "prompt_id": "q",
+                "variants": [{"label": "a", "weight": 1e308}, {"label": "b", "weight": 1e308}],
+            },
+            {"name": "other", "prompt_id": "r", "variants": [{"label": "a"}]},
+        ]
     )
+    assert "3 problems" in message
+    assert "experiment 'big': variants[0]: 'weight' is 1000000000" in message
+    assert "it must be a finite number >= 0." in message
+    assert str(huge) not in message  # cut, not 400 digits in a start-up error
+    assert "experiment 'sum': the variants' 'weight' values sum past the largest number" in message
+    assert "experiment 'other': variants[0]: needs a 'weight'" in message
+
+
+def test_weights_built_in_code_whose_sum_overflows_are_refused() -> None:
+    variants = (Variant(label="a", weight=1e308), Variant(label="b", weight=1e308))
+    with pytest.raises(ConfigurationError, match="sum past the largest number"):
+        validate_experiments([Experiment(prompt_id="p", variants=variants)])
 
 
 def test_a_missing_weight_is_refused() -> None:
@@ -303,7 +332,9 @@ def test_experiments_built_in_code_are_checked_like_a_files() -> None:
     message = str(caught.value)
     assert message.startswith("Settings.experiments: 2 problems in experiments:")
     assert "experiment 'p': variants[0]: gives both 'label' and 'version'" in message
-    assert "experiment 'p': variants[1]: 'weight' is -1; it must be a number >= 0." in message
+    assert "experiment 'p': variants[1]: 'weight' is -1; it must be a finite number >= 0." in (
+        message
+    )
 
 
 def test_good_experiments_built_in_code_pass_unchanged() -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from prompt_middleware.errors import InvalidPromptRequest
 from prompt_middleware.jinja import RenderFailed, TooLarge, compile_jinja
+from prompt_middleware.prepare import prepare_prompt
 from prompt_middleware.prompts import Prompt
 from prompt_middleware.render import RenderOptions
-from prompt_middleware.render_jinja import prepare_prompt
 
 
 def render(source: str, variables: dict[str, Any], limit: int | None = None) -> list[Any]:
@@ -55,6 +55,6 @@ def test_past_the_limit_is_the_same_400_as_for_any_prompt() -> None:
     with pytest.raises(InvalidPromptRequest) as caught:
         prepared.render({"big": "x" * 100}, None, options)
     assert caught.value.message == (
-        "The rendered prompt is larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
+        "Prompt 'p' renders larger than PROMPT_MIDDLEWARE_MAX_RENDERED_CHARS: "
         "send smaller prompt_variables."
     )

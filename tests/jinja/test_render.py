@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from prompt_middleware.jinja import JinjaMessages, JinjaTemplate, compile_jinja, is_plain
+from prompt_middleware.prepare import prepare_prompt
 from prompt_middleware.prompts import ChatMessage, Prompt
 from prompt_middleware.render import PreparedPrompt, RenderOptions
-from prompt_middleware.render_jinja import prepare_prompt
 
 CODING_ASSISTANT = """
 You are a helpful coding assistant. {% if language %}Focus on {{language}} programming.{% endif %}

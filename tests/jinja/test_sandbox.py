@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 
 from prompt_middleware.errors import InvalidPromptRequest, PromptStoreUnavailable
 from prompt_middleware.jinja import TemplateInvalid, compile_jinja
+from prompt_middleware.prepare import prepare_prompt
 from prompt_middleware.prompts import Prompt
 from prompt_middleware.render import RenderedPrompt, RenderOptions
-from prompt_middleware.render_jinja import prepare_prompt
 
 
 def dotprompt(source: str) -> Prompt:

@@ -17,8 +17,9 @@ from prompt_middleware.errors import (
     PromptNotFound,
     PromptStoreUnavailable,
 )
+from prompt_middleware.prepare import render_prompt
 from prompt_middleware.prompts import ChatMessage, PromptQuery
-from prompt_middleware.render import RenderOptions, render_prompt
+from prompt_middleware.render import RenderOptions
 from prompt_middleware.stores.generic import GenericPromptStore, double_single_braces
 from tests.fakes.generic_prompts import INVALID_JSON, WRONG_SHAPE, FakeGenericPromptServer
 from tests.fakes.server import serve_in_background

@@ -10,9 +10,9 @@ import pytest
 
 from prompt_middleware import PromptMiddleware, Settings
 from prompt_middleware.errors import PromptStoreUnavailable
+from prompt_middleware.prepare import prepare_prompt
 from prompt_middleware.prompts import PromptQuery
 from prompt_middleware.render import PreparedPrompt
-from prompt_middleware.render_jinja import prepare_prompt
 from prompt_middleware.stores.humanloop import HumanloopStore
 from tests.conftest import RecordingApp
 from tests.fakes.humanloop import FakeHumanloop

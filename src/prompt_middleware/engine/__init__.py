@@ -23,7 +23,7 @@ from prompt_middleware.cache import CacheStatus, PromptCache
 from prompt_middleware.engine.compose import Composer
 from prompt_middleware.engine.fetch import Fetched, PromptFetcher
 from prompt_middleware.engine.plan import PromptPlan
-from prompt_middleware.engine.resolve import Resolution, Resolver
+from prompt_middleware.engine.resolve import ExperimentChoice, Resolution, Resolver, Target
 from prompt_middleware.engine.result import RewriteResult
 from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.experiments import ControlFallbacks
@@ -50,6 +50,7 @@ class RewriteEngine:
         cache: PromptCache[PromptPlan] | None = None,
         http_client: httpx.AsyncClient | None = None,
         observer: Observer | None = None,
+        fallbacks: ControlFallbacks | None = None,
     ) -> None:
         self._settings = settings
         self._cache: PromptCache[PromptPlan] = (
@@ -62,7 +63,7 @@ class RewriteEngine:
         )
         self._composer = Composer(settings)
         self._observer = observer
-        self._fallbacks = ControlFallbacks()
+        self._fallbacks = fallbacks if fallbacks is not None else ControlFallbacks()
 
     @property
     def experiment_fallbacks(self) -> ControlFallbacks:
@@ -106,40 +107,58 @@ class RewriteEngine:
         plan = self._fetcher.fresh(target.cache_key)
         if plan is not None:
             status, waited = CacheStatus.HIT, False
-        elif request.control is None:
+        elif (choice := request.experiment_choice) is None or choice.control is None:
             plan, status, waited = await self._fetcher.after_miss(target)
         else:
-            request, (plan, status, waited) = await self._variant_or_control(request)
+            request, (plan, status, waited) = await self._variant_or_control(
+                request, target, choice, choice.control
+            )
             target = request.target or target
         return self._composer.compose(fields, request, target, plan, status, waited)
 
-    async def _variant_or_control(self, request: Resolution) -> tuple[Resolution, Fetched]:
+    async def _variant_or_control(
+        self, request: Resolution, candidate: Target, choice: ExperimentChoice, control: Target
+    ) -> tuple[Resolution, Fetched]:
         """A candidate variant, or the control when the candidate cannot be served.
 
         Not found, or its store failing with no stale copy: the control is served, and the
-        fallback counted and (at most once a minute per experiment) warned about. Only a
+        fallback counted and (at most once a minute per experiment) warned about. The failure
+        is remembered (a store's by the cache, a prompt not found by the fallbacks): until the
+        store may be asked again, the candidate's requests go straight to the control. Only a
         failing control is the client's error.
         """
-        candidate, control = request.target, request.control
-        split, arm = request.experiment, request.variant
-        # Set together by the resolver whenever ``control`` is.
-        assert candidate is not None
-        assert control is not None
-        assert split is not None
-        assert arm is not None
-        try:
-            return request, await self._fetcher.after_miss(candidate)
-        except (PromptNotFound, PromptStoreUnavailable) as exc:
-            self._fallbacks.record(split, arm, exc.code)
-            if self._observer is not None:
-                self._observer.experiment_fallback(split.name, arm.name)
+        key = candidate.cache_key
+        # A store failure the cache remembers answers at once; a prompt not found, the cache
+        # does not remember (a new prompt shows at once): the fallbacks do, for variants.
+        reason: str | None = None
+        if self._fallbacks.known_missing(key):
+            reason = PromptNotFound.code
+        elif isinstance(failure := self._cache.remembered_failure(key), PromptStoreUnavailable):
+            reason = failure.code
+        waited = False
+        if reason is None:
+            try:
+                return request, await self._fetcher.after_miss(candidate)
+            except (PromptNotFound, PromptStoreUnavailable) as exc:
+                reason, waited = exc.code, True
+                if isinstance(exc, PromptNotFound):
+                    retry_after = candidate.binding.policy.retry_after_failure_seconds
+                    self._fallbacks.not_found(key, retry_after)
+        split, arm = choice.split, choice.arm
+        self._fallbacks.record(split, arm, reason)
+        if self._observer is not None:
+            self._observer.experiment_fallback(split.name, arm.name)
         served = msgspec.structs.replace(
-            request, target=control, variant=split.control, control=None
+            request, target=control, experiment_choice=ExperimentChoice(split, split.control, None)
         )
         plan = self._fetcher.fresh(control.cache_key)
         if plan is not None:
-            return served, (plan, CacheStatus.HIT, True)
-        return served, await self._fetcher.after_miss(control)
+            status = CacheStatus.HIT
+        else:
+            plan, status, waited_for_control = await self._fetcher.after_miss(control)
+            waited = waited or waited_for_control
+        # x-prompt-cache says "miss" whenever this request waited for a store.
+        return served, (plan, CacheStatus.MISS if waited else status, waited)
 
     async def prewarm(self) -> None:
         """Fetch the prompts of ``PROMPT_MIDDLEWARE_PREWARM`` into the cache."""

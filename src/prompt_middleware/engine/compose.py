@@ -91,7 +91,7 @@ class Composer:
                     if name not in fields:
                         output[name] = value
         headers = (*plan.headers, target.store_header, _cache_header(status))
-        arm, split = request.variant, request.experiment
+        choice = request.experiment_choice
         return RewriteResult(
             body=_encode(output),
             model=model,
@@ -99,10 +99,10 @@ class Composer:
             prompt=plan.prompt,
             store=target.binding.prefix,
             cache_status=status,
-            headers=headers if arm is None else (*headers, arm.header),
+            headers=headers if choice is None else (*headers, choice.arm.header),
             waited=waited,
-            experiment=split.name if split is not None else None,
-            variant=arm.name if arm is not None else None,
+            experiment_name=choice.split.name if choice is not None else None,
+            variant_name=choice.arm.name if choice is not None else None,
             label=target.query.label,
         )
 

@@ -7,21 +7,17 @@ and parameters and its ``x-prompt-*`` headers ready.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Final
-from urllib.parse import quote
 
+from prompt_middleware.header_values import header_value
 from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
+from prompt_middleware.prepare import prepare_prompt
 from prompt_middleware.prompts import Prompt
-from prompt_middleware.render_jinja import prepare_prompt
 
-__all__ = ["PROVIDER_PREFIX", "PromptPlan", "header_value"]
+__all__ = ["PROVIDER_PREFIX", "PromptPlan"]
 
 #: LiteLLM's provider prefix: ``openai/gpt-4o`` is ``gpt-4o`` to an OpenAI-style upstream.
 PROVIDER_PREFIX: Final = "openai/"
-# Printable ASCII but "%" (the escape) and " " (a header value must not start or end with
-# one, and a name may): everything else is percent-encoded.
-_HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 
 class PromptPlan:
@@ -42,10 +38,3 @@ class PromptPlan:
             (b"x-prompt-name", header_value(prompt.name)),
             (b"x-prompt-version", header_value(str(prompt.version))),
         )
-
-
-@lru_cache(maxsize=4096)
-def header_value(value: str) -> bytes:
-    """``value`` as a header value. Prompt names come from client input: no CR/LF (header
-    splitting), no non-ASCII."""
-    return quote(value, safe=_HEADER_SAFE).encode("ascii")

@@ -16,9 +16,10 @@ import msgspec
 
 from prompt_middleware.cache import CacheKey
 from prompt_middleware.engine.credentials import CredentialReader
-from prompt_middleware.engine.plan import PROVIDER_PREFIX, header_value
+from prompt_middleware.engine.plan import PROVIDER_PREFIX
 from prompt_middleware.errors import InvalidPromptRequest
 from prompt_middleware.experiments import Arm, ExperimentIndex, Split, assign
+from prompt_middleware.header_values import header_value
 from prompt_middleware.prompts import DEFAULT_LABEL, PromptQuery
 from prompt_middleware.request import (
     Field,
@@ -31,7 +32,7 @@ from prompt_middleware.settings import ModelEntry, Settings
 from prompt_middleware.stores.kinds import STORE_ALIASES
 from prompt_middleware.stores.registry import RequestCredentials, StoreBinding, StoreRegistry
 
-__all__ = ["MAX_REMEMBERED", "Resolution", "Resolver", "Target"]
+__all__ = ["MAX_REMEMBERED", "ExperimentChoice", "Resolution", "Resolver", "Target"]
 
 # A service sends a handful of model names and prompt names: each is worked out once. Least
 # recently used ones go past MAX_REMEMBERED, so made-up names cannot grow memory.
@@ -60,6 +61,17 @@ class Target:
         )
 
 
+class ExperimentChoice(msgspec.Struct, frozen=True):
+    """The experiment on a request's prompt and the variant the request got (README,
+    "Experiments")."""
+
+    split: Split
+    arm: Arm
+    #: The control's target, served should the request's (another variant's) fail; None
+    #: when the request got the control.
+    control: Target | None
+
+
 class Resolution(msgspec.Struct, frozen=True):
     """A managed request, resolved: what the fetch and the compose steps need."""
 
@@ -72,12 +84,9 @@ class Resolution(msgspec.Struct, frozen=True):
     prefixed: tuple[str, ...]
     #: None when no prompt is named: only the model and the entry's parameters change.
     target: Target | None
-    #: The experiment on the prompt and the variant this request got (README, "Experiments");
-    #: None when none applies (no experiment, or the body pins a label or version).
-    experiment: Split | None = None
-    variant: Arm | None = None
-    #: The control's target, served should ``target`` (another variant) fail.
-    control: Target | None = None
+    #: None when no experiment applies (none on the prompt, or the body pins a label or
+    #: version).
+    experiment_choice: ExperimentChoice | None = None
 
 
 class Resolver:
@@ -117,32 +126,37 @@ class Resolver:
             _refuse_prompt_fields_without_prompt(fields)
             return Resolution(entry, bare_model, extensions, prefixed, None)
         credentials = self._credentials.read(fields, prefixed) if prefixed else None
+        label = version = None
+        if "prompt_label" in fields or "prompt_version" in fields:
+            label, version = _pinned(fields)  # a field sent as null names nothing
         split = self._experiment_of(prompt_id) if self._has_experiments else None
-        if split is not None and "prompt_label" not in fields and "prompt_version" not in fields:
-            arm = assign(split, fields, headers)
-            target = self._arm_target(prefix, entry, prompt_id, arm, credentials)
-            control = (
-                None
-                if arm.is_control
-                else self._arm_target(prefix, entry, prompt_id, split.control, credentials)
-            )
-            return Resolution(entry, bare_model, extensions, prefixed, target, split, arm, control)
-        target = self._target(prefix, entry, prompt_id, fields, credentials)
+        if split is not None and label is None and version is None:
+            arm, control = assign(split, fields, headers), split.control
+            target = self._target(prefix, entry, prompt_id, arm.label, arm.version, credentials)
+            fallback = None
+            if not arm.is_control:
+                fallback = self._target(
+                    prefix, entry, prompt_id, control.label, control.version, credentials
+                )
+            choice = ExperimentChoice(split, arm, fallback)
+            return Resolution(entry, bare_model, extensions, prefixed, target, choice)
+        target = self._target(prefix, entry, prompt_id, label, version, credentials)
         return Resolution(entry, bare_model, extensions, prefixed, target)
 
-    def _arm_target(
+    def _target(
         self,
         prefix: str | None,
         entry: ModelEntry | None,
         prompt_id: str,
-        arm: Arm,
+        label: str | None,
+        version: int | None,
         credentials: RequestCredentials | None,
     ) -> Target:
-        """The target of an experiment's variant: its label or version, not the entry's."""
+        """The target of a label or version (None, None: the entry's, else the default)."""
         model_name = entry.model_name if entry else None
         if credentials is None:
-            return self._remembered_target(prefix, model_name, prompt_id, arm.label, arm.version)
-        return self._new_target(prefix, model_name, prompt_id, arm.label, arm.version, credentials)
+            return self._remembered_target(prefix, model_name, prompt_id, label, version)
+        return self._new_target(prefix, model_name, prompt_id, label, version, credentials)
 
     def _split_store_prefix(self, model: str | None) -> tuple[str | None, str | None]:
         if model is None:
@@ -151,22 +165,6 @@ class Resolver:
         if slash and head in self._registry.prefixes:
             return STORE_ALIASES.get(head, head), rest.removeprefix(PROVIDER_PREFIX)
         return None, model
-
-    def _target(
-        self,
-        prefix: str | None,
-        entry: ModelEntry | None,
-        prompt_id: str,
-        fields: RequestFields,
-        credentials: RequestCredentials | None,
-    ) -> Target:
-        label = version = None
-        if "prompt_label" in fields or "prompt_version" in fields:
-            label, version = _pinned(fields)
-        model_name = entry.model_name if entry else None
-        if credentials is None:
-            return self._remembered_target(prefix, model_name, prompt_id, label, version)
-        return self._new_target(prefix, model_name, prompt_id, label, version, credentials)
 
     def _new_target(
         self,

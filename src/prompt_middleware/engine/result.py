@@ -27,7 +27,7 @@ class RewriteResult(msgspec.Struct, frozen=True, kw_only=True):
     waited: bool = False
     #: The experiment that chose the prompt's variant, and the variant served (what
     #: ``x-prompt-variant`` shows: a label or ``version-<N>``); None when none applied.
-    experiment: str | None = None
-    variant: str | None = None
+    experiment_name: str | None = None
+    variant_name: str | None = None
     #: The label the prompt was fetched by (None when a version was asked for).
     label: str | None = None

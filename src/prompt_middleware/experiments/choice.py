@@ -30,25 +30,30 @@ from hashlib import sha256
 from itertools import accumulate
 from struct import Struct
 from typing import Final
-from urllib.parse import quote
 
 from prompt_middleware.experiments.records import Experiment, Variant
 from prompt_middleware.experiments.validate import validate_experiments
+from prompt_middleware.header_values import header_value
 
 __all__ = ["Arm", "ExperimentIndex", "Split", "point_for_key"]
 
 _TWO_TO_64: Final = float(2**64)
 # The first 8 bytes of the digest as a big-endian unsigned integer (no slice copy).
 _first_eight_bytes: Final = Struct(">Q").unpack_from
-# Printable ASCII but "%" and " ": a label outside it is percent-encoded in the header.
-_HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 
 def point_for_key(experiment_name: str, key: str | bytes) -> float:
     """Steps 1 to 3 of the module docstring: where ``key`` falls in [0, 1)."""
+    return _point(_seed(experiment_name), key)
+
+
+def _seed(experiment_name: str) -> bytes:
+    return experiment_name.encode("utf-8") + b":"
+
+
+def _point(seed: bytes, key: str | bytes) -> float:
     data = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
-    digest = sha256(experiment_name.encode("utf-8") + b":" + data).digest()
-    high: int = _first_eight_bytes(digest)[0]
+    high: int = _first_eight_bytes(sha256(seed + data).digest())[0]
     return high / _TWO_TO_64
 
 
@@ -63,7 +68,7 @@ class Arm:
         self.version = variant.version
         self.name = variant.name
         self.is_control = is_control
-        self.header = (b"x-prompt-variant", quote(self.name, safe=_HEADER_SAFE).encode("ascii"))
+        self.header = (b"x-prompt-variant", header_value(self.name))
 
     def __repr__(self) -> str:
         return f"Arm({self.name!r})"
@@ -100,16 +105,12 @@ class Split:
         self._cumulative = tuple(accumulate(variant.weight for variant in experiment.variants))
         self._total = self._cumulative[-1]
         self._last_positive = max(i for i, v in enumerate(experiment.variants) if v.weight > 0)
-        self._seed = experiment.title.encode("utf-8") + b":"
+        self._seed = _seed(experiment.title)
         self._random = rand
 
     def choose(self, key: str | bytes | None) -> Arm:
         """The arm for a sticky ``key``; a weighted random one when there is no key."""
-        if key is None:
-            point = self._random()
-        else:
-            data = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
-            point = _first_eight_bytes(sha256(self._seed + data).digest())[0] / _TWO_TO_64
+        point = self._random() if key is None else _point(self._seed, key)
         index = bisect_right(self._cumulative, point * self._total)
         return self.arms[index if index < len(self.arms) else self._last_positive]
 

@@ -2,8 +2,9 @@
 
 Every problem of the section is collected before anything is raised, so one start-up shows
 all of them: unknown keys, a variant with both or neither of ``label``/``version``, a weight
-that is not a number >= 0, weights that sum to 0, two experiments on one prompt, … Each
-message names the entry by its ``name`` (its ``prompt_id`` when unnamed) and the key to fix.
+that is not a finite number >= 0, weights whose sum is 0 or past the largest double, two
+experiments on one prompt, … Each message names the entry by its ``name`` (its ``prompt_id``
+when unnamed) and the key to fix.
 
 Experiments built in code go through the same checks (:func:`validate_experiments`), so a
 ``Settings`` made without a file cannot hold an experiment a file could not.
@@ -25,6 +26,8 @@ __all__ = ["parse_experiments", "validate_experiments"]
 
 _EXPERIMENT_KEYS: Final = ("name", "prompt_id", "variants", "sticky")
 _VARIANT_KEYS: Final = ("label", "version", "weight")
+# A value in a message is cut to this many characters (a weight of 400 digits, say).
+_MAX_SHOWN: Final = 40
 # An HTTP field name is a token (RFC 9110, section 5.1).
 _is_token: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 
@@ -103,8 +106,15 @@ def _parse_variants(raw: Any, title: str, problems: list[str]) -> tuple[Variant,
     if any(variant is None for variant in variants):
         return None
     checked = tuple(variant for variant in variants if variant is not None)
-    if sum(variant.weight for variant in checked) <= 0:
+    # Added in order, in doubles, as the choice adds them (experiments/choice.py).
+    total = sum(variant.weight for variant in checked)
+    if total <= 0:
         problems.append(f"{title}: the variants' 'weight' values sum to 0; give one a weight > 0.")
+    elif not math.isfinite(total):
+        problems.append(
+            f"{title}: the variants' 'weight' values sum past the largest number; "
+            "use smaller weights (they are relative: 90/10 splits as 0.9/0.1 does)."
+        )
     names = [variant.name for variant in checked]
     for repeated in sorted({name for name in names if names.count(name) > 1}):
         key = "version" if repeated.startswith("version-") else "label"
@@ -127,13 +137,15 @@ def _parse_variant(raw: Any, where: str, problems: list[str]) -> Variant | None:
         problems.append(f"{where}: 'label' must be a non-empty string.")
     if version is not None and not (_is_number(version, int) and version >= 1):
         problems.append(f"{where}: 'version' is {version!r}; it must be an integer >= 1.")
+    weight_value = _finite_weight(weight)
     if weight is None:
         problems.append(f"{where}: needs a 'weight' (a number >= 0; 0 switches it off).")
-    elif not (_is_number(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
-        problems.append(f"{where}: 'weight' is {weight!r}; it must be a number >= 0.")
-    if len(problems) > found:
+    elif weight_value is None:
+        shown = repr(weight) if len(repr(weight)) <= _MAX_SHOWN else f"{repr(weight)[:_MAX_SHOWN]}…"
+        problems.append(f"{where}: 'weight' is {shown}; it must be a finite number >= 0.")
+    if len(problems) > found or weight_value is None:
         return None
-    return Variant(label=label, version=version, weight=float(weight or 0))
+    return Variant(label=label, version=version, weight=weight_value)
 
 
 def _unknown_keys(raw: dict[Any, Any], known: tuple[str, ...], where: str, out: list[str]) -> None:
@@ -145,6 +157,17 @@ def _unknown_keys(raw: dict[Any, Any], known: tuple[str, ...], where: str, out: 
 def _is_number(value: Any, kind: type | tuple[type, ...]) -> bool:
     # YAML's true/false are bools, and bool is an int: neither is a version nor a weight.
     return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _finite_weight(value: Any) -> float | None:
+    """``value`` as a weight (a finite double >= 0), or None when it cannot be one."""
+    if not _is_number(value, (int, float)):
+        return None
+    try:
+        weight = float(value)  # an integer of 400 digits is no double: OverflowError
+    except OverflowError:
+        return None
+    return weight if math.isfinite(weight) and weight >= 0 else None
 
 
 def _is_sticky(value: Any) -> bool:

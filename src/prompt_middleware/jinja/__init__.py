@@ -21,7 +21,7 @@ raises :class:`RenderFailed` (``unsafe`` when the sandbox stopped it) or :class:
 """
 
 from prompt_middleware.jinja.checks import is_plain
-from prompt_middleware.jinja.sandbox import TooLarge
+from prompt_middleware.jinja.state import TooLarge
 from prompt_middleware.jinja.template import (
     JinjaMessages,
     JinjaRendered,

@@ -4,7 +4,7 @@ A ``.prompt`` body is rendered, then split into messages at the role markers of 
 then each token is replaced by its value (see :mod:`prompt_middleware.jinja.sandbox`), so a
 value is never taken for a marker. An undefined variable is written as nothing and reported in
 ``missing``. What goes wrong while rendering is a :class:`RenderFailed` naming the template's
-line, a :class:`~prompt_middleware.jinja.sandbox.TooLarge` past the size limit: the caller,
+line, a :class:`~prompt_middleware.jinja.state.TooLarge` past the size limit: the caller,
 who knows the prompt, turns them into answers.
 """
 
@@ -20,16 +20,11 @@ from typing import Any, Final, TypeAlias
 from jinja2 import Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 
+from prompt_middleware.jinja.bounds import bound_concatenations
 from prompt_middleware.jinja.captures import bracket_captures
 from prompt_middleware.jinja.checks import Refused, check_tree, has_role_marker
-from prompt_middleware.jinja.sandbox import (
-    ENVIRONMENT,
-    OPEN,
-    RENDERING,
-    TOKEN,
-    RenderState,
-    TooLarge,
-)
+from prompt_middleware.jinja.sandbox import ENVIRONMENT, OPEN, TOKEN
+from prompt_middleware.jinja.state import RENDERING, RenderState, TooLarge
 from prompt_middleware.roles import role_sections
 
 __all__ = [
@@ -91,7 +86,7 @@ def compile_jinja(source: str, *, split_roles: bool) -> JinjaTemplate:
         tree = ENVIRONMENT.parse(source)
         check_tree(tree)
         may_split = split_roles and has_role_marker(tree)
-        tree = bracket_captures(tree)
+        tree = bound_concatenations(bracket_captures(tree))
         tree.set_environment(ENVIRONMENT)
         template = ENVIRONMENT.from_string(tree)
     except TemplateSyntaxError as exc:
@@ -122,7 +117,7 @@ class JinjaTemplate:
 
         Raises :class:`RenderFailed`, and :class:`TooLarge` past ``limit``.
         """
-        state = RenderState()
+        state = RenderState(limit)
         reset = RENDERING.set(state)
         try:
             text = self._run(variables)

@@ -6,8 +6,9 @@ increment, which a single-threaded event loop does not need and which cost a few
 microseconds per request on the hot path.
 
 Each instance has its own registry, so several apps in one process (tests) never clash.
-With several workers each worker counts its own requests; scrape them one by one or run one
-worker per container.
+This is one worker's view: ``serve --workers N`` uses
+:class:`~prompt_middleware.sidecar.shared_metrics.SharedMetrics` instead, the same metrics
+counted in files that a scrape of any worker sums over all of them.
 """
 
 from __future__ import annotations

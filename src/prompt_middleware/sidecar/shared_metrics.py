@@ -5,8 +5,8 @@ before the workers start. Each worker then counts in memory-mapped files there, 
 whichever worker answers it, sums every worker's files: every scrape shows the same totals.
 
 The metrics and their names are those of :class:`PrometheusMetrics` (one worker). Writing
-a file costs about 4 µs per request more than one worker's plain counters, so this is used
-only when there are several workers.
+the files costs a few µs per request more than one worker's plain counters (measured in the
+README, "Workers"), so this is used only when there are several workers.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def prompt_link(result: RewriteResult) -> PromptLink | None:
         store=result.store,
         cache=result.cache_status.value,
         label=result.label,
-        variant=result.variant,
+        variant=result.variant_name,
     )
 
 

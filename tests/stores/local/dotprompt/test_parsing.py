@@ -8,9 +8,9 @@ import msgspec
 import pytest
 
 from prompt_middleware.errors import PromptNotFound
+from prompt_middleware.prepare import prepare_prompt
 from prompt_middleware.prompts import ChatMessage, Prompt
 from prompt_middleware.render import RenderOptions
-from prompt_middleware.render_jinja import prepare_prompt
 from prompt_middleware.stores.local import LocalPromptStore
 from tests.stores.local.support import get, write
 
