@@ -182,3 +182,25 @@ def test_every_value_type_and_non_finite_doubles() -> None:
     assert len(mine) == 2
     # NaN is not equal to itself: compare the JSON forms, which spell it alike.
     assert MessageToDict(mine[0]) == MessageToDict(expected.scope_spans[0].spans[0])
+
+
+def test_pairs_kept_encoded_keep_their_types() -> None:
+    # True == 1 == 1.0 in Python: each must still be encoded as its own type, whatever was
+    # encoded (and kept) before it under the same key.
+    records = [
+        SpanRecord(1, 2, 0, False, "", "chat", 1, 2, {"n": value, "s": str(value)})
+        for value in (True, 1, 1.0, 1, True)
+    ]
+    [resource_spans] = parse_json_export(
+        JsonEncoder({}, "scope", "").encode(records)
+    ).resource_spans
+    values = [
+        MessageToDict(span.attributes[0].value) for span in resource_spans.scope_spans[0].spans
+    ]
+    assert values == [
+        {"boolValue": True},
+        {"intValue": "1"},
+        {"doubleValue": 1.0},
+        {"intValue": "1"},
+        {"boolValue": True},
+    ]

@@ -27,7 +27,8 @@ FLAGS_REMOTE_PARENT: Final = 0x300
 
 _encode: Final = msgspec.json.Encoder().encode
 _UNSET_STATUS: Final[dict[str, Any]] = {}
-#: Attribute pairs kept encoded (in the export thread only): short values, a bounded number.
+#: Attribute pairs kept encoded, shared by the export threads (a dict's get and set are
+#: atomic under the interpreter lock): short values, a bounded number of them.
 _LONGEST_KEPT: Final = 128
 _MOST_KEPT: Final = 4096
 #: Values new with every answer: kept, they would only push the others out.
@@ -100,7 +101,9 @@ def attributes(values: Mapping[str, AttributeValue]) -> list[Any]:
     and kept as raw JSON, so a batch of similar spans costs a lookup per pair."""
     known = _known_pairs
     return [
-        _pair(item) if item[0] in _UNIQUE else (known.get(item) or _pair(item))
+        (known.get(item) or _pair(item))
+        if type(item[1]) is str and item[0] not in _UNIQUE
+        else _pair(item)
         for item in values.items()
     ]
 
