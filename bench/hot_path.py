@@ -8,7 +8,7 @@ with a realistic 2 KB body (system + few-shot messages, tools, metadata) and a 2
 A cache hit on a ``.prompt`` body with Jinja logic, against the same prompt without logic.
 Baselines measured in the same run: the same no-op app unwrapped, and a naive
 ``json.loads``/``json.dumps`` rewrite of the same requests. The same for ``PromptTransport``
-against the bare httpx transport it wraps, and for the sidecar app against the bare proxy of
+against the bare httpx2 transport it wraps, and for the sidecar app against the bare proxy of
 ``bench/sidecar_load.py``, both in front of an instant stub upstream. With traces on
 (README, "Traces"): a managed hit answered with a JSON completion and with a stream, spans
 exported to nowhere (encoded as OTLP/JSON in batches, then dropped), and a request the sampler
@@ -30,11 +30,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Seque
 from typing import Any
 
 import httpx
+import httpx2
 import structlog
 from _common import aiohttp_proxy, upstream_app
 
 from prompt_middleware import (
     ChatMessage,
+    HttpxPromptTransport,
     Placeholder,
     Prompt,
     PromptMiddleware,
@@ -416,28 +418,47 @@ async def sidecar_case(rounds: int, scale: float) -> None:
 
 
 async def transport_case(settings: Settings, rounds: int, scale: float) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
+    """PromptTransport (httpx2) and HttpxPromptTransport (httpx), each over the bare mock
+    transport of its own library."""
+
+    def answer2(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=b"{}")
+
+    def answer1(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b"{}")
 
-    bare = httpx.MockTransport(answer)
-    wrapped = PromptTransport(httpx.MockTransport(answer), settings, stores={"mem": OneStore()})
     body = body_of(2_000, managed=True)
     url = "http://upstream.test/v1/chat/completions"
 
-    def call(transport: httpx.AsyncBaseTransport) -> Callable[[], Awaitable[None]]:
+    def call2(transport: httpx2.AsyncBaseTransport) -> Callable[[], Awaitable[None]]:
+        async def send() -> None:
+            await transport.handle_async_request(httpx2.Request("POST", url, content=body))
+
+        return send
+
+    def call1(transport: httpx.AsyncBaseTransport) -> Callable[[], Awaitable[None]]:
         async def send() -> None:
             await transport.handle_async_request(httpx.Request("POST", url, content=body))
 
         return send
 
+    stores = {"mem": OneStore()}
+    cases = {
+        "PromptTransport, managed hit vs bare transport": (
+            call2(httpx2.MockTransport(answer2)),
+            call2(PromptTransport(httpx2.MockTransport(answer2), settings, stores=stores)),
+        ),
+        "HttpxPromptTransport (httpx), the same": (
+            call1(httpx.MockTransport(answer1)),
+            call1(HttpxPromptTransport(httpx.MockTransport(answer1), settings, stores=stores)),
+        ),
+    }
     n = max(20, int(10_000 * scale))
-    await call(wrapped)()
-    costs = await cpu_per_call({"bare": call(bare), "wrapped": call(wrapped)}, n, rounds)
-    baseline, cost = costs["bare"], costs["wrapped"]
-    print(
-        f"{'PromptTransport, managed hit vs bare transport':44} {'2 KB':>6} {us(cost)} "
-        f"{us(baseline)} {us(cost - baseline)}"
-    )
+    for name, (bare, wrapped) in cases.items():
+        await wrapped()
+        costs = await cpu_per_call({"bare": bare, "wrapped": wrapped}, n, rounds)
+        baseline, cost = costs["bare"], costs["wrapped"]
+        print(f"{name:44} {'2 KB':>6} {us(cost)} {us(baseline)} {us(cost - baseline)}")
 
 
 async def experiment_case(rounds: int, scale: float) -> None:

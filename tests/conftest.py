@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 import msgspec
 import pytest
 from starlette.types import Receive, Scope, Send
@@ -68,22 +68,22 @@ def app() -> RecordingApp:
     return RecordingApp()
 
 
-ClientFactory = Callable[..., httpx.AsyncClient]
+ClientFactory = Callable[..., httpx2.AsyncClient]
 
 
 @pytest.fixture
 async def make_client(app: RecordingApp) -> AsyncIterator[ClientFactory]:
-    """``make_client(settings, stores=...)``: an httpx client talking to the wrapped app."""
-    clients: list[httpx.AsyncClient] = []
+    """``make_client(settings, stores=...)``: an httpx2 client talking to the wrapped app."""
+    clients: list[httpx2.AsyncClient] = []
     middlewares: list[PromptMiddleware] = []
 
     def factory(
         settings: Settings | None = None, *, stores: dict[str, PromptStore] | None = None
-    ) -> httpx.AsyncClient:
+    ) -> httpx2.AsyncClient:
         middleware = PromptMiddleware(app, settings or Settings(), stores=stores)
         middlewares.append(middleware)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=middleware), base_url="http://testserver"
+        client = httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=middleware), base_url="http://testserver"
         )
         clients.append(client)
         return client

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from examples.starlette_app.app import create_app
@@ -17,19 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 async def example() -> Any:
     app = create_app()
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://example"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://example"
     ) as client:
         yield client
     await app.engine.aclose()
 
 
-def echoed(response: httpx.Response) -> Any:
+def echoed(response: httpx2.Response) -> Any:
     assert response.status_code == 200, response.text
     return json.loads(response.json()["choices"][0]["message"]["content"])
 
 
-async def test_example_text_prompt(example: httpx.AsyncClient) -> None:
+async def test_example_text_prompt(example: httpx2.AsyncClient) -> None:
     response = await example.post(
         "/v1/chat/completions",
         json={
@@ -47,7 +47,7 @@ async def test_example_text_prompt(example: httpx.AsyncClient) -> None:
     assert response.headers["x-prompt-store"] == "file"
 
 
-async def test_example_chat_prompt_with_config_and_placeholder(example: httpx.AsyncClient) -> None:
+async def test_example_chat_prompt_with_config_and_placeholder(example: httpx2.AsyncClient) -> None:
     question = {"role": "user", "content": "My invoice is wrong."}
     response = await example.post(
         "/v1/chat/completions",
@@ -85,7 +85,7 @@ async def test_example_chat_prompt_with_config_and_placeholder(example: httpx.As
     assert echoed(staging)["model"] == "gpt-4o-mini"
 
 
-async def test_example_dotprompt_file_as_litellm_names_it(example: httpx.AsyncClient) -> None:
+async def test_example_dotprompt_file_as_litellm_names_it(example: httpx2.AsyncClient) -> None:
     response = await example.post(
         "/v1/chat/completions",
         json={
@@ -105,7 +105,7 @@ async def test_example_dotprompt_file_as_litellm_names_it(example: httpx.AsyncCl
     }
 
 
-async def test_example_unmanaged_request_passes_through(example: httpx.AsyncClient) -> None:
+async def test_example_unmanaged_request_passes_through(example: httpx2.AsyncClient) -> None:
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
     assert echoed(await example.post("/v1/chat/completions", json=body)) == body
 
@@ -118,11 +118,11 @@ async def test_fastapi_example_rewrites_for_its_own_endpoint_and_the_forwarder()
     upstream = FakeUpstream()
     async with serve_in_background(upstream) as upstream_url:
         app = create_fastapi_app({"PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL": upstream_url + "/v1"})
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx2.ASGITransport(app=app)
         # The app's lifespan, as uvicorn runs it: its shutdown closes the forwarder's pool.
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://fastapi") as client,
+            httpx2.AsyncClient(transport=transport, base_url="http://fastapi") as client,
         ):
             body = {
                 "model": "file/gpt-4o-mini",

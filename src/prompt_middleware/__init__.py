@@ -1,8 +1,9 @@
 """prompt-middleware: managed prompts in front of OpenAI-compatible chat endpoints.
 
 The library core (the middleware, the transport, the engine, the stores) is imported here;
-the sidecar's parts live in :mod:`prompt_middleware.sidecar`. ``Forwarder`` stays importable
-from here, but is loaded on first use, so ``import prompt_middleware`` does not load aiohttp.
+the sidecar's parts live in :mod:`prompt_middleware.sidecar`. ``Forwarder`` and
+``HttpxPromptTransport`` stay importable from here, but are loaded on first use, so
+``import prompt_middleware`` loads neither aiohttp nor httpx (an optional extra).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from prompt_middleware.transport import PromptTransport
 
 if TYPE_CHECKING:
     from prompt_middleware.sidecar.forwarder import Forwarder
+    from prompt_middleware.transport_httpx import HttpxPromptTransport
 
 __all__ = [
     "CachePolicy",
@@ -42,6 +44,7 @@ __all__ = [
     "ChatMessage",
     "ConfigurationError",
     "Forwarder",
+    "HttpxPromptTransport",
     "InvalidApiKey",
     "InvalidPromptRequest",
     "InvalidRequest",
@@ -79,4 +82,8 @@ def __getattr__(name: str) -> Any:
         from prompt_middleware.sidecar.forwarder import Forwarder
 
         return Forwarder
+    if name == "HttpxPromptTransport":
+        from prompt_middleware.transport_httpx import HttpxPromptTransport
+
+        return HttpxPromptTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

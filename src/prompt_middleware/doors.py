@@ -1,5 +1,5 @@
 """What the two doors onto the engine share: ``PromptMiddleware`` (ASGI) and ``PromptTransport``
-(httpx) take a request the same way, and differ only in how bytes come in and go out.
+(httpx2) take a request the same way, and differ only in how bytes come in and go out.
 
 Each door's ``_handle`` has the same four steps:
 

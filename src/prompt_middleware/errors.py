@@ -14,7 +14,7 @@
         └── UpstreamTimeout             504 upstream_timeout
 
 Messages say what to fix and never contain a secret: they are sent to clients and logged.
-Foreign errors (httpx, OS, YAML) are translated once, where they are caught, with
+Foreign errors (httpx2, OS, YAML) are translated once, where they are caught, with
 ``raise Ours(...) from exc``.
 """
 

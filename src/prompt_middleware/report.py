@@ -1,6 +1,6 @@
 """The one canonical log line per request, and the observer call beside it.
 
-Shared by every door onto the engine (the ASGI middleware, the httpx transport), so a request
+Shared by every door onto the engine (the ASGI middleware, the httpx2 transport), so a request
 is reported the same way whichever way it came in.
 """
 

@@ -1,21 +1,26 @@
-"""``PromptTransport``: the httpx door onto the rewrite engine, for a client in the same process.
+"""``PromptTransport``: the httpx2 door onto the rewrite engine, for a client in the same process.
 
-    client = openai.AsyncOpenAI(http_client=httpx.AsyncClient(transport=PromptTransport()))
+    client = openai.AsyncOpenAI(http_client=httpx2.AsyncClient(transport=PromptTransport()))
 
 A client does not say what its base URL is, so a request is on a route when its URL *path
 ends with* one of ``settings.routes``: the OpenAI SDK posts to ``{base_url}/chat/completions``
 (``/v1/chat/completions`` for OpenAI, ``/openai/deployments/<name>/chat/completions`` for
 Azure), and every such path is matched. Everything else goes to the wrapped transport as it
 came, without being read.
+
+httpx2 and httpx have the same request, response and stream classes under the same names, so
+the door is written once (:class:`ClientDoor`) against the names it uses (:class:`HttpModule`)
+and given one library's module: ``PromptTransport`` httpx2's, ``HttpxPromptTransport``
+(:mod:`prompt_middleware.transport_httpx`) httpx's, for the SDKs still built on httpx.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Final
+from typing import ClassVar, Final, Protocol
 
-import httpx
+import httpx2
 
 from prompt_middleware.body import check_declared_size, join_capped, too_large
 from prompt_middleware.doors import Door, prompt_headers
@@ -28,40 +33,46 @@ from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
 from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing, trace_context_of
 
-__all__ = ["PromptTransport"]
+__all__ = ["ClientDoor", "HttpModule", "PromptTransport"]
 
 _JSON_HEADERS: Final = {"content-type": "application/json"}
 
 
-class PromptTransport(Door, httpx.AsyncBaseTransport):
-    """Rewrite chat-completion requests that name a managed prompt, then send them on.
+class HttpModule(Protocol):
+    """The names the door takes from its HTTP library: httpx2's module, or httpx's."""
 
-    ``transport`` is where requests go next (default: a new ``httpx.AsyncHTTPTransport()``;
-    pass your own for proxies, limits or TLS settings: a client given a transport ignores its
-    own). ``settings``, ``stores`` and ``observer`` are those of :class:`PromptMiddleware`.
-    Errors the client can fix, and store failures, are answered as OpenAI-shaped JSON
-    responses, never raised, so an SDK raises its usual status error; errors of the wrapped
-    transport propagate unchanged, so an SDK retries them as usual. ``tracing`` overrides
-    the one ``settings.traces`` asks for (README, "Traces").
-    """
+    Request: type[httpx2.Request]
+    Response: type[httpx2.Response]
+    URL: type[httpx2.URL]
+    ByteStream: type[httpx2.ByteStream]
+    AsyncByteStream: type[httpx2.AsyncByteStream]
+    RequestNotRead: type[httpx2.RequestNotRead]
+    ResponseNotRead: type[httpx2.ResponseNotRead]
+
+
+class ClientDoor(Door):
+    """The transport door, for the library ``http`` names; a subclass adds the library's
+    ``handle_async_request`` (its own types) around :meth:`send`."""
+
+    http: ClassVar[HttpModule]
+    traced_stream: ClassVar[type[TracedStream]] = TracedStream
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport | None = None,
-        settings: Settings | None = None,
-        *,
-        stores: Mapping[str, PromptStore] | None = None,
-        observer: Observer | None = None,
-        tracing: Tracing | None = None,
+        transport: httpx2.AsyncBaseTransport,
+        settings: Settings | None,
+        stores: Mapping[str, PromptStore] | None,
+        observer: Observer | None,
+        tracing: Tracing | None,
     ) -> None:
         super().__init__(settings, stores, observer, tracing)
-        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._transport = transport
         # Longest first, so "/v1/chat/completions" is reported rather than its own suffix.
         self._routes = tuple(
             sorted({"/" + r.lstrip("/") for r in self._settings.routes}, key=len, reverse=True)
         )
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def send(self, request: httpx2.Request) -> httpx2.Response:
         if request.method != "POST" or not request.url.path.endswith(self._routes):
             return await self._transport.handle_async_request(request)
         return await self._handle(request)
@@ -74,7 +85,7 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
         finally:
             await self._transport.aclose()
 
-    async def _handle(self, request: httpx.Request) -> httpx.Response:
+    async def _handle(self, request: httpx2.Request) -> httpx2.Response:
         started = time.perf_counter()
         path = request.url.path
         route = next(r for r in self._routes if path.endswith(r))
@@ -86,10 +97,10 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
             result = await self._engine.rewrite(body, request.headers.raw)
         except Exception as exc:
             error = self.failure(exc, route, request_id, started, request.headers.raw, body)
-            return _error_response(request, error)
+            return self._error_response(request, error)
 
         if result is not None:
-            request = _rewritten(request, result, route)
+            request = self._rewritten(request, result, route)
         overhead = time.perf_counter() - started
         if self._tracing is None:
             response = await self._transport.handle_async_request(request)
@@ -113,11 +124,11 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
     async def _send_traced(
         self,
         tracing: Tracing,
-        request: httpx.Request,
+        request: httpx2.Request,
         body: bytes,
         result: RewriteResult | None,
         started: float,
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         """Send ``request`` inside its span, which ends when the response body is closed."""
         traceparent, tracestate = trace_context_of(request.headers.raw)
         span = tracing.start_request(
@@ -132,81 +143,116 @@ class PromptTransport(Door, httpx.AsyncBaseTransport):
             span.end()
             raise
         span.response_start(response.status_code, response.headers.get("content-type"))
-        _read_through(response, span)
+        self._read_through(response, span)
         return response
 
-    async def _read_body(self, request: httpx.Request) -> tuple[bytes, httpx.Request]:
+    async def _read_body(self, request: httpx2.Request) -> tuple[bytes, httpx2.Request]:
         """The body, and the request to pass on unchanged (a copy if its stream was used up)."""
         limit = self._max_body_bytes
         check_declared_size(request.headers.get("content-length"), limit)
+        http = self.http
         try:
             # Bytes and JSON content (what the OpenAI SDK sends) are already in memory.
             body = request.content
-        except httpx.RequestNotRead:
-            body = await _read_stream(request, limit)
-            request = httpx.Request(
+        except http.RequestNotRead:
+            body = await self._read_stream(request, limit)
+            request = http.Request(
                 request.method,
                 request.url,
                 headers=request.headers,
-                stream=httpx.ByteStream(body),
+                stream=http.ByteStream(body),
                 extensions=request.extensions,
             )
         if len(body) > limit:
             raise too_large(limit)
         return body, request
 
+    async def _read_stream(self, request: httpx2.Request, limit: int) -> bytes:
+        stream = request.stream
+        if not isinstance(stream, self.http.AsyncByteStream):
+            raise TypeError(f"{type(self).__name__} needs an async request body (AsyncClient).")
+        return await join_capped(stream, limit)
 
-async def _read_stream(request: httpx.Request, limit: int) -> bytes:
-    stream = request.stream
-    if not isinstance(stream, httpx.AsyncByteStream):
-        raise TypeError("PromptTransport needs an async request body (httpx.AsyncClient).")
-    return await join_capped(stream, limit)
+    def _read_through(self, response: httpx2.Response, span: GenerationSpan) -> None:
+        """Show the span the response body as the caller reads it (or at once, if it is in
+        memory already: a response made from bytes, as a mock transport's), and end it then."""
+        try:
+            content = response.content
+        except self.http.ResponseNotRead:
+            stream = response.stream
+            if isinstance(stream, self.http.AsyncByteStream):
+                response.stream = self.traced_stream(stream, span)
+            else:  # not readable by an async client: nothing to show the span
+                span.end()
+            return
+        span.response_chunk(content)
+        span.end()
+
+    def _rewritten(
+        self, request: httpx2.Request, result: RewriteResult, route: str
+    ) -> httpx2.Request:
+        """The request with the rewritten body, sent where the model-list entry says, if it
+        does."""
+        drop = set(BODY_HEADERS)
+        url = request.url
+        upstream = upstream_of(result.entry)
+        if upstream is not None:
+            url = self._upstream_url(upstream, route, request.url)
+            drop.add(b"host")
+            if upstream.api_key is not None:
+                drop.add(b"authorization")
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() not in drop]
+        if upstream is not None and upstream.api_key is not None:
+            key = upstream.api_key.get_secret_value()
+            headers.append((b"authorization", f"Bearer {key}".encode("latin-1")))
+        headers.append((b"content-length", str(len(result.body)).encode("ascii")))
+        return self.http.Request(
+            request.method, url, headers=headers, content=result.body, extensions=request.extensions
+        )
+
+    def _upstream_url(self, upstream: Upstream, route: str, original: httpx2.URL) -> httpx2.URL:
+        # The forwarder's rule, applied to the route matched. The query (Azure's api-version)
+        # is kept.
+        path = upstream_path(route)
+        return self.http.URL(upstream.base_url.rstrip("/") + path, params=original.params)
+
+    def _error_response(self, request: httpx2.Request, error: RequestError) -> httpx2.Response:
+        return self.http.Response(
+            error.status_code, content=error.to_json(), headers=_JSON_HEADERS, request=request
+        )
 
 
-def _read_through(response: httpx.Response, span: GenerationSpan) -> None:
-    """Show the span the response body as the caller reads it (or at once, if it is in memory
-    already: a response made from bytes, as a mock transport's), and end it then."""
-    try:
-        content = response.content
-    except httpx.ResponseNotRead:
-        stream = response.stream
-        if isinstance(stream, httpx.AsyncByteStream):
-            response.stream = TracedStream(stream, span)
-        else:  # not readable by an async client: nothing to show the span
-            span.end()
-        return
-    span.response_chunk(content)
-    span.end()
+class PromptTransport(ClientDoor, httpx2.AsyncBaseTransport):
+    """Rewrite chat-completion requests that name a managed prompt, then send them on.
 
+    ``transport`` is where requests go next (default: a new ``httpx2.AsyncHTTPTransport()``;
+    pass your own for proxies, limits or TLS settings: a client given a transport ignores its
+    own). ``settings``, ``stores`` and ``observer`` are those of :class:`PromptMiddleware`.
+    Errors the client can fix, and store failures, are answered as OpenAI-shaped JSON
+    responses, never raised, so an SDK raises its usual status error; errors of the wrapped
+    transport propagate unchanged, so an SDK retries them as usual. ``tracing`` overrides
+    the one ``settings.traces`` asks for (README, "Traces"). For an ``httpx`` client (an SDK
+    older than ``openai`` 3 or ``anthropic`` 2), use :class:`HttpxPromptTransport`.
+    """
 
-def _rewritten(request: httpx.Request, result: RewriteResult, route: str) -> httpx.Request:
-    """The request with the rewritten body, sent where the model-list entry says, if it does."""
-    drop = set(BODY_HEADERS)
-    url = request.url
-    upstream = upstream_of(result.entry)
-    if upstream is not None:
-        url = _upstream_url(upstream, route, request.url)
-        drop.add(b"host")
-        if upstream.api_key is not None:
-            drop.add(b"authorization")
-    headers = [(k, v) for k, v in request.headers.raw if k.lower() not in drop]
-    if upstream is not None and upstream.api_key is not None:
-        key = upstream.api_key.get_secret_value()
-        headers.append((b"authorization", f"Bearer {key}".encode("latin-1")))
-    headers.append((b"content-length", str(len(result.body)).encode("ascii")))
-    return httpx.Request(
-        request.method, url, headers=headers, content=result.body, extensions=request.extensions
-    )
+    http: ClassVar[HttpModule] = httpx2
 
+    def __init__(
+        self,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        settings: Settings | None = None,
+        *,
+        stores: Mapping[str, PromptStore] | None = None,
+        observer: Observer | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        super().__init__(
+            transport if transport is not None else httpx2.AsyncHTTPTransport(),
+            settings,
+            stores,
+            observer,
+            tracing,
+        )
 
-def _upstream_url(upstream: Upstream, route: str, original: httpx.URL) -> httpx.URL:
-    # The forwarder's rule, applied to the route matched. The query (Azure's api-version) is
-    # kept.
-    path = upstream_path(route)
-    return httpx.URL(upstream.base_url.rstrip("/") + path, params=original.params)
-
-
-def _error_response(request: httpx.Request, error: RequestError) -> httpx.Response:
-    return httpx.Response(
-        error.status_code, content=error.to_json(), headers=_JSON_HEADERS, request=request
-    )
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await self.send(request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import structlog
 from starlette.types import Receive, Scope, Send
@@ -90,8 +90,8 @@ async def test_a_forwarder_gets_what_a_plain_app_would(store: MemoryStore) -> No
         "messages": [{"role": "user", "content": "Hi"}],
     }
     unmanaged = b'{"model": "gpt-4o",  "messages": []}'
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
         miss = await client.post(URL, json=managed)
         hit = await client.post(URL, json=managed)
         plain = await client.post(URL, content=unmanaged)
@@ -145,7 +145,7 @@ async def test_the_forwarders_own_errors_carry_the_prompt_headers() -> None:
         with structlog.testing.capture_logs():
             async with (
                 serve_in_background(sidecar, lifespan="on") as url,
-                httpx.AsyncClient(base_url=url) as client,
+                httpx2.AsyncClient(base_url=url) as client,
             ):
                 response = await client.post(
                     URL,
@@ -172,7 +172,7 @@ async def test_the_sidecar_counts_the_upstreams_status() -> None:
         settings = Settings(upstream_base_url=upstream + "/v1")
         async with (
             serve_in_background(Sidecar(settings), lifespan="on") as url,
-            httpx.AsyncClient(base_url=url) as client,
+            httpx2.AsyncClient(base_url=url) as client,
         ):
             ok = await client.post(URL, json={"model": "gpt-4o", "messages": []})
             metrics = (await client.get("/metrics")).text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import structlog
 
@@ -31,7 +31,7 @@ def store() -> MemoryStore:
 
 
 @pytest.fixture
-def client(make_client: ClientFactory, store: MemoryStore) -> httpx.AsyncClient:
+def client(make_client: ClientFactory, store: MemoryStore) -> httpx2.AsyncClient:
     return make_client(Settings(default_store="mem"), stores={"mem": store})
 
 

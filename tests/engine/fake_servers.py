@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-import httpx
+import httpx2
 import pytest
 import pytest_asyncio
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,7 +32,7 @@ def basic(public: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
 
 
-def error_of(response: httpx.Response) -> dict[str, Any]:
+def error_of(response: httpx2.Response) -> dict[str, Any]:
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert set(body) == {"error"}
@@ -41,8 +41,8 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return error
 
 
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+def client_for(app: Any) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://testserver")
 
 
 @dataclass

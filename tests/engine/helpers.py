@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 
 from prompt_middleware.engine import RewriteEngine, RewriteResult
 from prompt_middleware.observe import FetchOutcome
@@ -56,7 +56,7 @@ class EveryNameStore:
 EngineFactory = Callable[..., RewriteEngine]
 
 
-def post(client: httpx.AsyncClient, body: bytes) -> Any:
+def post(client: httpx2.AsyncClient, body: bytes) -> Any:
     return client.post(URL, content=body, headers={"content-type": "application/json"})
 
 

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 
 from prompt_middleware import PromptMiddleware, Settings
 from tests.conftest import RecordingApp
@@ -23,7 +23,7 @@ def limits_store() -> MemoryStore:
     )
 
 
-LimitsClient = Callable[..., httpx.AsyncClient]
+LimitsClient = Callable[..., httpx2.AsyncClient]
 
 
 @contextlib.asynccontextmanager
@@ -31,9 +31,9 @@ async def limits_clients() -> AsyncIterator[LimitsClient]:
     """``make(settings | **overrides)``: clients of middlewares over :func:`limits_store`,
     closed on exit."""
     middlewares: list[PromptMiddleware] = []
-    clients: list[httpx.AsyncClient] = []
+    clients: list[httpx2.AsyncClient] = []
 
-    def make(settings: Settings | None = None, **overrides: Any) -> httpx.AsyncClient:
+    def make(settings: Settings | None = None, **overrides: Any) -> httpx2.AsyncClient:
         middleware = PromptMiddleware(
             RecordingApp(),
             settings or Settings(default_store="mem", **overrides),
@@ -57,13 +57,13 @@ def padded(size: int) -> bytes:
 
 
 async def check_limit(
-    client: httpx.AsyncClient, body: dict[str, Any], allowed: bool, setting: str
+    client: httpx2.AsyncClient, body: dict[str, Any], allowed: bool, setting: str
 ) -> None:
     response = await client.post(URL, json={"model": "m", **body})
     assert_limit(response, allowed, setting)
 
 
-def assert_limit(response: httpx.Response, allowed: bool, setting: str) -> None:
+def assert_limit(response: httpx2.Response, allowed: bool, setting: str) -> None:
     if allowed:
         assert response.status_code == 200, response.text
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import msgspec
 import pytest
 
@@ -28,7 +28,7 @@ ODD_SPACING = b' {"role":"user","content":"hi"} ,\n {"role":"user","content":"x"
 
 
 async def test_client_messages_keep_their_bytes_inside_the_prompt_messages(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     body = b'{"model":"m","prompt_id":"chat","messages": [' + ODD_SPACING + b"]}"
     response = await post(client, body)
@@ -43,7 +43,7 @@ async def test_client_messages_keep_their_bytes_inside_the_prompt_messages(
 
 @pytest.mark.parametrize("array", [b"[]", b"[ \n ]", b"[\t\r]"], ids=["empty", "blank", "tabs"])
 async def test_an_empty_client_array_adds_nothing_and_no_comma(
-    client: httpx.AsyncClient, app: RecordingApp, array: bytes
+    client: httpx2.AsyncClient, app: RecordingApp, array: bytes
 ) -> None:
     response = await post(client, b'{"model":"m","prompt_id":"chat","messages": ' + array + b"}")
     assert response.status_code == 200
@@ -52,7 +52,7 @@ async def test_an_empty_client_array_adds_nothing_and_no_comma(
 
 
 async def test_null_messages_are_absent_so_the_placeholder_is_unfilled(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     response = await post(client, b'{"model":"m","prompt_id":"chat","messages": null}')
     assert response.status_code == 400
@@ -67,7 +67,7 @@ async def test_null_messages_are_absent_so_the_placeholder_is_unfilled(
 
 @pytest.mark.parametrize("value", [b'"hi"', b'{"a":1}', b"1", b"true"])
 async def test_messages_that_are_not_an_array_are_a_400(
-    client: httpx.AsyncClient, app: RecordingApp, value: bytes
+    client: httpx2.AsyncClient, app: RecordingApp, value: bytes
 ) -> None:
     response = await post(client, b'{"model":"m","prompt_id":"chat","messages": ' + value + b"}")
     assert response.status_code == 400
@@ -89,7 +89,7 @@ async def test_messages_that_are_not_an_array_are_a_400(
     ids=["two", "blank"],
 )
 async def test_a_placeholder_in_the_middle_keeps_the_order(
-    client: httpx.AsyncClient, app: RecordingApp, array: bytes, expected: list[Any]
+    client: httpx2.AsyncClient, app: RecordingApp, array: bytes, expected: list[Any]
 ) -> None:
     response = await post(client, b'{"model":"m","prompt_id":"middle","messages":' + array + b"}")
     assert response.status_code == 200

@@ -1,7 +1,7 @@
 """Hostile and malformed request bodies: always a 4xx JSON error or a correct rewrite.
 
 Property tests (hypothesis) drive the rewrite engine directly, which is cheap, for thousands
-of cases, and the middleware in process (``httpx.ASGITransport``) for fewer, to check what a
+of cases, and the middleware in process (``httpx2.ASGITransport``) for fewer, to check what a
 client really gets. The stores are a :class:`MemoryStore` (text and chat prompts, with
 placeholders) and a local folder, so managed paths are exercised, not only refusals.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
+import httpx2
 import msgspec
 import pytest
 import pytest_asyncio
@@ -123,7 +123,7 @@ async def engine(folder: Path) -> AsyncIterator[RewriteEngine]:
 
 @dataclass
 class Served:
-    client: httpx.AsyncClient
+    client: httpx2.AsyncClient
     app: RecordingApp
 
 
@@ -131,8 +131,8 @@ class Served:
 async def served(folder: Path) -> AsyncIterator[Served]:
     app = RecordingApp()
     middleware = PromptMiddleware(app, make_settings(folder), stores={"mem": memory_store()})
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=middleware), base_url="http://testserver"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=middleware), base_url="http://testserver"
     ) as client:
         yield Served(client, app)
     await middleware.engine.aclose()
@@ -187,7 +187,7 @@ async def check_engine(engine: RewriteEngine, body: bytes, *, strict_json: bool 
         check_forwarded(result.body, managed=result.prompt is not None, strict_json=strict_json)
 
 
-async def check_http(served: Served, body: bytes, *, strict_json: bool = True) -> httpx.Response:
+async def check_http(served: Served, body: bytes, *, strict_json: bool = True) -> httpx2.Response:
     """The property as the client and the wrapped app see it."""
     served.app.requests.clear()
     with structlog.testing.capture_logs():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import structlog
 
@@ -101,8 +101,8 @@ async def test_the_forwarder_is_told_when_the_rewrite_waited_for_the_store(
 
     middleware = PromptMiddleware(app, Settings(default_store="mem"), stores={"mem": store})
     body = {"model": "mem/gpt-4o", "prompt_id": "plain", "messages": []}
-    transport = httpx.ASGITransport(app=middleware)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    transport = httpx2.ASGITransport(app=middleware)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
         first = await client.post(URL, json=body)
         second = await client.post(URL, json=body)
         unmanaged = await client.post(URL, json={"model": "gpt-4o", "messages": []})

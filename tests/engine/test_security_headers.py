@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Final
 from urllib.parse import unquote
 
-import httpx
+import httpx2
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -36,7 +36,7 @@ FIELD_VALUE: Final = re.compile(rb"[^\x00\s]+(?:[ \t]+[^\x00\s]+)*")
 
 
 @pytest.fixture
-async def header_rig() -> AsyncIterator[tuple[httpx.AsyncClient, MemoryStore]]:
+async def header_rig() -> AsyncIterator[tuple[httpx2.AsyncClient, MemoryStore]]:
     store = MemoryStore()
     middleware = PromptMiddleware(
         RecordingApp(), Settings(default_store="mem"), stores={"mem": store}
@@ -47,7 +47,7 @@ async def header_rig() -> AsyncIterator[tuple[httpx.AsyncClient, MemoryStore]]:
 
 
 async def served_headers(
-    rig: tuple[httpx.AsyncClient, MemoryStore], name: str, version: int | str
+    rig: tuple[httpx2.AsyncClient, MemoryStore], name: str, version: int | str
 ) -> list[tuple[bytes, bytes]]:
     client, store = rig
     # A label of its own for each example, so that no example is served another's cache entry.
@@ -72,7 +72,7 @@ HEADER_SETTINGS: Final = settings(
 @example(name="a\nb\rc\x00d\x7fe\u2028f\u0085g", version="prv_\r\nx-injected: 1")
 @example(name="caf\u00e9 \U0001f600 %41", version=2)
 async def test_prompt_headers_are_printable_ascii_and_round_trip(
-    header_rig: tuple[httpx.AsyncClient, MemoryStore], name: str, version: int | str
+    header_rig: tuple[httpx2.AsyncClient, MemoryStore], name: str, version: int | str
 ) -> None:
     headers = await served_headers(header_rig, name, version)
     assert {key for key, _ in headers} == HEADERS_OF_A_MANAGED_ANSWER  # nothing injected
@@ -87,7 +87,7 @@ async def test_prompt_headers_are_printable_ascii_and_round_trip(
 @given(name=st.text(min_size=1, max_size=30))
 @example(name="greeting ")
 async def test_prompt_headers_are_valid_field_values(
-    header_rig: tuple[httpx.AsyncClient, MemoryStore], name: str
+    header_rig: tuple[httpx2.AsyncClient, MemoryStore], name: str
 ) -> None:
     for _, value in await served_headers(header_rig, name, 1):
         assert FIELD_VALUE.fullmatch(value), value

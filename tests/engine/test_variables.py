@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 import prompt_middleware.engine
@@ -56,7 +56,7 @@ async def test_variables_deeper_than_the_limit_are_refused(
 
 
 async def test_flat_long_variables_skip_the_depth_walk(
-    client: httpx.AsyncClient, app: RecordingApp, monkeypatch: pytest.MonkeyPatch
+    client: httpx2.AsyncClient, app: RecordingApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_walk(value: Any, limit: int) -> int:
         raise AssertionError("flat variables must not be walked")

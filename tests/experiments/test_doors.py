@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import structlog
 
 from prompt_middleware import PromptMiddleware, PromptTransport, Settings
@@ -58,8 +58,8 @@ def test_the_example_config_loads_its_experiment() -> None:
 
 async def test_the_readmes_two_users_through_the_echo_sidecar() -> None:
     sidecar = Sidecar(example_settings(echo=True))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sidecar), base_url="http://sidecar"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=sidecar), base_url="http://sidecar"
     ) as client:
         with structlog.testing.capture_logs() as logs:
             alice = await client.post(URL, json=body("alice"))
@@ -113,8 +113,8 @@ async def test_a_missing_candidate_is_served_as_the_control_and_counted_in_metri
         }
     )
     sidecar = Sidecar(settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sidecar), base_url="http://sidecar"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=sidecar), base_url="http://sidecar"
     ) as client:
         ada = await client.post(URL, json=body("ada"))  # ada's variant is the missing one
         metrics = (await client.get("/metrics")).text
@@ -140,8 +140,8 @@ async def test_the_middleware_passes_the_sticky_header() -> None:
         )
     )
     middleware = PromptMiddleware(app, settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=middleware), base_url="http://app"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=middleware), base_url="http://app"
     ) as client:
         ada = await client.post(URL, json=body(), headers={"X-User-Id": "ada"})
         alice = await client.post(URL, json=body(), headers={"X-User-Id": "alice"})
@@ -151,14 +151,14 @@ async def test_the_middleware_passes_the_sticky_header() -> None:
 
 
 async def test_prompt_transport_applies_the_experiment() -> None:
-    sent: list[httpx.Request] = []
+    sent: list[httpx2.Request] = []
 
-    def upstream(request: httpx.Request) -> httpx.Response:
+    def upstream(request: httpx2.Request) -> httpx2.Response:
         sent.append(request)
-        return httpx.Response(200, json={"ok": True})
+        return httpx2.Response(200, json={"ok": True})
 
-    transport = PromptTransport(httpx.MockTransport(upstream), example_settings())
-    async with httpx.AsyncClient(transport=transport, base_url="http://llm") as client:
+    transport = PromptTransport(httpx2.MockTransport(upstream), example_settings())
+    async with httpx2.AsyncClient(transport=transport, base_url="http://llm") as client:
         ada = await client.post(URL, json=body("ada"))
     assert ada.headers["x-prompt-variant"] == "candidate"
     assert json.loads(sent[0].content)["model"] == "gpt-4o-mini"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 
 from prompt_middleware import PromptMiddleware, Secret, Settings
@@ -34,7 +34,7 @@ async def langfuse() -> AsyncIterator[tuple[WebhookLangfuse, str]]:
         yield fake, url
 
 
-async def ask(http: httpx.AsyncClient, app: RecordingApp, prompt: str) -> tuple[str, str]:
+async def ask(http: httpx2.AsyncClient, app: RecordingApp, prompt: str) -> tuple[str, str]:
     """The text the upstream got for ``prompt``, and how the cache served it."""
     body = {
         "model": "langfuse/gpt-4o",
@@ -58,8 +58,8 @@ async def test_a_prompt_embedding_the_changed_one_follows_in_the_background(
         langfuse_webhook_secret=Secret(WEBHOOK_SECRET),
     )
     middleware = PromptMiddleware(app, settings)
-    transport = httpx.ASGITransport(app=middleware)
-    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+    transport = httpx2.ASGITransport(app=middleware)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://app") as http:
         assert await ask(http, app, "support/answer") == ("Be kind. Answer why?", "miss")
         assert await ask(http, app, "tone") == ("Be kind.", "miss")
         assert await ask(http, app, "greeting") == ("Hello.", "miss")

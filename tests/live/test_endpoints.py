@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
@@ -64,8 +64,8 @@ async def app() -> App:
     return App()
 
 
-def client(app: App) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sidecar")
+def client(app: App) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://sidecar")
 
 
 def signed(body: bytes, timestamp: int | None = None) -> dict[str, str]:

@@ -8,7 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 from starlette.types import Message
 
@@ -44,11 +44,11 @@ def signed(body: bytes = EVENT) -> dict[str, str]:
     return WebhookLangfuse.webhook_headers(WEBHOOK_SECRET, body, int(time.time()))
 
 
-def client(middleware: PromptMiddleware) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://app")
+def client(middleware: PromptMiddleware) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=middleware), base_url="http://app")
 
 
-async def version(http: httpx.AsyncClient) -> str:
+async def version(http: httpx2.AsyncClient) -> str:
     response = await http.post("/v1/chat/completions", json=ASK)
     assert response.status_code == 200, response.text
     return response.headers["x-prompt-version"]

@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 import pytest
 
 from tests.fakes.langfuse_webhooks import WebhookLangfuse as FakeLangfuse
@@ -66,11 +66,11 @@ async def fleet(redis_server: RedisServer) -> AsyncIterator[Fleet]:
         yield Fleet(langfuse, url, redis_server.url)
 
 
-async def ask(http: httpx.AsyncClient, sidecar: Sidecar, body: bytes = BODY) -> httpx.Response:
+async def ask(http: httpx2.AsyncClient, sidecar: Sidecar, body: bytes = BODY) -> httpx2.Response:
     return await http.post(f"{sidecar.url}/v1/chat/completions", content=body)
 
 
-async def version_of(http: httpx.AsyncClient, sidecar: Sidecar) -> str:
+async def version_of(http: httpx2.AsyncClient, sidecar: Sidecar) -> str:
     response = await ask(http, sidecar)
     assert response.status_code == 200, response.text
     return response.headers["x-prompt-version"]
@@ -89,7 +89,7 @@ async def until(
 
 
 async def until_serves(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     sidecar: Sidecar,
     version: str,
     seconds: float = FAN_OUT_SECONDS + MARGIN_SECONDS,
@@ -102,7 +102,7 @@ async def until_serves(
     await until(sidecar, serves, INVALIDATED, seconds)
 
 
-async def promote(fleet: Fleet, http: httpx.AsyncClient, to: Sidecar) -> str:
+async def promote(fleet: Fleet, http: httpx2.AsyncClient, to: Sidecar) -> str:
     """A new version, the production label moved to it, Langfuse's deliveries sent to ``to``."""
     version = fleet.langfuse.add_prompt(PROMPT, "A newer version.")
     for body in fleet.langfuse.move_label(PROMPT, "production", version):
@@ -117,7 +117,7 @@ def gauge(metrics: str, name: str) -> float | None:
     return None if found is None else float(found.group(1))
 
 
-async def until_redis_up(http: httpx.AsyncClient, sidecar: Sidecar, up: bool) -> None:
+async def until_redis_up(http: httpx2.AsyncClient, sidecar: Sidecar, up: bool) -> None:
     """Return once the gauge says ``up``: scraped again after each Redis state it logs."""
 
     async def shows() -> bool:
@@ -128,7 +128,7 @@ async def until_redis_up(http: httpx.AsyncClient, sidecar: Sidecar, up: bool) ->
 
 
 async def test_a_webhook_to_one_replica_reaches_every_replica(fleet: Fleet) -> None:
-    async with running_sidecars(3, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(3, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             assert await version_of(http, sidecar) == "1"
             await until_redis_up(http, sidecar, True)
@@ -151,7 +151,7 @@ async def test_a_webhook_to_one_replica_reaches_every_replica(fleet: Fleet) -> N
 
 
 async def test_a_deleted_version_is_not_served_after_the_webhook(fleet: Fleet) -> None:
-    async with running_sidecars(2, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(2, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             assert (await ask(http, sidecar, PINNED)).status_code == 200
             await until_redis_up(http, sidecar, True)
@@ -173,7 +173,7 @@ async def test_a_deleted_version_is_not_served_after_the_webhook(fleet: Fleet) -
 
 
 async def test_a_badly_signed_webhook_changes_nothing(fleet: Fleet) -> None:
-    async with running_sidecars(1, fleet.env()) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, fleet.env()) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         version = fleet.langfuse.add_prompt(PROMPT, "A newer version.")
         [body, *_] = fleet.langfuse.move_label(PROMPT, "production", version)
@@ -188,7 +188,7 @@ async def test_a_replica_started_while_the_store_is_down_serves_the_redis_copy(
     fleet: Fleet,
 ) -> None:
     assert fleet.redis_url is not None
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         async with (
             key_written(fleet.redis_url, "prompt-middleware:lkg:*") as copied,
             running_sidecars(1, fleet.env()) as [first],
@@ -219,7 +219,7 @@ async def test_a_replica_started_while_the_store_is_down_serves_the_redis_copy(
 async def test_redis_killed_and_restarted_under_traffic(
     fleet: Fleet, redis_server: RedisServer
 ) -> None:
-    async with running_sidecars(2, fleet.env()) as sidecars, httpx.AsyncClient() as http:
+    async with running_sidecars(2, fleet.env()) as sidecars, httpx2.AsyncClient() as http:
         for sidecar in sidecars:
             await until_redis_up(http, sidecar, True)
             await sidecar.wait_for_log(SUBSCRIBED)
@@ -259,7 +259,7 @@ async def test_a_redis_that_never_answers_changes_no_answer(
     fleet: Fleet, silent_redis: SilentRedis
 ) -> None:
     env = fleet.env(silent_redis.url)
-    async with running_sidecars(1, env) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, env) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         await until_redis_up(http, sidecar, False)
         assert silent_redis.connections >= 1  # it was tried, and never answered
@@ -277,7 +277,7 @@ async def test_a_redis_that_never_answers_changes_no_answer(
 async def test_a_redis_that_stops_answering_changes_no_answer(
     fleet: Fleet, redis_server: RedisServer
 ) -> None:
-    async with running_sidecars(1, fleet.env()) as [sidecar], httpx.AsyncClient() as http:
+    async with running_sidecars(1, fleet.env()) as [sidecar], httpx2.AsyncClient() as http:
         assert await version_of(http, sidecar) == "1"
         await until_redis_up(http, sidecar, True)
         redis_server.pause()  # connections still accepted by the kernel, never answered

@@ -12,7 +12,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 
 from tests.fakes.langfuse_webhooks import WebhookLangfuse as FakeLangfuse
@@ -37,12 +37,12 @@ async def langfuse() -> AsyncIterator[tuple[FakeLangfuse, str]]:
         yield fake, url
 
 
-def fresh_connections() -> httpx.AsyncClient:
+def fresh_connections() -> httpx2.AsyncClient:
     """A client that opens a new connection per request, so that either worker may answer."""
-    return httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0), timeout=10)
+    return httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=0), timeout=10)
 
 
-async def batch(http: httpx.AsyncClient, sidecar: Sidecar) -> list[str]:
+async def batch(http: httpx2.AsyncClient, sidecar: Sidecar) -> list[str]:
     """The versions served to ``BATCH`` concurrent requests."""
     url = f"{sidecar.url}/v1/chat/completions"
     answers = await asyncio.gather(*(http.post(url, content=BODY) for _ in range(BATCH)))

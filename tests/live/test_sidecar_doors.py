@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from prompt_middleware import LocalPromptStore, Secret, Settings
@@ -32,7 +32,7 @@ EVENT = (
 
 @dataclass
 class Door:
-    http: httpx.AsyncClient
+    http: httpx2.AsyncClient
     store: MemoryStore
     upstream: RecordingApp
     sidecar: Sidecar
@@ -54,8 +54,8 @@ async def door(settings: Settings) -> AsyncIterator[Door]:
     store = MemoryStore(text_prompt("support/answer", "one"))
     upstream = RecordingApp()
     sidecar = Sidecar(settings, upstream=upstream, stores={"langfuse": store})
-    transport = httpx.ASGITransport(app=sidecar)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as http:
+    transport = httpx2.ASGITransport(app=sidecar)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://sidecar") as http:
         yield Door(http, store, upstream, sidecar)
 
 
@@ -168,9 +168,9 @@ async def test_invalidate_rereads_a_local_folder_at_once(tmp_path: Path) -> None
     # A folder re-read only hourly: only the invalidation can show the edit.
     docs = LocalPromptStore(tmp_path, poll_interval=3600)
     sidecar = Sidecar(Settings(prompts_dir=str(tmp_path), echo=True), stores={"docs": docs})
-    transport = httpx.ASGITransport(app=sidecar)
+    transport = httpx2.ASGITransport(app=sidecar)
     ask = {"model": "docs/m", "prompt_id": "greeting", "messages": []}
-    async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as http:
+    async with httpx2.AsyncClient(transport=transport, base_url="http://sidecar") as http:
         first = await http.post("/v1/chat/completions", json=ask)
         assert "first file" in first.text
         prompt.write_text("prompt: Hello from the edited file\n")

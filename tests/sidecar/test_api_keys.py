@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 
 from prompt_middleware import Secret, Settings
 from prompt_middleware.sidecar import Sidecar
@@ -12,8 +12,8 @@ from tests.conftest import RecordingApp
 async def test_sidecar_keys() -> None:
     upstream = RecordingApp()
     app = Sidecar(Settings(api_keys=(Secret("key-one"), Secret("key-two"))), upstream=upstream)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://sidecar") as client:
         body = {"model": "gpt-4o", "messages": []}
         for headers in (
             {},

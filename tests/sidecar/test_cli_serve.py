@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from examples.starlette_app.app import PROMPTS
 from tests.sidecar.helpers import free_port, run_cli
@@ -36,7 +36,7 @@ def test_serve_echo_answers_as_the_readme_says(tmp_path: Path) -> None:
         for line in server.stderr:  # synchronise on uvicorn saying it is up, not on time
             if "Application startup complete" in line:
                 break
-        response = httpx.post(
+        response = httpx2.post(
             f"http://127.0.0.1:{port}/v1/chat/completions",
             json={
                 "model": "file/gpt-4o-mini",

@@ -3,7 +3,7 @@ unless open; any other method on their path goes on to the upstream."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from starlette.types import Receive, Scope, Send
 
 from prompt_middleware import Secret, Settings
@@ -24,8 +24,8 @@ async def test_an_endpoint_needs_a_key_unless_open_and_only_answers_its_methods(
     app.endpoints["/own"] = Endpoint(answer, frozenset({"POST"}))
     app.endpoints["/hook"] = Endpoint(answer, frozenset({"POST"}), open=True)
     key = {"authorization": "Bearer key-one"}
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://sidecar") as client:
         refused = await client.post("/own")
         own = await client.post("/own", headers=key)
         hook = await client.post("/hook")

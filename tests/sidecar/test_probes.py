@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
 from examples.starlette_app.app import PROMPTS
@@ -13,14 +13,14 @@ from tests.fakes.server import serve_in_background
 
 async def test_health_readiness_and_metrics() -> None:
     app = Sidecar(Settings(prompts_dir=str(PROMPTS), echo=True, prewarm=("greeting",)))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://sidecar") as client:
         assert (await client.get("/healthz")).status_code == 200
         not_ready = await client.get("/readyz")
         assert (not_ready.status_code, not_ready.json()) == (503, {"ready": False})
     async with (
         serve_in_background(app, lifespan="on") as url,
-        httpx.AsyncClient(base_url=url) as client,
+        httpx2.AsyncClient(base_url=url) as client,
     ):
         assert (await client.get("/readyz")).json() == {"ready": True}
         body = {

@@ -7,7 +7,7 @@ import hmac
 import json
 import logging
 
-import httpx
+import httpx2
 import pytest
 import structlog
 
@@ -54,7 +54,7 @@ async def test_no_secret_in_logs_errors_or_metrics(
     )
     auth = {"authorization": "Bearer sk-sidecar-key"}
     greeting = {"model": "langfuse/m", "prompt_id": "greeting", "prompt_variables": {"name": "A"}}
-    responses: list[httpx.Response] = []
+    responses: list[httpx2.Response] = []
     with structlog.testing.capture_logs() as logs:
         async with client_for(sidecar) as client:
             for body in (

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import structlog
 
@@ -58,8 +58,8 @@ class Rig:
     url: str
     baseline: Resources
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=SAFETY)
+    def client(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(base_url=self.url, timeout=SAFETY)
 
     async def assert_clean(self, *, pooled: int = 0) -> None:
         """Nothing left but ``pooled`` idle keep-alive connections to the upstream.
@@ -104,7 +104,7 @@ def closed_port() -> Iterator[str]:
         yield f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> str:
+def assert_error(response: httpx2.Response, status: int, code: str) -> str:
     """An error of ours: JSON in OpenAI's shape (README, "Errors"); returns its message."""
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
@@ -225,7 +225,7 @@ async def test_a_body_that_stalls_past_the_timeout_ends_the_clients_response(
                 request = client.stream("POST", URL, json={**MANAGED, "stream": True})
                 async with request as response:
                     assert response.status_code == 200
-                    with pytest.raises(httpx.RemoteProtocolError):
+                    with pytest.raises(httpx2.RemoteProtocolError):
                         await collect(response.aiter_raw(), received)
             await r.assert_clean()
     # What came before the stall reached the client; the end it never got is reported.
@@ -269,7 +269,7 @@ async def test_an_upstream_dying_mid_stream_ends_the_clients_stream(
                     received.append(await anext(chunks))
                     client_has_first_part.set()
                     # The client sees a truncated transfer, never a clean end nor a hang.
-                    with pytest.raises(httpx.RemoteProtocolError):
+                    with pytest.raises(httpx2.RemoteProtocolError):
                         await collect(chunks, received)
             await r.assert_clean()
     assert b"".join(received) == EVENT

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import respx
 
+from tests.fakes.mock_http import mock_httpx2
 from tests.stores.kinds import HTTP_KINDS, HttpKind
 
 
@@ -28,25 +29,25 @@ def fake(kind: HttpKind) -> Any:
 
 
 @pytest.fixture
-async def client(fake: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def client(fake: Any) -> AsyncIterator[httpx2.AsyncClient]:
     """A client whose requests reach the fake service in process."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake.app)) as client:
         yield client
 
 
 @pytest.fixture
-def store(kind: HttpKind, client: httpx.AsyncClient) -> Any:
+def store(kind: HttpKind, client: httpx2.AsyncClient) -> Any:
     return kind.make_store(client)
 
 
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=True, assert_all_mocked=True) as router:
+    with mock_httpx2() as router:
         yield router
 
 
 @pytest.fixture
 async def mocked_store(kind: HttpKind, mock: respx.MockRouter) -> AsyncIterator[Any]:
     """The store over a plain client, for tests that answer with ``mock``."""
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         yield kind.make_store(client)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from prompt_middleware.prompts import PromptQuery
 from prompt_middleware.stores.base import PromptStore
@@ -45,7 +45,7 @@ class HttpKind:
     base_url_key: str  # the constructor's name for the base URL
     base_url_named: str  # how a start-up error names it
 
-    def make_store(self, client: httpx.AsyncClient | None, **options: Any) -> Any:
+    def make_store(self, client: httpx2.AsyncClient | None, **options: Any) -> Any:
         """The store over ``client`` with no retry backoff; ``options`` override settings."""
         settings = {**self.settings, "retry_backoff": 0.0, "client": client}
         settings.update(options)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import respx
 
@@ -68,13 +68,13 @@ def memory_subject() -> Subject:
     return Subject("memory", store, break_store)
 
 
-def langfuse_subject(client: httpx.AsyncClient, fake: Any) -> Subject:
+def langfuse_subject(client: httpx2.AsyncClient, fake: Any) -> Subject:
     fake.add_prompt("greeting", "Hello v1", labels=["production"])
     fake.add_prompt("greeting", "Hello v2", labels=["staging"])
     return Subject("langfuse", LANGFUSE.make_store(client), lambda: _fail(fake))
 
 
-def humanloop_subject(client: httpx.AsyncClient, fake: Any) -> Subject:
+def humanloop_subject(client: httpx2.AsyncClient, fake: Any) -> Subject:
     fake.add_prompt("greeting", "Hello v1", deploy_to=["production"])
     fake.add_prompt("greeting", "Hello v2", deploy_to=["staging"])
     return Subject(
@@ -86,7 +86,7 @@ def humanloop_subject(client: httpx.AsyncClient, fake: Any) -> Subject:
     )
 
 
-def generic_subject(client: httpx.AsyncClient, fake: Any) -> Subject:
+def generic_subject(client: httpx2.AsyncClient, fake: Any) -> Subject:
     fake.add_prompt("greeting", [{"role": "user", "content": "Hello v1"}])
     return Subject(
         "generic",
@@ -118,8 +118,8 @@ async def subject(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     else:
         kind, make = _HTTP_SUBJECTS[name]
         fake = kind.make_fake()
-        transport = httpx.ASGITransport(app=fake.app)
-        async with httpx.AsyncClient(transport=transport) as client:
+        transport = httpx2.ASGITransport(app=fake.app)
+        async with httpx2.AsyncClient(transport=transport) as client:
             yield make(client, fake)
 
 
@@ -194,7 +194,7 @@ async def test_aclose_can_be_called_twice(subject: Subject) -> None:
 # --- every HTTP store goes through stores/_http.py (the kind fixture runs each) ------------
 
 
-async def test_default_is_one_retry(kind: HttpKind, fake: Any, client: httpx.AsyncClient) -> None:
+async def test_default_is_one_retry(kind: HttpKind, fake: Any, client: httpx2.AsyncClient) -> None:
     fake.fail_with = 500
     store = kind.build(**{**kind.settings, "client": client})
 
@@ -281,7 +281,7 @@ def test_repr_shows_the_host_only(kind: HttpKind) -> None:
     assert repr(store) == f"{type(store).__name__}(host={kind.host!r})"
 
 
-async def test_an_injected_client_is_not_closed(store: Any, client: httpx.AsyncClient) -> None:
+async def test_an_injected_client_is_not_closed(store: Any, client: httpx2.AsyncClient) -> None:
     await store.aclose()
 
     assert not client.is_closed

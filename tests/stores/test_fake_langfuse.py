@@ -16,6 +16,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
+import httpx2
 import pydantic
 import pytest
 from langfuse import Langfuse
@@ -30,7 +31,7 @@ from tests.fakes.server import serve_in_background
 
 PUBLIC_KEY = "pk-lf-fake"
 SECRET_KEY = "sk-lf-fake"
-AUTH = httpx.BasicAuth(PUBLIC_KEY, SECRET_KEY)
+AUTH = httpx2.BasicAuth(PUBLIC_KEY, SECRET_KEY)
 PROMPTS = "/api/public/v2/prompts/"
 
 PROMPT_ADAPTER: pydantic.TypeAdapter[Prompt_Chat | Prompt_Text] = pydantic.TypeAdapter(
@@ -76,15 +77,15 @@ def fake() -> FakeLangfuse:
 
 
 @pytest.fixture
-async def http(fake: FakeLangfuse) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=fake.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://langfuse.test") as client:
+async def http(fake: FakeLangfuse) -> AsyncIterator[httpx2.AsyncClient]:
+    transport = httpx2.ASGITransport(app=fake.app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://langfuse.test") as client:
         yield client
 
 
 async def get(
-    http: httpx.AsyncClient, name: str, *, auth: Any = AUTH, raw: bool = False, **params: Any
-) -> httpx.Response:
+    http: httpx2.AsyncClient, name: str, *, auth: Any = AUTH, raw: bool = False, **params: Any
+) -> httpx2.Response:
     path = PROMPTS + (name if raw else quote(name, safe=""))
     return await http.get(path, params=params, auth=auth)
 
@@ -98,7 +99,7 @@ def expected_config(options: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize(("name", "prompt", "options"), CASES, ids=CASE_IDS)
 async def test_sdk_models_parse_every_prompt(
-    http: httpx.AsyncClient, name: str, prompt: Any, options: dict[str, Any]
+    http: httpx2.AsyncClient, name: str, prompt: Any, options: dict[str, Any]
 ) -> None:
     response = await get(http, name)
 
@@ -120,6 +121,7 @@ async def test_sdk_models_parse_every_prompt(
 
 
 async def test_sdk_async_api_client_in_process(fake: FakeLangfuse) -> None:
+    # The Langfuse SDK is built on httpx, not httpx2.
     transport = httpx.ASGITransport(app=fake.app)
     async with httpx.AsyncClient(transport=transport) as client:
         api = AsyncLangfuseAPI(
@@ -219,7 +221,7 @@ async def test_sdk_get_prompt_over_http() -> None:
 # --- the API's rules -----------------------------------------------------------------------
 
 
-async def test_body_has_the_schema_fields(http: httpx.AsyncClient) -> None:
+async def test_body_has_the_schema_fields(http: httpx2.AsyncClient) -> None:
     body = (await get(http, "text")).json()
 
     required = {"name", "version", "type", "prompt", "config", "labels", "tags"}
@@ -227,7 +229,7 @@ async def test_body_has_the_schema_fields(http: httpx.AsyncClient) -> None:
     assert body["type"] == "text"
 
 
-async def test_production_is_the_default(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_production_is_the_default(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.add_prompt("p", "live", labels=["production"])
     fake.add_prompt("p", "newest")
 
@@ -236,7 +238,7 @@ async def test_production_is_the_default(fake: FakeLangfuse, http: httpx.AsyncCl
     assert (await get(http, "p", label="")).json()["prompt"] == "live"
 
 
-async def test_latest_is_automatic(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_latest_is_automatic(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.add_prompt("p", "one", labels=["production"])
     assert (await get(http, "p", label="latest")).json()["labels"] == ["production", "latest"]
 
@@ -255,7 +257,7 @@ def test_latest_cannot_be_set(fake: FakeLangfuse) -> None:
         fake.set_labels("p", 1, ["latest"])
 
 
-async def test_labels_are_unique_per_prompt(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_labels_are_unique_per_prompt(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.add_prompt("p", "one", labels=["production", "staging"])
     fake.add_prompt("p", "two", labels=["production"])
     fake.add_prompt("other", "x", labels=["production"])
@@ -282,13 +284,13 @@ def test_versions(fake: FakeLangfuse) -> None:
         fake.add_prompt("q", "text", type="chat")
 
 
-async def test_deleted_prompt(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_deleted_prompt(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.delete_prompt("text")
 
     assert (await get(http, "text")).status_code == 404
 
 
-async def test_version_and_label_together_is_a_400(http: httpx.AsyncClient) -> None:
+async def test_version_and_label_together_is_a_400(http: httpx2.AsyncClient) -> None:
     response = await get(http, "text", label="production", version=1)
 
     assert response.status_code == 400
@@ -298,7 +300,7 @@ async def test_version_and_label_together_is_a_400(http: httpx.AsyncClient) -> N
     }
 
 
-async def test_version_that_is_not_a_number_is_a_400(http: httpx.AsyncClient) -> None:
+async def test_version_that_is_not_a_number_is_a_400(http: httpx2.AsyncClient) -> None:
     response = await get(http, "text", version="one")
 
     assert response.status_code == 400
@@ -315,7 +317,7 @@ async def test_version_that_is_not_a_number_is_a_400(http: httpx.AsyncClient) ->
     ],
 )
 async def test_not_found_body(
-    http: httpx.AsyncClient, name: str, params: dict[str, Any], message: str
+    http: httpx2.AsyncClient, name: str, params: dict[str, Any], message: str
 ) -> None:
     response = await get(http, name, **params)
 
@@ -357,7 +359,7 @@ async def test_not_found_body(
     ],
 )
 async def test_auth_failures(
-    http: httpx.AsyncClient, headers: dict[str, str], status: int, message: str
+    http: httpx2.AsyncClient, headers: dict[str, str], status: int, message: str
 ) -> None:
     response = await http.get(PROMPTS + "text", headers=headers)
 
@@ -366,7 +368,7 @@ async def test_auth_failures(
     assert response.json() == {"message": message, "error": error}
 
 
-async def test_folder_names_encoded_or_raw(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_folder_names_encoded_or_raw(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     encoded = await get(http, "folder/sub/text")
     raw = await get(http, "folder/sub/text", raw=True)
 
@@ -381,8 +383,8 @@ async def test_folder_names_encoded_or_raw(fake: FakeLangfuse, http: httpx.Async
 async def test_legacy_routing_misses_raw_slashes() -> None:
     fake = FakeLangfuse(public_key=PUBLIC_KEY, secret_key=SECRET_KEY, legacy_routing=True)
     fake.add_prompt("a/b", "x", labels=["production"])
-    transport = httpx.ASGITransport(app=fake.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://langfuse.test") as http:
+    transport = httpx2.ASGITransport(app=fake.app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://langfuse.test") as http:
         raw = await get(http, "a/b", raw=True)
         encoded = await get(http, "a/b")
 
@@ -391,7 +393,7 @@ async def test_legacy_routing_misses_raw_slashes() -> None:
     assert encoded.json()["prompt"] == "x"
 
 
-async def test_only_get(http: httpx.AsyncClient) -> None:
+async def test_only_get(http: httpx2.AsyncClient) -> None:
     response = await http.post(PROMPTS + "text", auth=AUTH, json={})
 
     assert response.status_code == 405
@@ -400,7 +402,7 @@ async def test_only_get(http: httpx.AsyncClient) -> None:
 # --- counters and knobs ----------------------------------------------------------------------
 
 
-async def test_fetch_counters(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_fetch_counters(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.add_prompt("p", "x", labels=["production", "staging"])
     await get(http, "p")
     await get(http, "p", label="production")
@@ -419,7 +421,7 @@ async def test_fetch_counters(fake: FakeLangfuse, http: httpx.AsyncClient) -> No
     }
 
 
-async def test_fail_next(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_fail_next(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.fail_next(2, 503)
 
     statuses = [(await get(http, "text")).status_code for _ in range(3)]
@@ -428,7 +430,7 @@ async def test_fail_next(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504, 403])
-async def test_fail_with(fake: FakeLangfuse, http: httpx.AsyncClient, status: int) -> None:
+async def test_fail_with(fake: FakeLangfuse, http: httpx2.AsyncClient, status: int) -> None:
     fake.fail_with = status
 
     responses = [await get(http, "text") for _ in range(3)]
@@ -438,7 +440,7 @@ async def test_fail_with(fake: FakeLangfuse, http: httpx.AsyncClient, status: in
     assert (await get(http, "text")).status_code == 200
 
 
-async def test_internal_server_error_body(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_internal_server_error_body(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.fail_with = 500
 
     response = await get(http, "text")
@@ -450,7 +452,7 @@ async def test_internal_server_error_body(fake: FakeLangfuse, http: httpx.AsyncC
 
 
 @pytest.mark.parametrize("body", [INVALID_JSON, WRONG_SHAPE])
-async def test_broken_body(fake: FakeLangfuse, http: httpx.AsyncClient, body: bytes) -> None:
+async def test_broken_body(fake: FakeLangfuse, http: httpx2.AsyncClient, body: bytes) -> None:
     fake.broken_body = body
 
     response = await get(http, "text")
@@ -461,7 +463,7 @@ async def test_broken_body(fake: FakeLangfuse, http: httpx.AsyncClient, body: by
         PROMPT_ADAPTER.validate_json(response.content)
 
 
-async def test_hold_and_release(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_hold_and_release(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.hold()
     calls = [asyncio.create_task(get(http, "text")) for _ in range(3)]
 
@@ -477,7 +479,7 @@ async def test_hold_and_release(fake: FakeLangfuse, http: httpx.AsyncClient) -> 
     assert fake.held == 0
 
 
-async def test_hold_twice_then_release_once(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_hold_twice_then_release_once(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.hold()
     first = asyncio.create_task(get(http, "text"))
     await fake.wait_for_held(1)
@@ -490,7 +492,7 @@ async def test_hold_twice_then_release_once(fake: FakeLangfuse, http: httpx.Asyn
     assert [r.status_code for r in await asyncio.gather(first, second)] == [200, 200]
 
 
-async def test_latency_still_answers(fake: FakeLangfuse, http: httpx.AsyncClient) -> None:
+async def test_latency_still_answers(fake: FakeLangfuse, http: httpx2.AsyncClient) -> None:
     fake.latency = 0.001
 
     assert (await get(http, "text")).status_code == 200
@@ -499,7 +501,7 @@ async def test_latency_still_answers(fake: FakeLangfuse, http: httpx.AsyncClient
 async def test_served_by_uvicorn(fake: FakeLangfuse) -> None:
     async with (
         serve_in_background(fake.app) as base_url,
-        httpx.AsyncClient(base_url=base_url) as http,
+        httpx2.AsyncClient(base_url=base_url) as http,
     ):
         assert base_url.startswith("http://127.0.0.1:")
         response = await get(http, "folder/sub/text")
@@ -511,7 +513,7 @@ async def test_served_by_uvicorn(fake: FakeLangfuse) -> None:
 
 
 async def test_an_embedded_prompt_is_resolved_when_served(
-    fake: FakeLangfuse, http: httpx.AsyncClient
+    fake: FakeLangfuse, http: httpx2.AsyncClient
 ) -> None:
     fake.add_prompt("tone", "Be kind.", labels=["production"])
     fake.add_prompt("tone", "Be brief.", labels=["staging"])

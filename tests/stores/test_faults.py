@@ -25,7 +25,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
+import httpx2
 import pytest
 import pytest_asyncio
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -149,9 +149,9 @@ class Rig:
     front: TcpFront
     app: RecordingApp
     middleware: PromptMiddleware
-    client: httpx.AsyncClient
+    client: httpx2.AsyncClient
 
-    async def ask(self) -> httpx.Response:
+    async def ask(self) -> httpx2.Response:
         async with asyncio.timeout(SAFETY_NET_SECONDS):
             return await self.client.post(URL, json=REQUEST)
 
@@ -182,7 +182,7 @@ class Switchboard:
 async def langfuse_server() -> AsyncIterator[tuple[Switchboard, int]]:
     board = Switchboard()
     async with serve_in_background(board) as url:
-        yield board, httpx.URL(url).port or 80
+        yield board, httpx2.URL(url).port or 80
 
 
 @pytest.fixture
@@ -205,8 +205,8 @@ def make_rig(langfuse_server: tuple[Switchboard, int]) -> MakeRig:
             store_timeout_seconds=store_timeout,
         )
         middleware = PromptMiddleware(app, settings)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=middleware), base_url="http://testserver"
+        client = httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=middleware), base_url="http://testserver"
         )
         try:
             yield Rig(langfuse, front, app, middleware, client)
@@ -294,7 +294,7 @@ FAULTS = [
 ]
 
 
-def error_of(response: httpx.Response) -> dict[str, Any]:
+def error_of(response: httpx2.Response) -> dict[str, Any]:
     """The error body of README "Errors", checked for its shape and for any secret."""
     assert response.headers["content-type"] == "application/json"
     body = response.json()
@@ -348,8 +348,8 @@ async def test_a_closed_port_is_a_502() -> None:
     )
     middleware = PromptMiddleware(app, settings)
     async with (
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=middleware), base_url="http://testserver"
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=middleware), base_url="http://testserver"
         ) as client,
         asyncio.timeout(SAFETY_NET_SECONDS),
     ):
@@ -404,7 +404,7 @@ async def test_warm_fault_serves_stale_then_recovers(make_rig: MakeRig, fault: F
         assert (warm.status_code, warm.headers["x-prompt-cache"]) == (200, "miss")
 
         await fault.apply(rig)
-        during: list[httpx.Response] = []
+        during: list[httpx2.Response] = []
         attempts_before = fault.attempts(rig) if fault.attempts else 0
         for refresh in range(1, 4):
             during.append(await rig.ask())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import respx
 from structlog.testing import capture_logs
@@ -214,7 +214,7 @@ async def test_message_content(mock: respx.MockRouter, mocked_store: GenericProm
 
 
 async def test_version_follows_the_content(
-    fake: FakeGenericPromptServer, client: httpx.AsyncClient
+    fake: FakeGenericPromptServer, client: httpx2.AsyncClient
 ) -> None:
     store = make_store(client)
     fake.add_prompt("a", TEMPLATE, model="gpt-4")
@@ -231,7 +231,7 @@ async def test_version_follows_the_content(
 
 
 async def test_query_params_choose_the_variant(
-    fake: FakeGenericPromptServer, client: httpx.AsyncClient
+    fake: FakeGenericPromptServer, client: httpx2.AsyncClient
 ) -> None:
     fake.add_prompt("p", [{"role": "user", "content": "plain"}])
     fake.add_prompt("p", [{"role": "user", "content": "v2"}], query={"slug": "v2"})
@@ -269,7 +269,7 @@ async def test_returned_prompts_share_no_mutable_state(
 
 async def test_request(mock: respx.MockRouter) -> None:
     route = mock.get(ENDPOINT).respond(200, json=prompt_body())
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         store = make_store(
             client, query_params={"project_name": "litellm", "slug": "hello world&x=1"}
         )
@@ -289,7 +289,7 @@ async def test_request(mock: respx.MockRouter) -> None:
 @pytest.mark.parametrize("api_key", [None, ""])
 async def test_no_key_no_authorization_header(mock: respx.MockRouter, api_key: str | None) -> None:
     route = mock.get(ENDPOINT).respond(200, json=prompt_body())
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         await make_store(client, api_key=api_key).get_prompt(PromptQuery("x"))
 
     assert "authorization" not in route.calls.last.request.headers
@@ -308,7 +308,7 @@ async def test_no_key_no_authorization_header(mock: respx.MockRouter, api_key: s
 )
 async def test_api_base(mock: respx.MockRouter, api_base: str, url: str) -> None:
     route = mock.get(url, params={"prompt_id": "x"}).respond(200, json=prompt_body())
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         await make_store(client, api_base=api_base).get_prompt(PromptQuery("x"))
 
     assert route.call_count == 1
@@ -373,7 +373,7 @@ async def test_not_found(fake: FakeGenericPromptServer, store: GenericPromptStor
 
 @pytest.mark.parametrize("api_key", ["sk-wrong-and-secret", None])
 async def test_refused_key_is_named_but_never_shown(
-    fake: FakeGenericPromptServer, client: httpx.AsyncClient, api_key: str | None
+    fake: FakeGenericPromptServer, client: httpx2.AsyncClient, api_key: str | None
 ) -> None:
     fake.add_prompt("p", TEMPLATE)
     store = make_store(client, api_key=api_key, retries=3)
@@ -431,7 +431,7 @@ async def test_wrong_shape(
 
 
 async def test_fetches_are_logged_without_secrets(
-    fake: FakeGenericPromptServer, client: httpx.AsyncClient
+    fake: FakeGenericPromptServer, client: httpx2.AsyncClient
 ) -> None:
     fake.add_prompt("p", TEMPLATE)
     store = make_store(client, query_params={"token": "qp-secret-value"})
@@ -460,7 +460,7 @@ def test_bad_query_params(query_params: Any) -> None:
 async def test_query_params_are_copied(mock: respx.MockRouter) -> None:
     route = mock.get(ENDPOINT).respond(200, json=prompt_body())
     params = {"slug": "a"}
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         store = make_store(client, query_params=params)
         params["slug"] = "changed"
         await store.get_prompt(PromptQuery("x"))

@@ -1,7 +1,7 @@
 """stores/_http.py: what every remote store shares (README "Prompt stores"), tested once.
 
 The base-URL checks, the one deadline over every attempt, the retry on 429, 5xx and connect
-errors only, redirects refused, and the translation of statuses and httpx errors. Each store's
+errors only, redirects refused, and the translation of statuses and httpx2 errors. Each store's
 own wording (its name, the setting to check) is in ``ServiceText``; the contract test
 (``test_contract.py``) checks that every store routes its requests through this.
 """
@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import httpx2
 import msgspec
 import pytest
 import respx
@@ -43,7 +44,7 @@ TEXT = ServiceText(
 )
 
 
-def make_service(client: httpx.AsyncClient | None, **options: Any) -> HttpService:
+def make_service(client: httpx2.AsyncClient | None, **options: Any) -> HttpService:
     settings: dict[str, Any] = {
         "base_url": BASE_URL,
         "timeout": 5.0,
@@ -55,12 +56,12 @@ def make_service(client: httpx.AsyncClient | None, **options: Any) -> HttpServic
     return HttpService(TEXT, **settings)
 
 
-async def fetch(service: HttpService, url: str = URL) -> httpx.Response:
+async def fetch(service: HttpService, url: str = URL) -> httpx2.Response:
     request = service.client().build_request("GET", url)
     return await service.send(request, WHAT, prompt="x")
 
 
-async def fetch_ok(service: HttpService) -> httpx.Response:
+async def fetch_ok(service: HttpService) -> httpx2.Response:
     """A fetch as a store does it: a non-200 becomes the error it means."""
     response = await fetch(service)
     if response.status_code != 200:
@@ -69,8 +70,8 @@ async def fetch_ok(service: HttpService) -> httpx.Response:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def client() -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient() as client:
         yield client
 
 
@@ -80,7 +81,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.mark.parametrize(("retries", "requests"), [(0, 1), (1, 2), (3, 4)])
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
 async def test_retries_are_bounded(
-    mock: respx.MockRouter, client: httpx.AsyncClient, retries: int, requests: int, status: int
+    mock: respx.MockRouter, client: httpx2.AsyncClient, retries: int, requests: int, status: int
 ) -> None:
     route = mock.get(URL).respond(status, json={"message": "down"})
 
@@ -92,7 +93,7 @@ async def test_retries_are_bounded(
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 async def test_answers_are_not_retried(
-    mock: respx.MockRouter, client: httpx.AsyncClient, status: int
+    mock: respx.MockRouter, client: httpx2.AsyncClient, status: int
 ) -> None:
     route = mock.get(URL).respond(status, json={"message": "no"})
 
@@ -102,7 +103,7 @@ async def test_answers_are_not_retried(
     assert route.call_count == 1
 
 
-async def test_a_retry_recovers(mock: respx.MockRouter, client: httpx.AsyncClient) -> None:
+async def test_a_retry_recovers(mock: respx.MockRouter, client: httpx2.AsyncClient) -> None:
     route = mock.get(URL)
     route.side_effect = [httpx.Response(503), httpx.Response(200, json={"ok": True})]
 
@@ -113,11 +114,11 @@ async def test_a_retry_recovers(mock: respx.MockRouter, client: httpx.AsyncClien
 
 
 async def test_the_deadline_covers_every_attempt() -> None:
-    calls: list[httpx.Request] = []
-    abandoned: list[httpx.Request] = []
+    calls: list[httpx2.Request] = []
+    abandoned: list[httpx2.Request] = []
     never = asyncio.Event()
 
-    async def hold(request: httpx.Request) -> httpx.Response:
+    async def hold(request: httpx2.Request) -> httpx2.Response:
         calls.append(request)
         try:
             await never.wait()
@@ -126,7 +127,7 @@ async def test_the_deadline_covers_every_attempt() -> None:
             raise
         raise AssertionError("unreachable")
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(hold)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(hold)) as client:
         with pytest.raises(PromptStoreUnavailable) as caught:
             await fetch(make_service(client, timeout=0.05, retries=3))
 
@@ -138,29 +139,29 @@ async def test_the_deadline_covers_every_attempt() -> None:
 
 
 async def test_connect_errors_are_retried_then_reported() -> None:
-    calls: list[httpx.Request] = []
+    calls: list[httpx2.Request] = []
 
-    def refuse(request: httpx.Request) -> httpx.Response:
+    def refuse(request: httpx2.Request) -> httpx2.Response:
         calls.append(request)
-        raise httpx.ConnectError("Connection refused", request=request)
+        raise httpx2.ConnectError("Connection refused", request=request)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(refuse)) as client:
         with pytest.raises(PromptStoreUnavailable) as caught:
             await fetch(make_service(client, retries=2))
 
     assert caught.value.message.startswith("Service at service.test could not be reached")
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, httpx2.ConnectError)
     assert len(calls) == 3
 
 
 async def test_read_errors_are_not_retried() -> None:
-    calls: list[httpx.Request] = []
+    calls: list[httpx2.Request] = []
 
-    def drop(request: httpx.Request) -> httpx.Response:
+    def drop(request: httpx2.Request) -> httpx2.Response:
         calls.append(request)
-        raise httpx.ReadError("connection reset", request=request)
+        raise httpx2.ReadError("connection reset", request=request)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(drop)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(drop)) as client:
         with pytest.raises(PromptStoreUnavailable, match="ReadError"):
             await fetch(make_service(client, retries=2))
 
@@ -183,7 +184,7 @@ async def test_nothing_listens_on_the_port() -> None:
 
 
 async def test_redirects_are_not_followed(
-    mock: respx.MockRouter, client: httpx.AsyncClient
+    mock: respx.MockRouter, client: httpx2.AsyncClient
 ) -> None:
     route = mock.get(URL).respond(302, headers={"location": "http://evil.test/x"})
 
@@ -198,7 +199,7 @@ async def test_redirects_are_not_followed(
 
 
 async def test_a_json_404_is_a_missing_prompt(
-    mock: respx.MockRouter, client: httpx.AsyncClient
+    mock: respx.MockRouter, client: httpx2.AsyncClient
 ) -> None:
     mock.get(URL).respond(404, json={"message": "not found"})
 
@@ -209,7 +210,7 @@ async def test_a_json_404_is_a_missing_prompt(
 
 
 async def test_a_404_without_json_is_not_a_missing_prompt(
-    mock: respx.MockRouter, client: httpx.AsyncClient
+    mock: respx.MockRouter, client: httpx2.AsyncClient
 ) -> None:
     # An HTML 404 comes from a proxy or a wrong base URL: "not found" would make the cache
     # evict every prompt it holds.
@@ -221,7 +222,7 @@ async def test_a_404_without_json_is_not_a_missing_prompt(
 
 @pytest.mark.parametrize("status", [401, 403])
 async def test_refused_credentials(
-    mock: respx.MockRouter, client: httpx.AsyncClient, status: int
+    mock: respx.MockRouter, client: httpx2.AsyncClient, status: int
 ) -> None:
     mock.get(URL).respond(status, json={"message": "key sk-echoed-back is wrong"})
 
@@ -250,7 +251,7 @@ async def test_refused_credentials(
 )
 @pytest.mark.parametrize("status", [400, 422])
 async def test_a_rejected_request_shows_the_services_message(
-    mock: respx.MockRouter, client: httpx.AsyncClient, status: int, body: Any, shown: str
+    mock: respx.MockRouter, client: httpx2.AsyncClient, status: int, body: Any, shown: str
 ) -> None:
     route = mock.get(URL).respond(status, json=body)
 
@@ -283,7 +284,7 @@ def test_an_invalid_body_names_the_service_and_the_prompt() -> None:
     )
 
 
-async def test_fetches_are_logged(mock: respx.MockRouter, client: httpx.AsyncClient) -> None:
+async def test_fetches_are_logged(mock: respx.MockRouter, client: httpx2.AsyncClient) -> None:
     mock.get(URL).respond(200, json={})
 
     with capture_logs() as logs:
@@ -350,7 +351,7 @@ async def test_own_client_is_created_on_first_use_and_closed(mock: respx.MockRou
         service.client()
 
 
-async def test_an_injected_client_is_left_to_its_owner(client: httpx.AsyncClient) -> None:
+async def test_an_injected_client_is_left_to_its_owner(client: httpx2.AsyncClient) -> None:
     service = make_service(client)
 
     await service.aclose()

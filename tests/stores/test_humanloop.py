@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import respx
 from structlog.testing import capture_logs
@@ -174,7 +174,7 @@ async def test_production_is_the_default_environment(label: str | None) -> None:
         default_environment="development",
     )
     prompt_id, dev = fake.add_prompt("p", "dev", deploy_to=["development"])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake.app)) as client:
         prompt = await make_store(client).get_prompt(PromptQuery(prompt_id, label=label))
 
     assert (prompt.version, prompt.labels) == (dev, ("development",))
@@ -410,7 +410,7 @@ async def test_a_path_that_is_not_a_prompt(fake: FakeHumanloop, store: Humanloop
 
 
 async def test_refused_api_key_is_named_but_never_shown(
-    fake: FakeHumanloop, client: httpx.AsyncClient
+    fake: FakeHumanloop, client: httpx2.AsyncClient
 ) -> None:
     prompt_id, _ = fake.add_prompt("p", "x")
     wrong = "hl_sk_wrong-and-secret"
@@ -494,7 +494,7 @@ async def test_get_by_id_request(mock: respx.MockRouter, mocked_store: Humanloop
     await mocked_store.get_prompt(PromptQuery(PROMPT_ID, label="staging"))
 
     request = route.calls.last.request
-    assert request.url == httpx.URL(f"{BY_ID}?environment=staging")
+    assert request.url == f"{BY_ID}?environment=staging"
     assert request.headers["x-api-key"] == API_KEY
     assert request.headers["accept"] == "application/json"
     assert "authorization" not in request.headers
@@ -508,7 +508,7 @@ async def test_get_by_path_request(mock: respx.MockRouter, mocked_store: Humanlo
     await mocked_store.get_prompt(PromptQuery("a&b?c", label="dev env"))
 
     first, second = (call.request for call in route.calls)
-    assert first.url == httpx.URL(BY_PATH)
+    assert first.url == BY_PATH
     assert json.loads(first.content) == {"path": "Personal Projects/Coding Assistant"}
     assert first.headers["content-type"] == "application/json"
     assert first.headers["x-api-key"] == API_KEY
@@ -545,7 +545,7 @@ async def test_default_base_url(mock: respx.MockRouter) -> None:
     route = mock.get(f"https://api.humanloop.com/v5/prompts/{PROMPT_ID}").respond(
         200, json=prompt_body()
     )
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         store = HumanloopStore(api_key=API_KEY, client=client)
         await store.get_prompt(PromptQuery(PROMPT_ID))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from prompt_middleware import PromptMiddleware, Settings
@@ -29,17 +29,17 @@ def fake() -> FakeHumanloop:
 
 @pytest.fixture
 async def store(fake: FakeHumanloop) -> AsyncIterator[HumanloopStore]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake.app)) as client:
         yield HumanloopStore(
             base_url="http://humanloop.test/v5", api_key=API_KEY, retry_backoff=0.0, client=client
         )
 
 
-async def send(store: HumanloopStore, app: RecordingApp, body: dict[str, Any]) -> httpx.Response:
+async def send(store: HumanloopStore, app: RecordingApp, body: dict[str, Any]) -> httpx2.Response:
     middleware = PromptMiddleware(app, Settings(), stores={"humanloop": store})
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=middleware), base_url="http://test"
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=middleware), base_url="http://test"
         ) as client:
             return await client.post(URL, json=body)
     finally:

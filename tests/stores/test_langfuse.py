@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import respx
 from structlog.testing import capture_logs
@@ -194,7 +194,7 @@ async def test_not_found(
     [(PUBLIC_KEY, "sk-lf-wrong-secret"), ("pk-lf-unknown", SECRET_KEY)],
 )
 async def test_refused_credentials_are_named_but_never_shown(
-    fake: FakeLangfuse, client: httpx.AsyncClient, public_key: str, secret_key: str
+    fake: FakeLangfuse, client: httpx2.AsyncClient, public_key: str, secret_key: str
 ) -> None:
     fake.add_prompt("p", "x", labels=["production"])
     store = make_store(client, public_key=public_key, secret_key=secret_key, retries=3)
@@ -221,7 +221,7 @@ async def test_server_error(fake: FakeLangfuse, store: LangfuseStore) -> None:
         await store.get_prompt(PromptQuery("p"))
 
 
-async def test_timeout_with_latency(fake: FakeLangfuse, client: httpx.AsyncClient) -> None:
+async def test_timeout_with_latency(fake: FakeLangfuse, client: httpx2.AsyncClient) -> None:
     fake.add_prompt("p", "x", labels=["production"])
     fake.latency = 60.0
     store = make_store(client, timeout=0.05)
@@ -274,7 +274,7 @@ async def test_folders_work_with_older_servers_routing() -> None:
     # Older Langfuse routes only an encoded slash to the prompt; a raw one misses the route.
     fake = FakeLangfuse(public_key=PUBLIC_KEY, secret_key=SECRET_KEY, legacy_routing=True)
     fake.add_prompt("a/b/c", "deep", labels=["production"])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake.app)) as client:
         prompt = await make_store(client).get_prompt(PromptQuery("a/b/c"))
 
     assert prompt.prompt == "deep"
@@ -357,7 +357,7 @@ async def test_basic_auth_header(mock: respx.MockRouter, mocked_store: LangfuseS
 async def test_base_url_with_a_path(mock: respx.MockRouter) -> None:
     route = mock.get("https://example.test/langfuse/api/public/v2/prompts/x?label=production")
     route.respond(200, json=prompt_body())
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         store = make_store(client, base_url="https://example.test/langfuse/")
         await store.get_prompt(PromptQuery("x"))
 

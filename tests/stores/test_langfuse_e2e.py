@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import structlog
 
@@ -36,7 +36,7 @@ async def fake() -> AsyncIterator[tuple[FakeLangfuse, str]]:
         yield langfuse, base_url
 
 
-Served = tuple[httpx.AsyncClient, RecordingApp, PromptMiddleware]
+Served = tuple[httpx2.AsyncClient, RecordingApp, PromptMiddleware]
 Serve = Callable[..., AbstractAsyncContextManager[Served]]
 
 
@@ -57,7 +57,7 @@ def serve(fake: tuple[FakeLangfuse, str]) -> Serve:
         middleware = PromptMiddleware(app, settings)
         async with (
             serve_in_background(middleware, lifespan="on") as url,
-            httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=250)) as client,
+            httpx2.AsyncClient(base_url=url, limits=httpx2.Limits(max_connections=250)) as client,
         ):
             yield client, app, middleware
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from prompt_middleware import ConfigurationError, PromptMiddleware, Secret, Settings
@@ -56,9 +56,9 @@ async def generic() -> AsyncIterator[tuple[FakeGenericPromptServer, str]]:
         yield fake, url
 
 
-async def post(app: PromptMiddleware, body: dict[str, Any]) -> httpx.Response:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
+async def post(app: PromptMiddleware, body: dict[str, Any]) -> httpx2.Response:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://test"
     ) as client:
         return await client.post(URL, json=body)
 

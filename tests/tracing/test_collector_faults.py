@@ -12,7 +12,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 
 from examples.starlette_app.app import PROMPTS
@@ -57,7 +57,7 @@ async def sidecar_url(
             collector.release()  # let the stuck export finish before shutdown flushes
 
 
-async def _send(client: httpx.AsyncClient, count: int) -> list[int]:
+async def _send(client: httpx2.AsyncClient, count: int) -> list[int]:
     limit = asyncio.Semaphore(32)
 
     async def one() -> int:
@@ -68,7 +68,7 @@ async def _send(client: httpx.AsyncClient, count: int) -> list[int]:
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def _dropped(client: httpx.AsyncClient) -> float:
+async def _dropped(client: httpx2.AsyncClient) -> float:
     metrics = (await client.get("/metrics")).text
     [line] = [
         line
@@ -83,7 +83,7 @@ async def test_a_hanging_collector_changes_no_answer_and_drops_are_counted(
     sidecar_url: tuple[str, FakeCollector, Sidecar],
 ) -> None:
     url, collector, _ = sidecar_url
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx2.AsyncClient(base_url=url) as client:
         # One full batch wakes the exporter thread, whose export then hangs.
         assert await _send(client, BATCH) == [200] * BATCH
         await collector.wait_for_hanging(1)
@@ -98,7 +98,7 @@ async def test_a_refusing_collector_changes_no_answer(
     sidecar_url: tuple[str, FakeCollector, Sidecar],
 ) -> None:
     url, collector, sidecar = sidecar_url
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx2.AsyncClient(base_url=url) as client:
         assert await _send(client, 100) == [200] * 100
         tracing = sidecar.middleware.tracing
         assert tracing is not None
@@ -126,7 +126,7 @@ async def test_a_collector_that_is_down_changes_no_answer(
         sidecar = Sidecar(settings)
         async with (
             serve_in_background(sidecar, lifespan="on") as url,
-            httpx.AsyncClient(base_url=url) as client,
+            httpx2.AsyncClient(base_url=url) as client,
         ):
             assert await _send(client, 100) == [200] * 100
             tracing = sidecar.middleware.tracing

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 
-import httpx
+import httpx2
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
@@ -71,17 +71,17 @@ class FailingApp:
 @pytest.fixture
 async def through_middleware(
     memory: MemoryTracing,
-) -> AsyncIterator[tuple[MemoryTracing, RecordingApp, httpx.AsyncClient]]:
+) -> AsyncIterator[tuple[MemoryTracing, RecordingApp, httpx2.AsyncClient]]:
     app = RecordingApp()
     middleware = PromptMiddleware(app, Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing)
-    transport = httpx.ASGITransport(app=middleware)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=middleware)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield memory, app, client
     await middleware.engine.aclose()
 
 
 async def test_the_middleware_span_covers_the_apps_handling(
-    through_middleware: tuple[MemoryTracing, RecordingApp, httpx.AsyncClient],
+    through_middleware: tuple[MemoryTracing, RecordingApp, httpx2.AsyncClient],
 ) -> None:
     memory, app, client = through_middleware
     response = await client.post(
@@ -108,8 +108,8 @@ async def test_the_middleware_reads_a_streamed_answer_from_send(memory: MemoryTr
     app = StreamingApp()
     middleware = PromptMiddleware(app, Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing)
     app.before_the_last_message = memory.spans
-    transport = httpx.ASGITransport(app=middleware)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=middleware)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.post("/v1/chat/completions", json=MANAGED)
     assert response.content == STREAM
     assert app.spans_seen == ()  # the span was open until the last byte
@@ -127,8 +127,8 @@ async def test_the_experiment_variant_and_its_label_are_on_the_span(
     experiment = Experiment(name="tone", prompt_id="support/answer", variants=variants)
     settings = Settings(prompts_dir=str(PROMPTS), experiments=(experiment,))
     middleware = PromptMiddleware(RecordingApp(), settings, tracing=memory.tracing)
-    transport = httpx.ASGITransport(app=middleware)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=middleware)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.post("/v1/chat/completions", json={**MANAGED, "user": "u-1"})
     assert response.headers["x-prompt-variant"] == "staging"
     span = memory.only_span()
@@ -145,8 +145,8 @@ async def test_a_version_asked_for_has_no_label(memory: MemoryTracing) -> None:
     middleware = PromptMiddleware(
         RecordingApp(), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
     )
-    transport = httpx.ASGITransport(app=middleware)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=middleware)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         await client.post("/v1/chat/completions", json={**MANAGED, "prompt_version": 1})
     attributes = _attributes(memory.only_span())
     assert "langfuse.observation.metadata.prompt_label" not in attributes
@@ -158,8 +158,8 @@ async def test_an_app_that_fails_ends_its_span_as_an_error(memory: MemoryTracing
     middleware = PromptMiddleware(
         FailingApp(), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
     )
-    transport = httpx.ASGITransport(app=middleware)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=middleware)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         with pytest.raises(RuntimeError, match="the app broke"):
             await client.post("/v1/chat/completions", json=MANAGED)
     span = memory.only_span()
@@ -169,7 +169,7 @@ async def test_an_app_that_fails_ends_its_span_as_an_error(memory: MemoryTracing
 
 
 async def test_our_errors_are_spans_with_their_code(
-    through_middleware: tuple[MemoryTracing, RecordingApp, httpx.AsyncClient],
+    through_middleware: tuple[MemoryTracing, RecordingApp, httpx2.AsyncClient],
 ) -> None:
     memory, app, client = through_middleware
     response = await client.post(
@@ -183,7 +183,7 @@ async def test_our_errors_are_spans_with_their_code(
 
 
 async def test_unmanaged_and_unmatched_requests(
-    through_middleware: tuple[MemoryTracing, RecordingApp, httpx.AsyncClient],
+    through_middleware: tuple[MemoryTracing, RecordingApp, httpx2.AsyncClient],
 ) -> None:
     memory, _, client = through_middleware
     await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": []})
@@ -213,8 +213,8 @@ async def test_a_forwarder_behind_another_layer_sends_the_span_upstream_and_mark
             settings = Settings(prompts_dir=str(PROMPTS), upstream_base_url=base_url)
             forwarder = Forwarder(settings)
             middleware = PromptMiddleware(Layer(forwarder), settings, tracing=memory.tracing)
-            transport = httpx.ASGITransport(app=middleware)
-            async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+            transport = httpx2.ASGITransport(app=middleware)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://sidecar") as client:
                 await client.post(
                     "/v1/chat/completions",
                     json=MANAGED,
@@ -237,11 +237,11 @@ async def test_a_forwarder_behind_another_layer_sends_the_span_upstream_and_mark
 
 
 @pytest.fixture
-def sent() -> list[httpx.Request]:
+def sent() -> list[httpx2.Request]:
     return []
 
 
-class _InThirds(httpx.AsyncByteStream):
+class _InThirds(httpx2.AsyncByteStream):
     """A response body that arrives as a network one does: in pieces, not yet read."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -250,24 +250,24 @@ class _InThirds(httpx.AsyncByteStream):
             yield piece
 
 
-def _upstream(sent: list[httpx.Request], *, stream: bool = False) -> httpx.MockTransport:
-    def answer(request: httpx.Request) -> httpx.Response:
+def _upstream(sent: list[httpx2.Request], *, stream: bool = False) -> httpx2.MockTransport:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         sent.append(request)
         if stream:
             headers = {"content-type": "text/event-stream"}
-            return httpx.Response(200, headers=headers, stream=_InThirds())
-        return httpx.Response(200, json=COMPLETION)  # in memory already
+            return httpx2.Response(200, headers=headers, stream=_InThirds())
+        return httpx2.Response(200, json=COMPLETION)  # in memory already
 
-    return httpx.MockTransport(answer)
+    return httpx2.MockTransport(answer)
 
 
 async def test_the_transport_span_reads_the_response_and_sends_our_traceparent(
-    memory: MemoryTracing, sent: list[httpx.Request]
+    memory: MemoryTracing, sent: list[httpx2.Request]
 ) -> None:
     transport = PromptTransport(
         _upstream(sent), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
     )
-    async with httpx.AsyncClient(transport=transport, base_url="https://api.test/v1") as client:
+    async with httpx2.AsyncClient(transport=transport, base_url="https://api.test/v1") as client:
         response = await client.post(
             "/chat/completions", json=MANAGED, headers={"traceparent": TRACEPARENT}
         )
@@ -282,13 +282,13 @@ async def test_the_transport_span_reads_the_response_and_sends_our_traceparent(
 
 
 async def test_the_transport_span_ends_when_the_stream_closes(
-    memory: MemoryTracing, sent: list[httpx.Request]
+    memory: MemoryTracing, sent: list[httpx2.Request]
 ) -> None:
     transport = PromptTransport(
         _upstream(sent, stream=True), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
     )
     async with (
-        httpx.AsyncClient(transport=transport, base_url="https://api.test/v1") as client,
+        httpx2.AsyncClient(transport=transport, base_url="https://api.test/v1") as client,
         client.stream("POST", "/chat/completions", json=MANAGED) as response,
     ):
         assert memory.spans() == ()  # open while the body is being read
@@ -301,14 +301,14 @@ async def test_the_transport_span_ends_when_the_stream_closes(
 async def test_a_failing_wrapped_transport_ends_the_span_as_an_error(
     memory: MemoryTracing,
 ) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
 
     transport = PromptTransport(
-        httpx.MockTransport(refuse), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
+        httpx2.MockTransport(refuse), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
     )
-    async with httpx.AsyncClient(transport=transport, base_url="https://api.test/v1") as client:
-        with pytest.raises(httpx.ConnectError):
+    async with httpx2.AsyncClient(transport=transport, base_url="https://api.test/v1") as client:
+        with pytest.raises(httpx2.ConnectError):
             await client.post("/chat/completions", json=MANAGED)
     span = memory.only_span()
     assert span.status.status_code is StatusCode.ERROR
@@ -317,7 +317,7 @@ async def test_a_failing_wrapped_transport_ends_the_span_as_an_error(
 
 
 async def test_a_request_the_sampler_leaves_out_is_passed_on_with_its_trace_context(
-    monkeypatch: pytest.MonkeyPatch, sent: list[httpx.Request]
+    monkeypatch: pytest.MonkeyPatch, sent: list[httpx2.Request]
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
     memory = MemoryTracing()  # the SDK reads the sampler when the provider is made
@@ -325,7 +325,7 @@ async def test_a_request_the_sampler_leaves_out_is_passed_on_with_its_trace_cont
         _upstream(sent, stream=True), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
     )
     async with (
-        httpx.AsyncClient(transport=transport, base_url="https://api.test/v1") as client,
+        httpx2.AsyncClient(transport=transport, base_url="https://api.test/v1") as client,
         client.stream(
             "POST", "/chat/completions", json=MANAGED, headers={"traceparent": TRACEPARENT}
         ) as response,
@@ -342,12 +342,12 @@ async def test_a_request_the_sampler_leaves_out_is_passed_on_with_its_trace_cont
 
 @pytest.mark.parametrize("name", ["traceparent", "Traceparent", "TRACEPARENT"])
 async def test_the_transport_reads_the_callers_trace_whatever_the_headers_case(
-    memory: MemoryTracing, sent: list[httpx.Request], name: str
+    memory: MemoryTracing, sent: list[httpx2.Request], name: str
 ) -> None:
     transport = PromptTransport(
         _upstream(sent), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
     )
-    async with httpx.AsyncClient(transport=transport, base_url="https://api.test/v1") as client:
+    async with httpx2.AsyncClient(transport=transport, base_url="https://api.test/v1") as client:
         answered = await client.post("/chat/completions", json=MANAGED, headers={name: TRACEPARENT})
         refused = await client.post(
             "/chat/completions",

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-import httpx
+import httpx2
 import pytest
 from opentelemetry import trace
 
@@ -106,7 +106,7 @@ async def test_the_variables_turn_traces_on_and_content_off() -> None:
     settings = Settings.from_env(
         {"PROMPT_MIDDLEWARE_TRACES": "otlp", "PROMPT_MIDDLEWARE_TRACE_CONTENT": "false"}
     )
-    door = PromptTransport(httpx.MockTransport(lambda request: httpx.Response(200)), settings)
+    door = PromptTransport(httpx2.MockTransport(lambda request: httpx2.Response(200)), settings)
     tracing = door.tracing
     assert tracing is not None
     assert tracing.content is False

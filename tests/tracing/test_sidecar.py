@@ -10,7 +10,7 @@ import json
 import socket
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -183,7 +183,7 @@ async def test_no_secret_in_any_exported_attribute(running: Running) -> None:
 
 
 async def test_a_request_the_key_check_refuses_makes_no_span(running: Running) -> None:
-    async with httpx.AsyncClient(base_url=running.url) as client:
+    async with httpx2.AsyncClient(base_url=running.url) as client:
         refused = await client.post(
             "/v1/chat/completions",
             json={"model": "file/gpt-4o", "messages": [], **PROMPT_FIELDS},
@@ -229,7 +229,7 @@ async def test_with_traces_off_the_callers_trace_headers_pass_untouched() -> Non
         assert sidecar.middleware.tracing is None
         async with (
             serve_in_background(sidecar, lifespan="on") as url,
-            httpx.AsyncClient(base_url=url) as client,
+            httpx2.AsyncClient(base_url=url) as client,
         ):
             await client.post(
                 "/v1/chat/completions",

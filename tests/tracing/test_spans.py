@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
+import httpx2
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -231,13 +231,13 @@ async def test_an_httpx_response_stream_ends_the_span_when_closed(memory: Memory
     span.response_start(200, "text/event-stream")
     pieces = [STREAM[i : i + 50] for i in range(0, len(STREAM), 50)]
 
-    class Upstream(httpx.AsyncByteStream):
+    class Upstream(httpx2.AsyncByteStream):
         async def __aiter__(self):  # type: ignore[no-untyped-def]
             for piece in pieces:
                 yield piece
 
-    response = httpx.Response(200, stream=TracedStream(Upstream(), span))
-    assert await response.aread() == STREAM  # httpx closes the stream once it is read
+    response = httpx2.Response(200, stream=TracedStream(Upstream(), span))
+    assert await response.aread() == STREAM  # httpx2 closes the stream once it is read
     attributes = dict(memory.only_span().attributes or {})
     assert attributes["gen_ai.usage.input_tokens"] == 20
 

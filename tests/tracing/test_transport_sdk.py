@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -92,7 +92,7 @@ async def test_a_stream_is_one_span_with_the_usage_chunks_tokens(running: Runnin
 
 async def test_an_upstream_error_status_marks_the_span(running: Running) -> None:
     with pytest.raises(openai.NotFoundError):  # the fake upstream knows no such path
-        await running.client.post("/nowhere/chat/completions", cast_to=httpx.Response, body={})
+        await running.client.post("/nowhere/chat/completions", cast_to=httpx2.Response, body={})
     [span] = await running.spans(1)
     assert span.status_code == 2
     assert span.attributes["error.type"] == "404"

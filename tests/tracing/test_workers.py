@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-import httpx
+import httpx2
 
 from tests.fakes.otlp import FakeCollector
 from tests.fakes.sidecars import Sidecar, running_sidecars
@@ -24,7 +24,7 @@ DEADLINE = 60.0  # a hang detector: each batch is a real round trip
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
 
 
-async def _batch(http: httpx.AsyncClient, sidecar: Sidecar) -> int:
+async def _batch(http: httpx2.AsyncClient, sidecar: Sidecar) -> int:
     url = f"{sidecar.url}/v1/chat/completions"
     answers = await asyncio.gather(*(http.post(url, json=BODY) for _ in range(BATCH)))
     assert {answer.status_code for answer in answers} == {200}
@@ -48,7 +48,7 @@ async def test_spans_dropped_by_both_workers_are_summed() -> None:
         }
         async with (
             running_sidecars(1, env, workers=2) as [sidecar],
-            httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as http,
+            httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=0)) as http,
         ):
             sent = 0
             async with asyncio.timeout(DEADLINE):

@@ -7,7 +7,7 @@ Three steps, one module each, run by :meth:`RewriteEngine.rewrite`:
 2. ``fetch.py``: the prompt through the cache, then the store;
 3. ``compose.py``: render, apply parameters, encode.
 
-The ASGI middleware and the httpx transport are thin doors onto :meth:`RewriteEngine.rewrite`.
+The ASGI middleware and the httpx2 transport are thin doors onto :meth:`RewriteEngine.rewrite`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 
-import httpx
+import httpx2
 import msgspec
 import structlog
 
@@ -48,7 +48,7 @@ class RewriteEngine:
         *,
         stores: Mapping[str, PromptStore] | None = None,
         cache: PromptCache[PromptPlan] | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx2.AsyncClient | None = None,
         observer: Observer | None = None,
         fallbacks: ControlFallbacks | None = None,
     ) -> None:
@@ -91,7 +91,7 @@ class RewriteEngine:
     ) -> RewriteResult | None:
         """The rewritten request, or None when the body must go on unchanged.
 
-        ``headers`` (ASGI's or httpx's raw pairs) are read only by an experiment keyed on a
+        ``headers`` (ASGI's or an HTTP client's raw pairs) are read only by an experiment keyed on a
         header: a door passes the list it has, never a copy.
 
         Raises a :class:`RequestError` subclass for anything the client must fix or the

@@ -32,7 +32,7 @@ def sticky_key(
 ) -> str | bytes | None:
     """The key that keeps this caller on one variant, or None for a random draw.
 
-    ``headers`` are ``(name, value)`` byte pairs: ASGI's (lower-case names) or httpx's raw
+    ``headers`` are ``(name, value)`` byte pairs: ASGI's (lower-case names) or an HTTP client's raw
     ones (names as sent); they are read only for ``sticky: header:<name>``.
     """
     if split.reads_user:

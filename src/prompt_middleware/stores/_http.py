@@ -4,7 +4,7 @@ A base URL checked at start-up (never echoed: it may hold credentials); a client
 injected (the registry's shared pool, or a test's) or created on first use inside the running
 loop; one deadline over every attempt; a small retry on connect errors, 429 and 5xx only,
 fast by design (the cache's stale copy is the safety net); and the translation of HTTP
-statuses and httpx errors into :class:`PromptStoreUnavailable` / :class:`PromptNotFound`
+statuses and httpx2 errors into :class:`PromptStoreUnavailable` / :class:`PromptNotFound`
 with messages that name the service and what to check, never a key.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-import httpx
+import httpx2
 import msgspec
 import structlog
 
@@ -53,9 +53,9 @@ class HttpService:
         timeout: float,
         retries: int,
         retry_backoff: float,
-        client: httpx.AsyncClient | None,
+        client: httpx2.AsyncClient | None,
     ) -> None:
-        url = httpx.URL(base_url)
+        url = httpx2.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigurationError(
                 f"{text.base_url} must be an http:// or https:// URL with a host, such as "
@@ -91,15 +91,15 @@ class HttpService:
         """ "Langfuse at cloud.langfuse.com": the subject of every message."""
         return f"{self.text.name} at {self.host}"
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> httpx2.AsyncClient:
         if self._closed:
             raise PromptStoreUnavailable(f"The {self.text.name} prompt store has been closed")
         if self._client is None:
             # Created lazily so that it binds to the loop that serves requests.
-            self._client = httpx.AsyncClient(
+            self._client = httpx2.AsyncClient(
                 timeout=self.timeout,
                 follow_redirects=False,
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
             )
         return self._client
 
@@ -110,7 +110,7 @@ class HttpService:
         if client is not None and self._owns_client:
             await client.aclose()
 
-    async def send(self, request: httpx.Request, what: str, **log: Any) -> httpx.Response:
+    async def send(self, request: httpx2.Request, what: str, **log: Any) -> httpx2.Response:
         """The answer to ``request``, within one deadline, retried on 429, 5xx, connect errors.
 
         Returns the last response when it is not retryable or the retries are spent (the
@@ -125,11 +125,11 @@ class HttpService:
                 while True:
                     attempt += 1
                     outcome = await self._attempt(request, what, attempt, log)
-                    if isinstance(outcome, httpx.Response) and not _retryable(outcome):
+                    if isinstance(outcome, httpx2.Response) and not _retryable(outcome):
                         return outcome
                     delay = self._retry_backoff * 2 ** (attempt - 1)
                     if attempt > self._retries or loop.time() + delay >= deadline:
-                        if isinstance(outcome, httpx.Response):
+                        if isinstance(outcome, httpx2.Response):
                             return outcome
                         raise PromptStoreUnavailable(
                             f"{self.at} could not be reached ({type(outcome).__name__}) "
@@ -141,7 +141,7 @@ class HttpService:
 
     def raise_for_status(
         self,
-        response: httpx.Response,
+        response: httpx2.Response,
         what: str,
         *,
         not_found: str,
@@ -193,13 +193,13 @@ class HttpService:
         )
 
     async def _attempt(
-        self, request: httpx.Request, what: str, attempt: int, log: dict[str, Any]
-    ) -> httpx.Response | httpx.TransportError:
+        self, request: httpx2.Request, what: str, attempt: int, log: dict[str, Any]
+    ) -> httpx2.Response | httpx2.TransportError:
         """One request; a connect error is returned rather than raised (worth a retry)."""
         started = time.perf_counter()
         try:
             response = await self.client().send(request, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
             logger.debug(
                 self.text.log_event,
                 attempt=attempt,
@@ -208,9 +208,9 @@ class HttpService:
                 **log,
             )
             return exc
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise self._timed_out(what) from exc
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise PromptStoreUnavailable(
                 f"{self.at} failed while fetching {what} ({type(exc).__name__})"
             ) from exc
@@ -284,7 +284,7 @@ def is_json_object(body: bytes) -> bool:
         return False
 
 
-def _retryable(response: httpx.Response) -> bool:
+def _retryable(response: httpx2.Response) -> bool:
     return response.status_code == 429 or response.status_code >= 500
 
 

@@ -45,7 +45,7 @@ variable the request does not give stays ``{{name}}`` (not ``{name}``) and count
 (a warning; a 400 with ``PROMPT_MIDDLEWARE_STRICT_VARIABLES``), where LiteLLM leaves
 ``{name}`` as written.
 
-Statuses and httpx errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
+Statuses and httpx2 errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
 says; a 401 or 403 names a missing ``api_key`` when none is configured.
 """
 
@@ -57,7 +57,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
-import httpx
+import httpx2
 import msgspec
 import structlog
 
@@ -163,7 +163,7 @@ class GenericPromptStore:
     extra attempts are made on connect errors, 429 and 5xx only, after ``retry_backoff``
     seconds (doubling), and only when they can finish before the deadline.
 
-    ``client`` is an injected ``httpx.AsyncClient`` (tests, or a shared pool); it is not
+    ``client`` is an injected ``httpx2.AsyncClient`` (tests, or a shared pool); it is not
     closed by :meth:`aclose`. Without it the store creates its own pooled client on first
     use, inside the running event loop, and closes it in :meth:`aclose`.
     """
@@ -177,7 +177,7 @@ class GenericPromptStore:
         timeout: float = 5.0,
         retries: int = 1,
         retry_backoff: float = 0.05,
-        client: httpx.AsyncClient | None = None,
+        client: httpx2.AsyncClient | None = None,
     ) -> None:
         # Without a key, a refusal means the service wants one.
         text = (

@@ -40,7 +40,7 @@ The mapping onto :class:`~prompt_middleware.prompts.Prompt`:
   nothing, as Jinja does); one that does not compile, or reaches for what the sandbox
   forbids, is an invalid prompt.
 
-Statuses and httpx errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
+Statuses and httpx2 errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
 says; besides, a path that is not a prompt is PromptNotFound, and a ``PromptQuery.version``
 is InvalidPromptRequest (param ``prompt_version``) without a request.
 """
@@ -50,7 +50,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-import httpx
+import httpx2
 import msgspec
 import structlog
 
@@ -226,7 +226,7 @@ class HumanloopStore:
     attempts are made on connect errors, 429 and 5xx only, after ``retry_backoff`` seconds
     (doubling); a retry that could not finish before the deadline is not started.
 
-    ``client`` is an injected ``httpx.AsyncClient`` (tests, or a shared pool); it is not
+    ``client`` is an injected ``httpx2.AsyncClient`` (tests, or a shared pool); it is not
     closed by :meth:`aclose`. Without it the store creates its own pooled client on first
     use, inside the running event loop, and closes it in :meth:`aclose`.
     """
@@ -239,7 +239,7 @@ class HumanloopStore:
         timeout: float = 5.0,
         retries: int = 1,
         retry_backoff: float = 0.05,
-        client: httpx.AsyncClient | None = None,
+        client: httpx2.AsyncClient | None = None,
     ) -> None:
         self._http = HttpService(
             _TEXT,

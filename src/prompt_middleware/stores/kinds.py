@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-import httpx
+import httpx2
 
 from prompt_middleware.stores.base import PromptStore
 from prompt_middleware.stores.humanloop import HumanloopStore
@@ -41,7 +41,7 @@ class RemoteStoreFactory(Protocol):
         base_url: str,
         secrets: tuple[str, ...],
         timeout: float,
-        client: httpx.AsyncClient,
+        client: httpx2.AsyncClient,
     ) -> PromptStore: ...
 
 
@@ -74,7 +74,7 @@ class StoreKind:
 
 
 def _langfuse(
-    *, base_url: str, secrets: tuple[str, ...], timeout: float, client: httpx.AsyncClient
+    *, base_url: str, secrets: tuple[str, ...], timeout: float, client: httpx2.AsyncClient
 ) -> PromptStore:
     public_key, secret_key = secrets
     return LangfuseStore(
@@ -87,7 +87,7 @@ def _langfuse(
 
 
 def _humanloop(
-    *, base_url: str, secrets: tuple[str, ...], timeout: float, client: httpx.AsyncClient
+    *, base_url: str, secrets: tuple[str, ...], timeout: float, client: httpx2.AsyncClient
 ) -> PromptStore:
     (api_key,) = secrets
     return HumanloopStore(base_url=base_url, api_key=api_key, timeout=timeout, client=client)

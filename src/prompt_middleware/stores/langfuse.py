@@ -4,10 +4,10 @@ Why not the SDK's ``Langfuse.get_prompt``: it is synchronous (a blocking httpx c
 ``backoff`` retries that sleep the calling thread), so on the event loop it would stall every
 request in flight; and it keeps its own TTL cache with background refresh threads, which must
 not be stacked on ours (two TTLs, two stale policies, fetch counts nobody can reason about).
-The wire format is small and documented (Langfuse's public API reference), so one httpx
+The wire format is small and documented (Langfuse's public API reference), so one httpx2
 request and a few msgspec structs do the job.
 
-Statuses and httpx errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
+Statuses and httpx2 errors become PromptNotFound / PromptStoreUnavailable as ``_http.py``
 says (one deadline, a small retry on 429, 5xx and connect errors, no redirects); a 200 whose
 body is not a Langfuse prompt is PromptStoreUnavailable.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 from typing import Any, Final
 
-import httpx
+import httpx2
 import msgspec
 
 from prompt_middleware.errors import PromptNotFound
@@ -128,7 +128,7 @@ class LangfuseStore:
     in front of the store serves a stale copy when this fails, so failing fast wins over
     trying hard.
 
-    ``client`` is an injected ``httpx.AsyncClient`` (tests, or a shared pool); it is not
+    ``client`` is an injected ``httpx2.AsyncClient`` (tests, or a shared pool); it is not
     closed by :meth:`aclose`. Without it the store creates its own pooled client on first
     use, inside the running event loop, and closes it in :meth:`aclose`.
     """
@@ -142,7 +142,7 @@ class LangfuseStore:
         timeout: float = 5.0,
         retries: int = 1,
         retry_backoff: float = 0.05,
-        client: httpx.AsyncClient | None = None,
+        client: httpx2.AsyncClient | None = None,
     ) -> None:
         self._http = HttpService(
             _TEXT,

@@ -17,7 +17,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import httpx
+import httpx2
 
 from prompt_middleware.cache import CachePolicy
 from prompt_middleware.errors import ConfigurationError, InvalidPromptRequest
@@ -72,15 +72,15 @@ class StoreRegistry:
         settings: Settings,
         *,
         stores: Mapping[str, PromptStore] | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         self._settings = settings
         self._remote = settings.cache_policy
         self._files = settings.file_cache_policy
         self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient(
+        self._client = http_client or httpx2.AsyncClient(
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"accept": "application/json"},
         )
         local = LocalPromptStore(settings.prompts_dir)

@@ -2,7 +2,8 @@
 
 ``Tracing`` owns the spans of one door and their export; ``GenerationSpan`` is one request's
 span, and ``SpanRecord`` what it leaves once ended, encoded as OTLP on the export side;
-``traced_send`` (ASGI) and ``TracedStream`` (httpx) show a span the answer as it passes.
+``traced_send`` (ASGI) and ``TracedStream`` (httpx2, httpx) show a span the answer as it
+passes.
 README, "Traces", describes the settings and every attribute.
 """
 

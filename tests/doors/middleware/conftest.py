@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 
 from prompt_middleware import Settings
@@ -30,5 +30,5 @@ def store() -> MemoryStore:
 
 
 @pytest.fixture
-def client(make_client: ClientFactory, store: MemoryStore) -> httpx.AsyncClient:
+def client(make_client: ClientFactory, store: MemoryStore) -> httpx2.AsyncClient:
     return make_client(Settings(default_store="mem"), stores={"mem": store})

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 
 URL = "/v1/chat/completions"
 
 
 def post(
-    client: httpx.AsyncClient, body: Any, url: str = URL, headers: dict[str, str] | None = None
+    client: httpx2.AsyncClient, body: Any, url: str = URL, headers: dict[str, str] | None = None
 ) -> Any:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return client.post(
@@ -25,7 +25,7 @@ UNMANAGED = (
 )
 
 
-def error_of(response: httpx.Response) -> dict[str, Any]:
+def error_of(response: httpx2.Response) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error"}
     assert set(body["error"]) == {"message", "type", "param", "code"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 from starlette.types import Message
 
 from prompt_middleware import PromptMiddleware, Settings
@@ -15,7 +15,7 @@ from tests.fakes.memory import MemoryStore
 
 
 async def test_content_length_is_corrected_and_chunked_encoding_dropped(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     async def chunks() -> Any:
         yield b'{"model":"gpt-4o","prompt_id":"greeting",'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from prompt_middleware import Settings
@@ -32,7 +32,7 @@ from tests.fakes.memory import MemoryStore, text_prompt, unavailable
     ],
 )
 async def test_malformed_requests_are_400_invalid_request(
-    client: httpx.AsyncClient, app: RecordingApp, body: bytes, param: str | None, fragment: str
+    client: httpx2.AsyncClient, app: RecordingApp, body: bytes, param: str | None, fragment: str
 ) -> None:
     response = await post(client, body)
     assert response.status_code == 400
@@ -82,7 +82,7 @@ async def test_malformed_requests_are_400_invalid_request(
     ],
 )
 async def test_unservable_prompt_requests_are_400_invalid_prompt_request(
-    client: httpx.AsyncClient, app: RecordingApp, body: dict[str, Any], param: str, fragment: str
+    client: httpx2.AsyncClient, app: RecordingApp, body: dict[str, Any], param: str, fragment: str
 ) -> None:
     response = await post(client, body)
     assert response.status_code == 400
@@ -105,7 +105,7 @@ async def test_strict_variables_lists_what_is_missing(
     assert "['name', 'place']" in error["message"]
 
 
-async def test_unknown_prompt_is_404(client: httpx.AsyncClient) -> None:
+async def test_unknown_prompt_is_404(client: httpx2.AsyncClient) -> None:
     response = await post(client, {"model": "m", "prompt_id": "nope", "prompt_label": "beta"})
     assert response.status_code == 404
     error = error_of(response)
@@ -115,7 +115,7 @@ async def test_unknown_prompt_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_store_down_without_stale_copy_is_502(
-    client: httpx.AsyncClient, store: MemoryStore
+    client: httpx2.AsyncClient, store: MemoryStore
 ) -> None:
     store.failure = unavailable()
     response = await post(client, {"model": "m", "prompt_id": "greeting"})
@@ -124,7 +124,7 @@ async def test_store_down_without_stale_copy_is_502(
 
 
 async def test_store_that_raises_anything_else_is_502_without_details(
-    client: httpx.AsyncClient, store: MemoryStore
+    client: httpx2.AsyncClient, store: MemoryStore
 ) -> None:
     store.failure = RuntimeError("secret-token-123 leaked?")
     response = await post(client, {"model": "m", "prompt_id": "greeting"})
@@ -132,7 +132,7 @@ async def test_store_that_raises_anything_else_is_502_without_details(
     assert "secret-token-123" not in response.text
 
 
-async def test_absurdly_deep_json_is_a_400_not_a_500(client: httpx.AsyncClient) -> None:
+async def test_absurdly_deep_json_is_a_400_not_a_500(client: httpx2.AsyncClient) -> None:
     deep = b'{"model": "m", "metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     response = await post(client, deep)
     assert response.status_code == 400

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
@@ -13,7 +13,7 @@ from tests.fakes.memory import MemoryStore
 
 
 async def test_unmanaged_request_reaches_the_app_byte_for_byte(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     response = await post(client, UNMANAGED)
     assert response.status_code == 200
@@ -23,7 +23,7 @@ async def test_unmanaged_request_reaches_the_app_byte_for_byte(
 
 @pytest.mark.parametrize("url", ["/v1/embeddings", "/v1/chat/completions/extra", "/"])
 async def test_unmatched_routes_pass_straight_through(
-    client: httpx.AsyncClient, app: RecordingApp, url: str
+    client: httpx2.AsyncClient, app: RecordingApp, url: str
 ) -> None:
     response = await post(client, b"not json at all", url=url)
     assert response.status_code == 200
@@ -31,7 +31,7 @@ async def test_unmatched_routes_pass_straight_through(
 
 
 async def test_other_methods_on_a_matched_route_pass_through(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     response = await client.get(URL)
     assert response.status_code == 200

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 
 from prompt_middleware import Settings
 from tests.conftest import ClientFactory, RecordingApp
@@ -10,7 +10,7 @@ from tests.doors.middleware.helpers import post
 from tests.fakes.memory import MemoryStore, text_prompt
 
 
-async def test_cache_header_reports_hits(client: httpx.AsyncClient, store: MemoryStore) -> None:
+async def test_cache_header_reports_hits(client: httpx2.AsyncClient, store: MemoryStore) -> None:
     body = {"model": "m", "prompt_id": "greeting", "prompt_variables": {"name": "G"}}
     statuses = [(await post(client, body)).headers["x-prompt-cache"] for _ in range(3)]
     assert statuses == ["miss", "hit", "hit"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import structlog
 
 from tests.doors.middleware.helpers import URL, post
 
 
-async def test_one_canonical_log_line_per_managed_request(client: httpx.AsyncClient) -> None:
+async def test_one_canonical_log_line_per_managed_request(client: httpx2.AsyncClient) -> None:
     with structlog.testing.capture_logs() as logs:
         await post(
             client,
@@ -39,7 +39,7 @@ async def test_one_canonical_log_line_per_managed_request(client: httpx.AsyncCli
     assert line["duration_ms"] >= line["overhead_ms"]
 
 
-async def test_errors_are_logged_with_request_id(client: httpx.AsyncClient) -> None:
+async def test_errors_are_logged_with_request_id(client: httpx2.AsyncClient) -> None:
     with structlog.testing.capture_logs() as logs:
         await post(client, b"{", headers={"x-request-id": "req-2"})
     line = next(log for log in logs if log["event"] == "prompt_request")

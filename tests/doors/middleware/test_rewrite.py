@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import structlog
 
 from prompt_middleware import ModelEntry, Settings
@@ -12,7 +12,7 @@ from tests.fakes.memory import MemoryStore
 
 
 async def test_text_prompt_becomes_one_user_message(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     response = await post(
         client,
@@ -36,7 +36,7 @@ async def test_text_prompt_becomes_one_user_message(
 
 
 async def test_untouched_fields_are_copied_byte_for_byte(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     body = (
         b'{"model":"gpt-4o","prompt_id":"greeting","prompt_variables":{"name":"x"},'
@@ -57,7 +57,7 @@ async def test_untouched_fields_are_copied_byte_for_byte(
 
 
 async def test_version_and_label_select_the_prompt(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     base = {"model": "m", "prompt_id": "greeting", "prompt_variables": {"name": "B"}}
     await post(client, {**base, "prompt_version": 2})
@@ -69,7 +69,7 @@ async def test_version_and_label_select_the_prompt(
 
 
 async def test_chat_prompt_messages_placeholder_takes_the_client_messages(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     history = [
         {"role": "user", "content": "Where is my {{product}}?"},
@@ -101,7 +101,7 @@ async def test_chat_prompt_messages_placeholder_takes_the_client_messages(
 
 
 async def test_config_model_and_parameters_win_by_default(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     await post(
         client,
@@ -165,7 +165,7 @@ async def test_text_prompt_role_and_append_mode(
 
 
 async def test_placeholder_variables_and_empty_placeholder(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     shots = [{"role": "user", "content": "2+2"}, {"role": "assistant", "content": "4"}]
     await post(
@@ -208,7 +208,7 @@ async def test_store_prefix_and_provider_prefix_are_removed(
 
 
 async def test_store_prefix_without_prompt_is_stripped_and_not_managed(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     response = await post(client, {"model": "mem/gpt-4o", "messages": []})
     assert app.last.json() == {"model": "gpt-4o", "messages": []}
@@ -245,7 +245,7 @@ async def test_model_list_entry_supplies_prompt_model_and_defaults(
 
 
 async def test_missing_variables_stay_as_written_and_are_logged(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     with structlog.testing.capture_logs() as logs:
         await post(

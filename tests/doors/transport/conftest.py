@@ -1,4 +1,5 @@
-"""PromptTransport under the real ``openai`` SDK, over a strict respx router.
+"""PromptTransport under the real ``openai`` SDK, over a strict respx router on httpx2's pool
+(``tests/fakes/mock_http.py``).
 
 A request nobody mocked, or a mocked route nobody called, fails the test.
 ``route.calls.last.request`` is what really went out.
@@ -10,7 +11,6 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import respx
@@ -20,6 +20,7 @@ from prompt_middleware.stores.base import PromptStore
 from prompt_middleware.transport import PromptTransport
 from tests.doors.transport.helpers import UPSTREAM, MakeClient, sdk_http_client
 from tests.fakes.memory import MemoryStore, chat_prompt, text_prompt
+from tests.fakes.mock_http import mock_httpx2
 
 
 @pytest.fixture
@@ -36,9 +37,8 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def router() -> Iterator[respx.Router]:
-    router = respx.Router(assert_all_called=True, assert_all_mocked=True)
-    yield router
-    router.assert_all_called()
+    with mock_httpx2() as router:
+        yield router
 
 
 @pytest.fixture
@@ -55,8 +55,7 @@ async def make_client(
         stores: dict[str, PromptStore] | None = None,
     ) -> openai.AsyncOpenAI:
         transport = PromptTransport(
-            httpx.MockTransport(router.async_handler),
-            settings or Settings(default_store="mem"),
+            settings=settings or Settings(default_store="mem"),
             stores={"mem": store} if stores is None else stores,
         )
         client = openai.AsyncOpenAI(

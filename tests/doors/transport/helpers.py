@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-import httpx
+import httpx2
 import openai
 import respx
 
@@ -51,14 +51,13 @@ def sent(route: respx.Route) -> Any:
 MakeClient = Callable[..., openai.AsyncOpenAI]
 
 
-def sdk_http_client(transport: httpx.AsyncBaseTransport) -> Any:
-    # openai >= 3 is typed for httpx2 clients but accepts an httpx client at run time.
-    return httpx.AsyncClient(transport=transport)
+def sdk_http_client(transport: httpx2.AsyncBaseTransport) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=transport)
 
 
-def http_client_of(client: openai.AsyncOpenAI) -> httpx.AsyncClient:
-    """The httpx client under the SDK, to send raw requests through the same transport."""
-    return cast(httpx.AsyncClient, client._client)
+def http_client_of(client: openai.AsyncOpenAI) -> httpx2.AsyncClient:
+    """The httpx2 client under the SDK, to send raw requests through the same transport."""
+    return client._client
 
 
 def error_body(exc: openai.APIStatusError) -> dict[str, Any]:
@@ -71,11 +70,11 @@ def error_body(exc: openai.APIStatusError) -> dict[str, Any]:
     return error
 
 
-class RecordingTransport(httpx.AsyncBaseTransport):
+class RecordingTransport(httpx2.AsyncBaseTransport):
     def __init__(self) -> None:
         self.closed = False
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         raise AssertionError("not called")
 
     async def aclose(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import httpx
+import httpcore2
 import openai
 import pytest
 import respx
@@ -99,7 +99,7 @@ async def test_an_engine_bug_is_a_500_json_error(
 async def test_upstream_failures_propagate_for_the_sdk_to_handle(
     client: openai.AsyncOpenAI, router: respx.Router
 ) -> None:
-    router.post(CHAT_URL).mock(side_effect=httpx.ConnectError("refused"))
+    router.post(CHAT_URL).mock(side_effect=httpcore2.ConnectError("refused"))
     with pytest.raises(openai.APIConnectionError):
         await client.chat.completions.create(
             model="mem/m",

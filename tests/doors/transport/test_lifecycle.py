@@ -6,12 +6,12 @@ import json
 
 import openai
 import pytest
-import respx
 
 from prompt_middleware import Settings
 from prompt_middleware.transport import PromptTransport
 from tests.doors.transport.helpers import CHAT_URL, RecordingTransport, completion, sdk_http_client
 from tests.fakes.memory import MemoryStore
+from tests.fakes.mock_http import mock_httpx2
 
 
 async def test_aclose_closes_the_stores_and_the_wrapped_transport(store: MemoryStore) -> None:
@@ -24,7 +24,7 @@ async def test_aclose_closes_the_stores_and_the_wrapped_transport(store: MemoryS
 
 @pytest.mark.usefixtures("environment")
 async def test_readme_usage_reads_its_settings_from_the_environment() -> None:
-    with respx.mock(assert_all_called=True, assert_all_mocked=True) as upstream:
+    with mock_httpx2() as upstream:
         route = upstream.post(CHAT_URL).respond(json=completion("Yes.", model="gpt-4o"))
         client = openai.AsyncOpenAI(http_client=sdk_http_client(PromptTransport()), max_retries=0)
         async with client:

@@ -9,7 +9,7 @@ import unittest.mock
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 from aiohttp.abc import AbstractResolver, ResolveResult
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,14 +48,14 @@ async def forwarding(
     *,
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     **options: Any,
-) -> AsyncIterator[tuple[httpx.AsyncClient, Forwarder]]:
-    """A forwarder on uvicorn and an httpx client talking to it."""
+) -> AsyncIterator[tuple[httpx2.AsyncClient, Forwarder]]:
+    """A forwarder on uvicorn and an httpx2 client talking to it."""
     forwarder = Forwarder(settings, **options)
     app = forwarder if wrap is None else wrap(forwarder)
     try:
         async with (
             serve_in_background(app) as url,
-            httpx.AsyncClient(base_url=url, timeout=SAFETY) as client,
+            httpx2.AsyncClient(base_url=url, timeout=SAFETY) as client,
         ):
             yield client, forwarder
     finally:
@@ -66,7 +66,7 @@ def settings_for(base_url: str | None, **values: Any) -> Settings:
     return Settings(upstream_base_url=base_url, **values)
 
 
-def error_of(response: httpx.Response) -> dict[str, Any]:
+def error_of(response: httpx2.Response) -> dict[str, Any]:
     assert response.headers["content-type"] == "application/json"
     error: dict[str, Any] = response.json()["error"]
     return error

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
-import httpx
+import httpx2
 
 from prompt_middleware.sidecar.forwarder import Forwarder, create_session
 from tests.fakes.server import serve_in_background
@@ -21,7 +21,7 @@ async def test_lifespan_closes_the_session(fake: FakeUpstream, upstream: str) ->
 
     forwarder = Forwarder(settings, session_factory=session)
     async with serve_in_background(forwarder, lifespan="on") as url:
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx2.AsyncClient(base_url=url) as client:
             assert (await client.get("/v1/models")).status_code == 200
         assert len(sessions) == 1
         assert not sessions[0].closed

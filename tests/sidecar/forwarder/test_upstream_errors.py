@@ -6,7 +6,7 @@ import asyncio
 import socket
 
 import aiohttp
-import httpx
+import httpx2
 import pytest
 import structlog
 
@@ -89,7 +89,7 @@ async def test_upstream_dropping_mid_stream_ends_the_clients_stream(
     fake.drop_after = 2
     received: list[bytes] = []
 
-    async def read_all(response: httpx.Response) -> None:
+    async def read_all(response: httpx2.Response) -> None:
         async for chunk in response.aiter_raw():
             received.append(chunk)
 
@@ -98,7 +98,7 @@ async def test_upstream_dropping_mid_stream_ends_the_clients_stream(
             request = client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True})
             async with asyncio.timeout(SAFETY), request as response:
                 assert response.status_code == 200
-                with pytest.raises(httpx.RemoteProtocolError):
+                with pytest.raises(httpx2.RemoteProtocolError):
                     await read_all(response)
     assert b"".join(received).count(b"data: ") == 2
     assert b"[DONE]" not in b"".join(received)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
+import httpx2
 import pytest
 
 from prompt_middleware.errors import ConfigurationError
@@ -43,8 +43,8 @@ async def test_upstream_in_scope_beats_settings(fake: FakeUpstream, upstream: st
 
 async def test_no_upstream_is_a_400_naming_the_model() -> None:
     forwarder = Forwarder(Settings())
-    transport = httpx.ASGITransport(app=forwarder)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+    transport = httpx2.ASGITransport(app=forwarder)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://sidecar") as client:
         chat = await client.post("/v1/chat/completions", json={**CHAT, "model": "my-model"})
         models = await client.get("/v1/models")
     assert chat.status_code == 400
@@ -71,8 +71,8 @@ def test_invalid_base_url_is_refused_at_start(base_url: str, shown: str) -> None
 async def test_invalid_api_base_of_an_entry_is_502() -> None:
     entry = Upstream("https://user:hunter2@api.x/v1", Secret(ENTRY_KEY))
     app = with_upstream(Forwarder(Settings()), entry)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://sidecar") as client:
         response = await client.post("/v1/chat/completions", json=CHAT)
     assert response.status_code == 502
     assert error_of(response)["code"] == "upstream_unavailable"

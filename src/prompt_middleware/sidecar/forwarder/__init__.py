@@ -4,7 +4,7 @@
 
 The upstream is the one the middleware's :class:`~prompt_middleware.handoff.HandOff` names (a
 model-list entry with an ``api_base``), else ``PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL``. Why
-aiohttp and not httpx on this path: README, "Why the forwarder uses aiohttp".
+aiohttp and not httpx2 on this path: README, "Why the forwarder uses aiohttp".
 
     app.py       the ASGI app: lifespan, body buffering, the request's way through
     exchange.py  one request's record, and the watch for its client leaving

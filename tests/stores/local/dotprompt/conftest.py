@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from prompt_middleware import Settings
@@ -23,5 +23,5 @@ def litellm_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(make_client: ClientFactory, litellm_folder: Path) -> httpx.AsyncClient:
+def client(make_client: ClientFactory, litellm_folder: Path) -> httpx2.AsyncClient:
     return make_client(Settings(prompts_dir=str(litellm_folder)))

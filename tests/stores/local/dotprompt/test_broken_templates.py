@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from structlog.testing import capture_logs
 
@@ -31,7 +31,7 @@ from tests.stores.local.dotprompt.support import send
     ],
 )
 async def test_a_template_that_cannot_be_served_is_a_502_naming_file_and_line(
-    client: httpx.AsyncClient, app: RecordingApp, litellm_folder: Path, text: str, reason: str
+    client: httpx2.AsyncClient, app: RecordingApp, litellm_folder: Path, text: str, reason: str
 ) -> None:
     (litellm_folder / "broken.prompt").write_text(text)
     with capture_logs() as logs:
@@ -46,7 +46,7 @@ async def test_a_template_that_cannot_be_served_is_a_502_naming_file_and_line(
 
 
 async def test_what_the_sandbox_stops_at_render_is_a_502(
-    client: httpx.AsyncClient, app: RecordingApp, litellm_folder: Path
+    client: httpx2.AsyncClient, app: RecordingApp, litellm_folder: Path
 ) -> None:
     (litellm_folder / "probe.prompt").write_text("User:\n{{ text[field] }}")
     variables = {"text": "abc", "field": "__class__"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import yaml
 
@@ -165,7 +165,7 @@ def test_a_schema_that_cannot_be_read_says_where(text: str, reason: str) -> None
 
 
 async def test_a_value_of_the_wrong_type_is_a_400_naming_it(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     # LiteLLM's own example: age: integer given "thirty" (LiteLLM raises; we answer a 400)
     response = await send(client, "recommendations", prompt_variables={"name": "A", "age": "30"})
@@ -178,7 +178,7 @@ async def test_a_value_of_the_wrong_type_is_a_400_naming_it(
 
 
 async def test_a_required_variable_missing_is_a_400_naming_it(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     response = await send(client, "chat_prompt", prompt_variables={"system_context": "x"})
     assert response.status_code == 400
@@ -186,7 +186,7 @@ async def test_a_required_variable_missing_is_a_400_naming_it(
     assert app.requests == []
 
 
-async def test_a_plain_body_is_checked_too(client: httpx.AsyncClient, app: RecordingApp) -> None:
+async def test_a_plain_body_is_checked_too(client: httpx2.AsyncClient, app: RecordingApp) -> None:
     # conversation.prompt has no Jinja logic: the plain substitution renders it, after the check.
     variables = {"personality": ["pirate"], "context": "x"}
     response = await send(client, "conversation", prompt_variables=variables)
@@ -195,7 +195,7 @@ async def test_a_plain_body_is_checked_too(client: httpx.AsyncClient, app: Recor
 
 
 async def test_a_schema_that_cannot_be_read_makes_the_file_unavailable(
-    client: httpx.AsyncClient, litellm_folder: Path
+    client: httpx2.AsyncClient, litellm_folder: Path
 ) -> None:
     (litellm_folder / "odd.prompt").write_text("---\ninput:\n  schema: MySchema\n---\nHi")
     response = await send(client, "odd")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from tests.conftest import RecordingApp
 from tests.stores.local.dotprompt.support import send
 
 
-async def test_a_conditional_system_message(client: httpx.AsyncClient, app: RecordingApp) -> None:
+async def test_a_conditional_system_message(client: httpx2.AsyncClient, app: RecordingApp) -> None:
     variables = {"user_message": "Hello there!", "system_context": "You are a helpful assistant."}
     response = await send(client, "chat_prompt", prompt_variables=variables)
     assert response.status_code == 200
@@ -34,7 +34,7 @@ async def test_a_conditional_system_message(client: httpx.AsyncClient, app: Reco
 
 
 async def test_a_loop_over_a_list_and_a_code_block(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     variables = {
         "language": "Python",
@@ -56,7 +56,7 @@ async def test_a_loop_over_a_list_and_a_code_block(
 
 
 async def test_an_if_else_on_a_number_and_an_optional_loop(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     await send(client, "recommendations", prompt_variables={"name": "Ada", "age": 36})
     content = app.last.json()["messages"][0]["content"]
@@ -71,7 +71,7 @@ async def test_an_if_else_on_a_number_and_an_optional_loop(
 
 
 async def test_filters_and_comments(
-    client: httpx.AsyncClient, app: RecordingApp, litellm_folder: Path
+    client: httpx2.AsyncClient, app: RecordingApp, litellm_folder: Path
 ) -> None:
     (litellm_folder / "greet.prompt").write_text(
         "---\nmodel: gpt-4o\n---\n{# for the support team #}\n"
@@ -87,7 +87,7 @@ async def test_filters_and_comments(
 
 
 async def test_a_plain_prompt_with_an_output_schema(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     await send(client, "sample_prompt", prompt_variables={"text": "This is a test article."})
     sent = app.last.json()
@@ -103,7 +103,7 @@ async def test_a_plain_prompt_with_an_output_schema(
     assert set(sent) == {"model", "messages"}  # input and output schemas are not sent
 
 
-async def test_role_markers_make_messages(client: httpx.AsyncClient, app: RecordingApp) -> None:
+async def test_role_markers_make_messages(client: httpx2.AsyncClient, app: RecordingApp) -> None:
     variables = {"personality": "pirate", "context": "Speak like one."}
     await send(client, "conversation", prompt_variables=variables)
     assert app.last.json()["messages"] == [
@@ -112,7 +112,7 @@ async def test_role_markers_make_messages(client: httpx.AsyncClient, app: Record
     ]
 
 
-async def test_a_file_without_front_matter(client: httpx.AsyncClient, app: RecordingApp) -> None:
+async def test_a_file_without_front_matter(client: httpx2.AsyncClient, app: RecordingApp) -> None:
     await send(client, "without_frontmatter", prompt_variables={"message": "Hello!"})
     assert app.last.json() == {
         "model": "gpt-4o-mini",
@@ -121,7 +121,7 @@ async def test_a_file_without_front_matter(client: httpx.AsyncClient, app: Recor
 
 
 async def test_front_matter_without_a_body_sends_the_clients_messages(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     messages = [{"role": "user", "content": "Hi"}]
     await send(client, "front_matter_only", messages=messages)
@@ -129,7 +129,7 @@ async def test_front_matter_without_a_body_sends_the_clients_messages(
     assert app.last.json() == {"model": "gpt-4o-mini", "messages": messages, "temperature": 0.3}
 
 
-async def test_no_html_escaping(client: httpx.AsyncClient, app: RecordingApp) -> None:
+async def test_no_html_escaping(client: httpx2.AsyncClient, app: RecordingApp) -> None:
     # LiteLLM's environment autoescapes: its model reads "Tom &amp; Jerry &lt;3".
     await send(client, "chat_prompt", prompt_variables={"user_message": "Tom & Jerry <3"})
     assert app.last.json()["messages"] == [{"role": "user", "content": "Tom & Jerry <3"}]

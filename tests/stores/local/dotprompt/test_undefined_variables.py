@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
+import httpx2
 from structlog.testing import capture_logs
 
 from prompt_middleware import Settings
@@ -14,7 +14,7 @@ from tests.stores.local.dotprompt.support import send
 
 
 async def test_undefined_variables_are_empty_and_logged(
-    client: httpx.AsyncClient, app: RecordingApp, litellm_folder: Path
+    client: httpx2.AsyncClient, app: RecordingApp, litellm_folder: Path
 ) -> None:
     (litellm_folder / "greet.prompt").write_text("Hello {{ name | title }}{% if x %}!{% endif %}")
     with capture_logs() as logs:
@@ -40,7 +40,7 @@ async def test_undefined_variables_are_a_400_in_strict_mode(
 
 
 async def test_a_plain_file_renders_a_missing_variable_empty_as_jinja_does(
-    client: httpx.AsyncClient, app: RecordingApp, litellm_folder: Path
+    client: httpx2.AsyncClient, app: RecordingApp, litellm_folder: Path
 ) -> None:
     (litellm_folder / "plain.prompt").write_text("System: Be {{ tone }}.\nUser: {{ question }}")
     with capture_logs() as logs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from tests.conftest import RecordingApp
@@ -24,7 +24,7 @@ from tests.stores.local.dotprompt.support import URL, send
     ],
 )
 async def test_a_versioned_file_by_name_or_by_version(
-    client: httpx.AsyncClient, app: RecordingApp, fields: dict[str, Any]
+    client: httpx2.AsyncClient, app: RecordingApp, fields: dict[str, Any]
 ) -> None:
     body = {"model": "dotprompt/x", "prompt_variables": {"user_message": "Test v1"}, **fields}
     response = await client.post(URL, json=body)
@@ -38,7 +38,7 @@ async def test_a_versioned_file_by_name_or_by_version(
 
 
 async def test_the_base_file_is_the_latest_and_production_version(
-    client: httpx.AsyncClient, app: RecordingApp
+    client: httpx2.AsyncClient, app: RecordingApp
 ) -> None:
     for label in (None, "production", "latest"):
         fields = {} if label is None else {"prompt_label": label}
@@ -59,7 +59,7 @@ async def test_the_base_file_is_the_latest_and_production_version(
     ],
 )
 async def test_a_version_there_is_no_file_for_is_not_found(
-    client: httpx.AsyncClient, app: RecordingApp, fields: dict[str, Any]
+    client: httpx2.AsyncClient, app: RecordingApp, fields: dict[str, Any]
 ) -> None:
     body = {"model": "dotprompt/x", "prompt_variables": {"user_message": "x"}, **fields}
     response = await client.post(URL, json=body)
