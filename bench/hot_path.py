@@ -11,9 +11,10 @@ Baselines measured in the same run: the same no-op app unwrapped, and a naive
 against the bare httpx2 transport it wraps, and for the sidecar app against the bare proxy of
 ``bench/sidecar_load.py``, both in front of an instant stub upstream. With traces on
 (README, "Traces"): a managed hit answered with a JSON completion and with a stream, spans
-exported to nowhere (encoded as OTLP protobuf, then dropped), against the same with traces
-off. Cases and their baselines take turns within each round, so a burst of noise does not
-land on one of them only. Medians of several rounds; ratios, not lone times.
+exported to nowhere (encoded as OTLP/JSON in batches, then dropped), and a request the sampler
+leaves out, against the same with traces off. Cases and their baselines take turns within
+each round, so a burst of noise does not land on one of them only. Medians of several rounds;
+ratios, not lone times.
 """
 
 from __future__ import annotations
@@ -32,9 +33,6 @@ import httpx
 import httpx2
 import structlog
 from _common import aiohttp_proxy, upstream_app
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from prompt_middleware import (
     ChatMessage,
@@ -52,7 +50,9 @@ from prompt_middleware.render import compile_template
 from prompt_middleware.sidecar import Sidecar
 from prompt_middleware.sidecar.forwarder import Forwarder
 from prompt_middleware.sidecar.metrics import PrometheusMetrics
-from prompt_middleware.tracing import Tracing
+from prompt_middleware.tracing import Sampler, SpanRecord, Tracing
+from prompt_middleware.tracing.otlp_json import JsonEncoder
+from prompt_middleware.tracing.setup import INSTRUMENTATION_NAME, resource_of
 
 URL = "/v1/chat/completions"
 PROMPT = Prompt(
@@ -563,13 +563,16 @@ async def experiment_metrics_case(
         print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
 
 
-class Nowhere(SpanExporter):
-    """Spans encoded as the OTLP exporter encodes them, then dropped: the export's CPU
-    without a socket or a collector."""
+class Nowhere:
+    """Spans encoded as the OTLP exporter encodes them (JSON), then dropped: the export's
+    CPU without a socket or a collector."""
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        encode_spans(spans).SerializePartialToString()
-        return SpanExportResult.SUCCESS
+    def __init__(self) -> None:
+        self._encoder = JsonEncoder(resource_of({}), INSTRUMENTATION_NAME, "0")
+
+    def export(self, spans: Sequence[SpanRecord], timeout_seconds: float) -> bool:
+        self._encoder.encode(spans)
+        return True
 
     def shutdown(self) -> None:
         pass
@@ -597,24 +600,37 @@ async def traces_case(rounds: int, scale: float) -> None:
     an upstream does (a JSON completion with usage, or an SSE stream): the span, its
     attributes, reading the answer, and the batch export's encoding."""
     settings = Settings(default_store="mem")
-    tracing = Tracing(Nowhere())
+    tracing = Tracing(Nowhere(), environ={})
+    left_out = Tracing(Nowhere(), sampler=Sampler(bound=0, parent_based=False), environ={})
     off = PromptMiddleware(upstream_app, settings, stores={"mem": OneStore()})
     on = PromptMiddleware(upstream_app, settings, stores={"mem": OneStore()}, tracing=tracing)
+    unsampled = PromptMiddleware(
+        upstream_app, settings, stores={"mem": OneStore()}, tracing=left_out
+    )
     request = json.loads(body_of(2_000, managed=True))
     for kind, body in (
         ("JSON", json.dumps({**request, "user": "user-12345"}).encode()),
         ("stream", json.dumps({**request, "user": "user-12345", "stream": True}).encode()),
     ):
-        for app in (off, on):
+        for app in (off, on, unsampled):
             await asgi_call(app, URL, body)()  # warm the cache
         costs = await cpu_per_call(
-            {"off": asgi_call(off, URL, body), "on": flushing(asgi_call(on, URL, body), tracing)},
+            {
+                "off": asgi_call(off, URL, body),
+                "on": flushing(asgi_call(on, URL, body), tracing),
+                "left out": asgi_call(unsampled, URL, body),
+            },
             max(20, int(20_000 * scale)),
             rounds,
         )
-        title = f"managed, cache hit, traces on ({kind} answer)"
-        base, cost = costs["off"], costs["on"]
-        print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
+        base = costs["off"]
+        for name, title in (
+            ("on", f"managed, cache hit, traces on ({kind} answer)"),
+            ("left out", f"  the same, left out by the sampler ({kind})"),
+        ):
+            cost = costs[name]
+            print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
+    await left_out.aclose()
     if tracing.dropped_spans:
         print(f"  (traces: {tracing.dropped_spans} spans dropped: the export fell behind)")
     await tracing.aclose()

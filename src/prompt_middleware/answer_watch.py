@@ -91,10 +91,10 @@ class AnswerWatch:
                 logger.exception("answer_unreadable")
                 self._reader = None
 
-    def fail(self, error_type: str) -> None:
-        """Mark the span as failed with our error code (it wins over a status)."""
+    def fail(self, error_type: str, message: str | None = None) -> None:
+        """Mark the span as failed with our error code and message (they win over a status)."""
         if self.span is not None:
-            self.span.fail(error_type)
+            self.span.fail(error_type, message)
 
     def end(self) -> None:
         """The answer is over (its last byte went out, or it stopped): report it."""

@@ -111,7 +111,7 @@ def with_trace(scope: Scope, span: GenerationSpan) -> Scope:
     """``scope`` with the span under :data:`TRACE_SCOPE_KEY` and its ``traceparent`` (and
     ``tracestate``) in place of the caller's: what the app calls next is the span's child."""
     headers = [(k, v) for k, v in scope["headers"] if k not in _TRACE_HEADERS]
-    headers += [(k.encode("ascii"), v.encode("latin-1")) for k, v in span.trace_headers().items()]
+    headers += span.trace_header_items()
     return {**scope, "headers": headers, TRACE_SCOPE_KEY: span}
 
 

@@ -108,6 +108,7 @@ class PromptMiddleware(Door):
         started = time.perf_counter()
         route: str = scope["path"]
         declared_size, request_id = _size_and_request_id(scope)
+        body = None  # for the error's span, when it was read
         try:
             body = await read_body(receive, self._max_body_bytes, declared_size=declared_size)
             if body is None:
@@ -115,7 +116,7 @@ class PromptMiddleware(Door):
             # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
             result = await self._engine.rewrite(body, scope["headers"])
         except Exception as exc:
-            error = self.failure(exc, route, request_id, started, scope["headers"])
+            error = self.failure(exc, route, request_id, started, scope["headers"], body)
             await send_error(send, error)
             return
 
@@ -187,9 +188,10 @@ class PromptMiddleware(Door):
                 experiment=result.experiment_name or "",
                 variant=result.variant_name,
             )
-        else:
-            watch = AnswerWatch(started, span)
-        return watch, scope, traced_send(send, watch)
+            return watch, scope, traced_send(send, watch)
+        watch = AnswerWatch(started, span)
+        # A span the sampler left out records nothing: the answer need not be shown to it.
+        return watch, scope, traced_send(send, watch) if span and span.sampled else send
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_started = False

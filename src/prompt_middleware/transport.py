@@ -31,7 +31,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing
+from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing, trace_context_of
 
 __all__ = ["ClientDoor", "HttpModule", "PromptTransport"]
 
@@ -91,11 +91,12 @@ class ClientDoor(Door):
         route = next(r for r in self._routes if path.endswith(r))
         # None unless the client sent one: the report makes one only for a line it logs.
         request_id = request.headers.get("x-request-id")
+        body = None  # for the error's span, when it was read
         try:
             body, request = await self._read_body(request)
             result = await self._engine.rewrite(body, request.headers.raw)
         except Exception as exc:
-            error = self.failure(exc, route, request_id, started, request.headers.raw)
+            error = self.failure(exc, route, request_id, started, request.headers.raw, body)
             return self._error_response(request, error)
 
         if result is not None:
@@ -129,12 +130,9 @@ class ClientDoor(Door):
         started: float,
     ) -> httpx2.Response:
         """Send ``request`` inside its span, which ends when the response body is closed."""
+        traceparent, tracestate = trace_context_of(request.headers.raw)
         span = tracing.start_request(
-            result,
-            body,
-            started=started,
-            traceparent=request.headers.get("traceparent"),
-            tracestate=request.headers.get("tracestate"),
+            result, body, started=started, traceparent=traceparent, tracestate=tracestate
         )
         request.headers.pop("tracestate", None)  # the span's own, if any, replaces it
         request.headers.update(span.trace_headers())
