@@ -12,9 +12,10 @@ Baselines measured in the same run: the same no-op app unwrapped, and a naive
 against the bare httpx2 transport it wraps, and for the sidecar app against the bare proxy of
 ``bench/sidecar_load.py``, both in front of an instant stub upstream. With traces on
 (README, "Traces"): a managed hit answered with a JSON completion and with a stream, spans
-exported to nowhere (encoded as OTLP protobuf, then dropped), against the same with traces
-off. Cases and their baselines take turns within each round, so a burst of noise does not
-land on one of them only. Medians of several rounds; ratios, not lone times.
+exported to nowhere (encoded as OTLP/JSON in batches, then dropped), and a request the sampler
+leaves out, against the same with traces off. Cases and their baselines take turns within
+each round, so a burst of noise does not land on one of them only. Medians of several rounds;
+ratios, not lone times.
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ import httpx
 import httpx2
 import structlog
 from _common import aiohttp_proxy, upstream_app
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from prompt_middleware import (
     ChatMessage,
@@ -53,7 +51,9 @@ from prompt_middleware.render import compile_template
 from prompt_middleware.sidecar import Sidecar
 from prompt_middleware.sidecar.forwarder import Forwarder
 from prompt_middleware.sidecar.metrics import PrometheusMetrics
-from prompt_middleware.tracing import Tracing
+from prompt_middleware.tracing import Sampler, SpanRecord, Tracing
+from prompt_middleware.tracing.otlp_json import JsonEncoder
+from prompt_middleware.tracing.setup import INSTRUMENTATION_NAME, resource_of
 
 URL = "/v1/chat/completions"
 PROMPT = Prompt(
@@ -529,28 +529,102 @@ async def experiment_case(rounds: int, scale: float) -> None:
     }
     request = json.loads(body_of(2_000, managed=True))
     body = json.dumps({**request, "user": "user-12345"}).encode()
-    for app in apps.values():
-        await asgi_call(app, URL, body)()  # warm the cache
-    costs = await cpu_per_call(
-        {name: asgi_call(app, URL, body) for name, app in apps.items()},
-        max(20, int(20_000 * scale)),
-        rounds,
-    )
+    costs = await warm_cpu_per_call(apps, body, rounds, scale)
     base = costs["none"]
     for name, title in (
         ("on it", "experiment on the prompt (sticky user)"),
         ("elsewhere", "experiment on another prompt"),
     ):
         print(f"{title:44} {'2 KB':>6} {us(costs[name])} {us(base)} {us(costs[name] - base)}")
+    await experiment_metrics_case(on_it, body, rounds, scale)
 
 
-class Nowhere(SpanExporter):
-    """Spans encoded as the OTLP exporter encodes them, then dropped: the export's CPU
-    without a socket or a collector."""
+async def warm_cpu_per_call(
+    apps: dict[str, Any], body: bytes, rounds: int, scale: float
+) -> dict[str, float]:
+    """CPU per call of each app for ``body``, each app's prompt cache warmed first."""
+    for app in apps.values():
+        await asgi_call(app, URL, body)()
+    return await cpu_per_call(
+        {name: asgi_call(app, URL, body) for name, app in apps.items()},
+        max(20, int(20_000 * scale)),
+        rounds,
+    )
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        encode_spans(spans).SerializePartialToString()
-        return SpanExportResult.SUCCESS
+
+_COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there."}}],
+        "usage": {"prompt_tokens": 412, "completion_tokens": 3, "total_tokens": 415},
+    }
+).encode()
+_STREAM = b"".join(
+    b"data: " + json.dumps(event).encode() + b"\n\n"
+    for event in (
+        {"id": "c", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+        {"id": "c", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": "Hi"}}]},
+        {"id": "c", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": "!"}}]},
+        {"id": "c", "choices": [], "usage": {"prompt_tokens": 412, "completion_tokens": 2}},
+    )
+)
+
+
+def answering_app(content_type: bytes, answer: bytes) -> Any:
+    """An app that answers at once with ``answer``: a completion, or a stream an event per
+    message (as an upstream sends them)."""
+    chunks: tuple[bytes, ...] = (answer,)
+    if content_type == b"text/event-stream":
+        chunks = tuple(event + b"\n\n" for event in answer[:-2].split(b"\n\n"))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        headers = [(b"content-type", content_type)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for index, chunk in enumerate(chunks):
+            more = index < len(chunks) - 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+
+    return app
+
+
+async def experiment_metrics_case(
+    experiment: Experiment, body: bytes, rounds: int, scale: float
+) -> None:
+    """The sidecar's metrics observing a managed hit answered by the app at once (a JSON
+    completion with usage, and a stream), with the experiment on the prompt and without:
+    the difference is what the per-variant series cost (README, "Dashboard")."""
+    apps: dict[str, Any] = {}
+    for kind, content_type, answer in (
+        ("json", b"application/json", _COMPLETION),
+        ("stream", b"text/event-stream", _STREAM),
+    ):
+        for name, experiments in (("none", ()), ("on it", (experiment,))):
+            apps[f"{kind} {name}"] = PromptMiddleware(
+                answering_app(content_type, answer),
+                Settings(default_store="mem", experiments=experiments),
+                stores={"mem": OneStore()},
+                observer=PrometheusMetrics(),
+            )
+    costs = await warm_cpu_per_call(apps, body, rounds, scale)
+    for kind, title in (("json", "JSON answer"), ("stream", "stream")):
+        base, cost = costs[f"{kind} none"], costs[f"{kind} on it"]
+        title = f"metrics, experiment on it: {title}"
+        print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
+
+
+class Nowhere:
+    """Spans encoded as the OTLP exporter encodes them (JSON), then dropped: the export's
+    CPU without a socket or a collector."""
+
+    def __init__(self) -> None:
+        self._encoder = JsonEncoder(resource_of({}), INSTRUMENTATION_NAME, "0")
+
+    def export(self, spans: Sequence[SpanRecord], timeout_seconds: float) -> bool:
+        self._encoder.encode(spans)
+        return True
 
     def shutdown(self) -> None:
         pass
@@ -578,24 +652,37 @@ async def traces_case(rounds: int, scale: float) -> None:
     an upstream does (a JSON completion with usage, or an SSE stream): the span, its
     attributes, reading the answer, and the batch export's encoding."""
     settings = Settings(default_store="mem")
-    tracing = Tracing(Nowhere())
+    tracing = Tracing(Nowhere(), environ={})
+    left_out = Tracing(Nowhere(), sampler=Sampler(bound=0, parent_based=False), environ={})
     off = PromptMiddleware(upstream_app, settings, stores={"mem": OneStore()})
     on = PromptMiddleware(upstream_app, settings, stores={"mem": OneStore()}, tracing=tracing)
+    unsampled = PromptMiddleware(
+        upstream_app, settings, stores={"mem": OneStore()}, tracing=left_out
+    )
     request = json.loads(body_of(2_000, managed=True))
     for kind, body in (
         ("JSON", json.dumps({**request, "user": "user-12345"}).encode()),
         ("stream", json.dumps({**request, "user": "user-12345", "stream": True}).encode()),
     ):
-        for app in (off, on):
+        for app in (off, on, unsampled):
             await asgi_call(app, URL, body)()  # warm the cache
         costs = await cpu_per_call(
-            {"off": asgi_call(off, URL, body), "on": flushing(asgi_call(on, URL, body), tracing)},
+            {
+                "off": asgi_call(off, URL, body),
+                "on": flushing(asgi_call(on, URL, body), tracing),
+                "left out": asgi_call(unsampled, URL, body),
+            },
             max(20, int(20_000 * scale)),
             rounds,
         )
-        title = f"managed, cache hit, traces on ({kind} answer)"
-        base, cost = costs["off"], costs["on"]
-        print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
+        base = costs["off"]
+        for name, title in (
+            ("on", f"managed, cache hit, traces on ({kind} answer)"),
+            ("left out", f"  the same, left out by the sampler ({kind})"),
+        ):
+            cost = costs[name]
+            print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
+    await left_out.aclose()
     if tracing.dropped_spans:
         print(f"  (traces: {tracing.dropped_spans} spans dropped: the export fell behind)")
     await tracing.aclose()

@@ -39,7 +39,7 @@ import structlog
 from prompt_middleware.errors import PromptNotFound
 from prompt_middleware.prompts import Prompt, PromptQuery
 
-__all__ = ["CacheKey", "CachePolicy", "CacheStatus", "PromptCache"]
+__all__ = ["CacheKey", "CachePolicy", "CacheStatus", "PromptCache", "prompt_matcher"]
 
 logger = structlog.get_logger(__name__)
 
@@ -105,7 +105,9 @@ class _Failure:
     retry_at: float
 
 
-def _matcher(store: Hashable | None, prompt: str | None) -> Callable[[CacheKey], bool]:
+def prompt_matcher(store: Hashable | None, prompt: str | None) -> Callable[[CacheKey], bool]:
+    """True for the keys of ``prompt`` in ``store`` (a store's prefix); None matches all."""
+
     def matches(key: CacheKey) -> bool:
         return (store is None or store_of(key) == store) and (
             prompt is None or key[1].name == prompt
@@ -242,7 +244,7 @@ class PromptCache(Generic[Value]):
         who joined it, but its result is not kept and later requests start a new one.
         """
 
-        matches = _matcher(store, prompt)
+        matches = prompt_matcher(store, prompt)
         now = self._clock()
         invalidated = 0
         for key, entry in self._entries.items():
@@ -267,7 +269,7 @@ class PromptCache(Generic[Value]):
         For a store whose prompts embed others (Langfuse resolves ``@@@langfusePrompt:…@@@``
         when it serves a prompt): one prompt changed, any other may have changed with it.
         """
-        matches = _matcher(store, None)
+        matches = prompt_matcher(store, None)
         now = self._clock()
         expired = 0
         for key, entry in self._entries.items():

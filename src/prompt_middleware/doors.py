@@ -83,14 +83,20 @@ class Door:
         request_id: str | None,
         started: float,
         headers: Iterable[tuple[bytes, bytes]] = (),
+        body: bytes | None = None,
     ) -> RequestError:
         """The error to answer for a request whose body could not be read or rewritten;
-        with traces on, recorded as a span (``headers``: the request's, for its context)."""
+        with traces on, recorded as a span (``headers``: the request's, for its context;
+        ``body``, when it was read, for what the request said)."""
         error = self._error_of(exc, route, request_id, started)
         if self._tracing is not None:
             traceparent, tracestate = trace_context_of(headers)
             self._tracing.record_error(
-                error.code, started=started, traceparent=traceparent, tracestate=tracestate
+                error,
+                started=started,
+                body=body,
+                traceparent=traceparent,
+                tracestate=tracestate,
             )
         return error
 

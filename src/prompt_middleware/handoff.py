@@ -3,15 +3,16 @@
 The middleware knows which model-list entry a request used; the forwarder knows how to send
 it. What passes between them is one :class:`HandOff`: the body to send, the entry's upstream
 (None: the forwarder's default one), whether the request waited for a prompt store on its
-way, the ``x-prompt-*`` headers to add to the response, and with traces on the request's span
-(the forwarder sends its ``traceparent`` upstream and marks it with its own errors).
+way, the ``x-prompt-*`` headers to add to the response, with traces on the request's span
+(the forwarder sends its ``traceparent`` upstream and marks it with its own errors), and the
+request's answer watch, when it has one (the forwarder tells it when the upstream answered).
 
 A forwarder that is a :class:`BodyForwarder` (the sidecar's) gets the record in one call: no
 scope copy, no replayed ``receive``, no wrapped ``send``. An app behind other ASGI layers gets
 the same record through plain ASGI: the body as the request's, the upstream, the waited
-flag and the span under :data:`UPSTREAM_SCOPE_KEY`, :data:`WAITED_SCOPE_KEY` and
-:data:`TRACE_SCOPE_KEY` (:func:`with_handoff`, :func:`with_trace`, read back by
-:func:`handoff_from_scope`), the headers added to its response by the middleware.
+flag, the span and the watch under :data:`UPSTREAM_SCOPE_KEY`, :data:`WAITED_SCOPE_KEY`,
+:data:`TRACE_SCOPE_KEY` and :data:`WATCH_SCOPE_KEY` (:func:`with_handoff`, :func:`with_trace`,
+read back by :func:`handoff_from_scope`), the headers added to its response by the middleware.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Final, Protocol, runtime_checkable
 import msgspec
 from starlette.types import Receive, Scope, Send
 
+from prompt_middleware.answer_watch import AnswerWatch
 from prompt_middleware.settings import ModelEntry, Secret
 from prompt_middleware.tracing.context import TRACE_HEADERS
 from prompt_middleware.tracing.span import GenerationSpan
@@ -31,6 +33,7 @@ __all__ = [
     "TRACE_SCOPE_KEY",
     "UPSTREAM_SCOPE_KEY",
     "WAITED_SCOPE_KEY",
+    "WATCH_SCOPE_KEY",
     "BodyForwarder",
     "HandOff",
     "Upstream",
@@ -44,6 +47,7 @@ __all__ = [
 UPSTREAM_SCOPE_KEY: Final = "prompt_middleware.handoff"
 WAITED_SCOPE_KEY: Final = "prompt_middleware.waited"
 TRACE_SCOPE_KEY: Final = "prompt_middleware.trace"
+WATCH_SCOPE_KEY: Final = "prompt_middleware.watch"
 #: Headers that describe the body: replaced when the body is.
 BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
 _TRACE_HEADERS: Final = frozenset(name.encode("ascii") for name in TRACE_HEADERS)
@@ -60,7 +64,8 @@ class HandOff(msgspec.Struct, frozen=True, gc=False):
     """A request on its way to the upstream, as the middleware passes it on.
 
     ``waited``: the client may have left while its prompt was fetched, so the forwarder looks
-    before it calls the upstream. ``trace``: the request's span, with traces on.
+    before it calls the upstream. ``trace``: the request's span, with traces on. ``watch``:
+    the request's answer watch, when it has one.
     """
 
     body: bytes
@@ -68,6 +73,7 @@ class HandOff(msgspec.Struct, frozen=True, gc=False):
     waited: bool = False
     response_headers: Sequence[tuple[bytes, bytes]] = ()
     trace: GenerationSpan | None = None
+    watch: AnswerWatch | None = None
 
 
 @runtime_checkable
@@ -96,6 +102,8 @@ def with_handoff(scope: Scope, handoff: HandOff) -> Scope:
         rewritten[UPSTREAM_SCOPE_KEY] = handoff.upstream
     if handoff.waited:
         rewritten[WAITED_SCOPE_KEY] = True
+    if handoff.watch is not None:
+        rewritten[WATCH_SCOPE_KEY] = handoff.watch
     return rewritten
 
 
@@ -103,7 +111,7 @@ def with_trace(scope: Scope, span: GenerationSpan) -> Scope:
     """``scope`` with the span under :data:`TRACE_SCOPE_KEY` and its ``traceparent`` (and
     ``tracestate``) in place of the caller's: what the app calls next is the span's child."""
     headers = [(k, v) for k, v in scope["headers"] if k not in _TRACE_HEADERS]
-    headers += [(k.encode("ascii"), v.encode("latin-1")) for k, v in span.trace_headers().items()]
+    headers += span.trace_header_items()
     return {**scope, "headers": headers, TRACE_SCOPE_KEY: span}
 
 
@@ -114,6 +122,7 @@ def handoff_from_scope(scope: Scope, body: bytes) -> HandOff:
         scope.get(UPSTREAM_SCOPE_KEY),
         bool(scope.get(WAITED_SCOPE_KEY)),
         trace=scope.get(TRACE_SCOPE_KEY),
+        watch=scope.get(WATCH_SCOPE_KEY),
     )
 
 

@@ -9,6 +9,7 @@ from functools import partial
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prompt_middleware.answer_watch import AnswerWatch
 from prompt_middleware.apis import COUNT_TOKENS_SUFFIX, Api, api_for_path
 from prompt_middleware.asgi import serve_lifespan
 from prompt_middleware.body import read_body
@@ -27,7 +28,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import passed_on_is_reported, report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import GenerationSpan, Tracing, trace_context_of, traced_send
+from prompt_middleware.tracing import Tracing, trace_context_of, traced_send
 
 __all__ = ["PromptMiddleware"]
 
@@ -114,6 +115,7 @@ class PromptMiddleware(Door):
         route: str = scope["path"]
         api = self._apis[route]
         declared_size, request_id = _size_and_request_id(scope)
+        body = None  # for the error's span, when it was read
         try:
             body = await read_body(receive, self._max_body_bytes, declared_size=declared_size)
             if body is None:
@@ -121,17 +123,17 @@ class PromptMiddleware(Door):
             # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
             result = await self._engine.rewrite(body, scope["headers"], api)
         except Exception as exc:
-            error = self.failure(exc, route, request_id, started, scope["headers"])
+            error = self.failure(exc, route, request_id, started, scope["headers"], body)
             await api.send_error(send, error)
             return
 
         overhead = time.perf_counter() - started
-        span = None
-        if self._tracing is not None:
-            span, scope, send = self._traced(self._tracing, scope, send, body, result, started, api)
+        watch = None
+        if self._tracing is not None or _in_experiment(result, self._observer):
+            watch, scope, send = self._watched(scope, send, body, result, started, api)
         try:  # free in CPython 3.11+ unless something raises
             if self._forwarder is not None:
-                handoff = _handoff(body, result, overhead, span)
+                handoff = _handoff(body, result, overhead, watch)
                 status = await self._forwarder.forward_body(scope, handoff, receive, send)
             elif result is None and not passed_on_is_reported(self._observer):
                 await self.app(scope, _replay(body, receive), send)  # no status to keep
@@ -141,7 +143,7 @@ class PromptMiddleware(Door):
                 if result is None:
                     await self.app(scope, _replay(body, receive), _record_status(send, answered))
                 else:
-                    handoff = _handoff(body, result, overhead, span)
+                    handoff = _handoff(body, result, overhead, watch)
                     await self.app(
                         with_handoff(scope, handoff),
                         _replay(handoff.body, receive),
@@ -149,12 +151,12 @@ class PromptMiddleware(Door):
                     )
                 status = answered[0]
         except Exception as exc:
-            if span is not None:
-                span.fail(type(exc).__name__)
+            if watch is not None:
+                watch.fail(type(exc).__name__)
             raise
         finally:
-            if span is not None:
-                span.end()  # after the last byte, if the answer was not already over
+            if watch is not None:
+                watch.end()  # after the last byte, if the answer was not already over
         report_request(
             route=route,
             request_id=request_id,
@@ -165,31 +167,45 @@ class PromptMiddleware(Door):
             observer=self._observer,
         )
 
-    def _traced(
+    def _watched(
         self,
-        tracing: Tracing,
         scope: Scope,
         send: Send,
         body: bytes,
         result: RewriteResult | None,
         started: float,
         api: Api,
-    ) -> tuple[GenerationSpan, Scope, Send]:
-        """The request's span, and the scope and send to pass on inside it: ``send`` shows the
-        span the answer; a plain app's scope carries the span's ``traceparent`` (the forwarder
-        writes it into its upstream headers itself, from the hand-off)."""
-        traceparent, tracestate = trace_context_of(scope["headers"])
-        span = tracing.start_request(
-            result,
-            body,
-            started=started,
-            traceparent=traceparent,
-            tracestate=tracestate,
-            api=api,
-        )
-        if self._forwarder is None:
-            scope = with_trace(scope, span)
-        return span, scope, traced_send(send, span)
+    ) -> tuple[AnswerWatch, Scope, Send]:
+        """The request's answer watch (its span, with traces on; its experiment's metrics),
+        and the scope and send to pass on: ``send`` shows the watch the answer; a plain app's
+        scope carries the span's ``traceparent`` (the forwarder writes it into its upstream
+        headers itself, from the hand-off)."""
+        span = None
+        if self._tracing is not None:
+            traceparent, tracestate = trace_context_of(scope["headers"])
+            span = self._tracing.start_request(
+                result,
+                body,
+                started=started,
+                traceparent=traceparent,
+                tracestate=tracestate,
+                api=api,
+            )
+            if self._forwarder is None:
+                scope = with_trace(scope, span)
+        if self._observer is not None and result is not None and result.variant_name is not None:
+            watch = AnswerWatch(
+                started,
+                span,
+                observer=self._observer,
+                experiment=result.experiment_name or "",
+                variant=result.variant_name,
+                api=api.name,
+            )
+            return watch, scope, traced_send(send, watch)
+        watch = AnswerWatch(started, span, api=api.name)
+        # A span the sampler left out records nothing: the answer need not be shown to it.
+        return watch, scope, traced_send(send, watch) if span and span.sampled else send
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_started = False
@@ -272,17 +288,24 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
+def _in_experiment(result: RewriteResult | None, observer: Observer | None) -> bool:
+    """Whether the request's experiment is measured: it is in one, and someone observes."""
+    return observer is not None and result is not None and result.variant_name is not None
+
+
 def _handoff(
-    body: bytes, result: RewriteResult | None, overhead_seconds: float, span: GenerationSpan | None
+    body: bytes, result: RewriteResult | None, overhead_seconds: float, watch: AnswerWatch | None
 ) -> HandOff:
+    span = None if watch is None else watch.span
     if result is None:
-        return HandOff(body, trace=span)
+        return HandOff(body, trace=span, watch=watch)
     return HandOff(
         result.body,
         upstream_of(result.entry),
         result.waited,
         prompt_headers(result, overhead_seconds),
         span,
+        watch,
     )
 
 

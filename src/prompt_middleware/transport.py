@@ -32,7 +32,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing
+from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing, trace_context_of
 
 __all__ = ["ClientDoor", "HttpModule", "PromptTransport"]
 
@@ -103,11 +103,12 @@ class ClientDoor(Door):
         api = self._apis[route]
         # None unless the client sent one: the report makes one only for a line it logs.
         request_id = request.headers.get("x-request-id")
+        body = None  # for the error's span, when it was read
         try:
             body, request = await self._read_body(request)
             result = await self._engine.rewrite(body, request.headers.raw, api)
         except Exception as exc:
-            error = self.failure(exc, route, request_id, started, request.headers.raw)
+            error = self.failure(exc, route, request_id, started, request.headers.raw, body)
             return self._error_response(request, error, api)
 
         if result is not None:
@@ -142,12 +143,13 @@ class ClientDoor(Door):
         api: Api,
     ) -> httpx2.Response:
         """Send ``request`` inside its span, which ends when the response body is closed."""
+        traceparent, tracestate = trace_context_of(request.headers.raw)
         span = tracing.start_request(
             result,
             body,
             started=started,
-            traceparent=request.headers.get("traceparent"),
-            tracestate=request.headers.get("tracestate"),
+            traceparent=traceparent,
+            tracestate=tracestate,
             api=api,
         )
         request.headers.pop("tracestate", None)  # the span's own, if any, replaces it

@@ -95,7 +95,7 @@ async def test_a_responses_request_is_one_span_with_its_tokens(
     assert attributes["gen_ai.response.model"] == "claude-sonnet-4-5"
     assert _usage(span) == running.counts()
     assert attributes["user.id"] == "user-9"
-    assert attributes["langfuse.observation.prompt.name"] == "claude/triage"
+    assert attributes["langfuse.observation.metadata.prompt_name"] == "claude/triage"
     assert attributes["langfuse.observation.output"].startswith('{"role":"assistant","content":')
     assert attributes["langfuse.observation.input"] == '[{"role":"user","content":"Hi"}]'
 

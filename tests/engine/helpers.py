@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 
 from prompt_middleware.engine import RewriteEngine, RewriteResult
-from prompt_middleware.observe import FetchOutcome
+from prompt_middleware.observe import ExperimentAnswer, FetchOutcome
 from prompt_middleware.prompts import Prompt, PromptQuery
 from tests.conftest import RecordingApp
 from tests.fakes.memory import text_prompt
@@ -25,6 +25,7 @@ class RecordingObserver:
         self.requests: list[tuple[str, int, str | None, float]] = []
         self.fetches: list[tuple[str, FetchOutcome, float]] = []
         self.experiments: list[tuple[str, str, bool]] = []  # (experiment, variant, fallback)
+        self.answers: list[ExperimentAnswer] = []
 
     def request(self, route: str, status: int, cache: str | None, overhead_seconds: float) -> None:
         self.requests.append((route, status, cache, overhead_seconds))
@@ -37,6 +38,9 @@ class RecordingObserver:
 
     def experiment_fallback(self, experiment: str, variant: str) -> None:
         self.experiments.append((experiment, variant, True))
+
+    def experiment_answer(self, answer: ExperimentAnswer) -> None:
+        self.answers.append(answer)
 
 
 class EveryNameStore:

@@ -16,6 +16,7 @@ from prompt_middleware.experiments import Experiment
 from prompt_middleware.sidecar import Sidecar
 from prompt_middleware.sidecar.cli import _render
 from tests.conftest import RecordingApp
+from tests.fakes.experiment_traffic import example_request as body
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "experiments"
 URL = "/v1/chat/completions"
@@ -31,19 +32,6 @@ def example_settings(**overrides: Any) -> Settings:
     return Settings(
         **{**{f: getattr(settings, f) for f in settings.__struct_fields__}, **overrides}
     )
-
-
-def body(user: str | None = None, **extra: Any) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "model": "file/gpt-4o-mini",
-        "prompt_id": "support/answer",
-        "prompt_variables": {"product": "Acme Cloud"},
-        "messages": [{"role": "user", "content": "My invoice is wrong."}],
-        **extra,
-    }
-    if user is not None:
-        request["user"] = user
-    return request
 
 
 def test_the_example_config_loads_its_experiment() -> None:

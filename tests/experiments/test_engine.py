@@ -12,6 +12,8 @@ from prompt_middleware.cache import PromptCache
 from prompt_middleware.engine import RewriteEngine, RewriteResult
 from prompt_middleware.errors import PromptNotFound, PromptStoreUnavailable
 from prompt_middleware.experiments import ControlFallbacks, Experiment, Split, Variant
+from prompt_middleware.live.apply import applier
+from prompt_middleware.live.bus import Invalidation
 from prompt_middleware.prompts import PromptQuery
 from prompt_middleware.settings import ModelEntry, Settings
 from tests.engine.helpers import RecordingObserver
@@ -276,3 +278,21 @@ async def test_a_candidate_whose_store_failure_the_cache_remembers_is_not_waited
         b"hit",
     )
     assert store.calls[candidate] == 1
+
+
+async def test_an_invalidation_forgets_a_candidate_remembered_as_not_found() -> None:
+    # A candidate published just after it was found missing: the webhook or /cache/invalidate
+    # that announces it makes the next request ask the store again, not 5 s later.
+    candidate = PromptQuery("greet", version=3)
+    store = PickyStore(candidate, PromptNotFound("no version 3"))
+    clock = FakeClock()
+    eng = engine(store, clock=clock)
+    (user,) = users_on("version-3", 1)
+    await rewrite(eng, {"prompt_id": "greet", "user": user})
+    assert store.calls[candidate] == 1
+
+    store.failing = None
+    applier(eng)(Invalidation(store=None, prompt="greet"))
+    result = await rewrite(eng, {"prompt_id": "greet", "user": user})
+    assert (result.variant_name, cache_header(result)) == ("version-3", b"miss")
+    assert store.calls[candidate] == 2

@@ -58,7 +58,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes._faults import FaultKnobs
-from tests.fakes.otlp import ReceivedExport, ReceivedSpan, decode_export
+from tests.fakes.otlp import ReceivedExport, ReceivedSpan, parse_export, spans_of
 from tests.fakes.server import serve_in_background
 
 __all__ = [
@@ -263,10 +263,14 @@ class FakeLangfuse(FaultKnobs):
         denied = self._check_auth(request.headers.get("authorization"))
         if denied is not None:
             return denied
-        if request.headers.get("content-type") != "application/x-protobuf":
+        content_type = request.headers.get("content-type", "")
+        if content_type not in ("application/x-protobuf", "application/json"):
             return _error(400, "InvalidRequestError", "Unsupported content type")
-        spans = decode_export(await request.body(), request.headers.get("content-encoding"))
-        self.trace_exports.append(ReceivedExport(dict(request.headers), spans))
+        body = await request.body()
+        export = parse_export(body, content_type, request.headers.get("content-encoding"))
+        self.trace_exports.append(
+            ReceivedExport(dict(request.headers), spans_of(export), export, body)
+        )
         return JSONResponse({})
 
     # --- the route ----------------------------------------------------------------------------

@@ -1,13 +1,19 @@
 """A small OTLP/HTTP trace receiver: ``POST /v1/traces`` with an ``ExportTraceServiceRequest``.
 
-The payload is decoded with ``opentelemetry-proto`` (the generated protobuf classes every
-OpenTelemetry collector uses), gzip or deflate bodies included, into :class:`ReceivedSpan`
-records with plain-Python attribute values. :func:`decode_export` is shared with the fake
-Langfuse's OpenTelemetry endpoint.
+As a real collector does, it accepts both OTLP/HTTP encodings — binary protobuf
+(``application/x-protobuf``) and JSON (``application/json``), gzip or deflate bodies included.
+A JSON body is read as the OTLP specification says a receiver reads it: its hex trace and span
+ids turned to bytes, then protobuf's own ``json_format.Parse`` into ``opentelemetry-proto``'s
+``ExportTraceServiceRequest`` with unknown fields refused — so every body a test captures is
+checked against the schema. Spans become :class:`ReceivedSpan` records with plain-Python
+attribute values. :func:`decode_export` is shared with the fake Langfuse's OpenTelemetry
+endpoint; a body it cannot decode is answered 400, as a collector answers it.
 
 Knobs: ``mode`` — ``"ok"``, ``"refuse"`` (answer 500) or ``"hang"`` (never answer, until
 :meth:`FakeCollector.release` or the end of :meth:`FakeCollector.serve`); ``basic_auth`` —
-``(public_key, secret_key)`` to require (401 otherwise). Every export is kept in ``exports``.
+``(public_key, secret_key)`` to require (401 otherwise); ``unavailable`` — statuses to answer
+the next requests with first, one each (``Retry-After: 0``), as a collector under load does.
+Every export is kept in ``exports``.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import json
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -36,9 +44,11 @@ __all__ = [
     "ReceivedSpan",
     "basic_auth_header",
     "decode_export",
+    "parse_json_export",
 ]
 
 TRACES_PATH = "/v1/traces"
+_HANG_DETECTOR_SECONDS = 60
 _PROTOBUF = b"application/x-protobuf"
 
 
@@ -50,6 +60,7 @@ class ReceivedSpan:
     parent_span_id: str  # "" for a root span
     kind: int  # the protobuf enum: 3 is CLIENT
     status_code: int  # 0 unset, 1 ok, 2 error
+    status_message: str
     attributes: dict[str, Any]
     resource: dict[str, Any]
     scope: str
@@ -61,15 +72,51 @@ class ReceivedSpan:
 class ReceivedExport:
     headers: dict[str, str]
     spans: list[ReceivedSpan]
+    request: ExportTraceServiceRequest
+    body: bytes  # as it arrived, compressed or not
 
 
-def decode_export(body: bytes, content_encoding: str | None = None) -> list[ReceivedSpan]:
-    """The spans of one ``ExportTraceServiceRequest`` body."""
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+
+def parse_json_export(body: bytes | bytearray) -> ExportTraceServiceRequest:
+    """An OTLP/JSON body as protobuf: hex ids to base64 (protobuf's JSON mapping of bytes),
+    then ``json_format.Parse`` with no unknown field allowed."""
+    document = json.loads(body)
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for name in _ID_FIELDS:
+                    if name in span:
+                        span[name] = base64.b64encode(bytes.fromhex(span[name])).decode()
+    request = ExportTraceServiceRequest()
+    json_format.Parse(json.dumps(document), request, ignore_unknown_fields=False)
+    return request
+
+
+def parse_export(
+    body: bytes, content_type: str | None, content_encoding: str | None = None
+) -> ExportTraceServiceRequest:
+    """One ``ExportTraceServiceRequest`` body, in either encoding, decompressed."""
     if content_encoding == "gzip":
         body = gzip.decompress(body)
     elif content_encoding == "deflate":
         body = zlib.decompress(body)
-    request = ExportTraceServiceRequest.FromString(body)
+    if content_type is not None and content_type.startswith("application/json"):
+        return parse_json_export(body)
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    return request
+
+
+def decode_export(
+    body: bytes, content_encoding: str | None = None, content_type: str | None = None
+) -> list[ReceivedSpan]:
+    """The spans of one ``ExportTraceServiceRequest`` body."""
+    return spans_of(parse_export(body, content_type, content_encoding))
+
+
+def spans_of(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
     spans = []
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
@@ -83,6 +130,7 @@ def decode_export(body: bytes, content_encoding: str | None = None) -> list[Rece
                         parent_span_id=span.parent_span_id.hex(),
                         kind=span.kind,
                         status_code=span.status.code,
+                        status_message=span.status.message,
                         attributes=_attributes(span.attributes),
                         resource=resource,
                         scope=scope_spans.scope.name,
@@ -117,8 +165,11 @@ class FakeCollector:
     basic_auth: tuple[str, str] | None = None
     path: str = TRACES_PATH
     exports: list[ReceivedExport] = field(default_factory=list)
-    #: Requests refused: 401 (bad auth), 500 (``refuse``), 404 (another path).
+    #: Requests refused: 401 (bad auth), 500 (``refuse``), 404 (another path), 400 (a body
+    #: that does not decode; why is in ``unreadable``).
     refused: list[int] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    unavailable: list[int] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
     _hanging: int = 0
@@ -136,7 +187,9 @@ class FakeCollector:
         self._gate.set()
 
     async def wait_for_spans(self, count: int) -> list[ReceivedSpan]:
-        async with self._changed:
+        """Return once ``count`` spans have arrived (a hang detector fails a test whose spans
+        never come, rather than hanging it)."""
+        async with asyncio.timeout(_HANG_DETECTOR_SECONDS), self._changed:
             await self._changed.wait_for(lambda: len(self.spans) >= count)
         return self.spans
 
@@ -158,12 +211,24 @@ class FakeCollector:
         body = await _read(receive)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         status = self._refusal(scope, headers)
+        if status is None and self.unavailable:
+            status = self.unavailable.pop(0)
+            self.refused.append(status)
+            await _answer(send, status, b"", [(b"retry-after", b"0")])
+            return
         if status is None and self.mode == "hang" and not self._gate.is_set():
             await self._hang()
         if status is None:
-            spans = decode_export(body, headers.get("content-encoding"))
+            try:
+                request = parse_export(
+                    body, headers.get("content-type"), headers.get("content-encoding")
+                )
+            except Exception as exc:  # a collector answers an unreadable body with 400
+                self.unreadable.append(repr(exc))
+                status = 400
+        if status is None:
             async with self._changed:
-                self.exports.append(ReceivedExport(headers, spans))
+                self.exports.append(ReceivedExport(headers, spans_of(request), request, body))
                 self._changed.notify_all()
             await _answer(send, 200, ExportTraceServiceResponse().SerializeToString())
             return
@@ -200,7 +265,9 @@ async def _read(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def _answer(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -208,6 +275,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
             "headers": [
                 (b"content-type", _PROTOBUF),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )

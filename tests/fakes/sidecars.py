@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+
+from tests.fakes.processes import LoggedProcess
 
 __all__ = ["Sidecar", "running_sidecars"]
 
@@ -33,71 +34,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Sidecar:
+class Sidecar(LoggedProcess):
     """One ``serve`` process: its URL and its log so far."""
 
+    name = "the sidecar"
+
     def __init__(self, process: asyncio.subprocess.Process, port: int, workers: int) -> None:
-        self.process = process
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.log: list[bytes] = []
         self._workers = workers
-        self._started = asyncio.Event()
-        self._logged = asyncio.Event()  # set on every new line
-        self._reader = asyncio.create_task(self._read_log())
-
-    @property
-    def log_text(self) -> str:
-        return b"".join(self.log[-400:]).decode(errors="replace")
-
-    def count(self, needle: bytes) -> int:
-        """How many lines of the log so far contain ``needle``."""
-        return sum(needle in line for line in self.log)
-
-    async def wait_for_log(self, needle: bytes, count: int = 1, seconds: float = 15.0) -> None:
-        """Return once ``count`` lines of the log contain ``needle`` (woken by each line)."""
-        async with asyncio.timeout(seconds):
-            while self.count(needle) < count:
-                self._logged.clear()
-                await self._logged.wait()
+        self._started_workers = 0
+        self._listening = False
+        super().__init__(process)
 
     async def wait_started(self) -> None:
-        try:
-            async with asyncio.timeout(_START_TIMEOUT):
-                done = asyncio.create_task(self._started.wait())
-                exited = asyncio.create_task(self.process.wait())
-                await asyncio.wait({done, exited}, return_when=asyncio.FIRST_COMPLETED)
-                exited.cancel()
-                done.cancel()
-        except TimeoutError:
-            raise RuntimeError(f"the sidecar did not start:\n{self.log_text}") from None
-        if not self._started.is_set():
-            raise RuntimeError(f"the sidecar exited:\n{self.log_text}")
+        await self.wait_ready(_START_TIMEOUT)
 
-    async def _read_log(self) -> None:
-        assert self.process.stderr is not None
-        started, listening = 0, False
-        while line := await self.process.stderr.readline():
-            self.log.append(line)
-            self._logged.set()
-            started += _STARTED in line
-            listening = listening or _LISTENING in line
-            if listening and started >= self._workers:
-                self._started.set()
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                await self.process.wait()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+    def ready_after(self, line: bytes) -> bool:
+        self._started_workers += _STARTED in line
+        self._listening = self._listening or _LISTENING in line
+        return self._listening and self._started_workers >= self._workers
 
 
 async def start_sidecar(

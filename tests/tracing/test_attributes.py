@@ -93,12 +93,16 @@ def test_a_langfuse_prompt_is_linked_by_name_and_integer_version() -> None:
         PromptLink(name="greeting", version="v2", store="langfuse", cache="miss"),
     ],
 )
-def test_other_stores_and_string_versions_carry_no_version(link: PromptLink) -> None:
+def test_other_stores_and_string_versions_are_named_in_the_metadata(link: PromptLink) -> None:
+    # Langfuse drops a generation whose prompt.name comes without prompt.version.
     attributes = prompt_attributes(link)
+    assert "langfuse.observation.prompt.name" not in attributes
     assert "langfuse.observation.prompt.version" not in attributes
     assert "langfuse.observation.metadata.prompt_label" not in attributes  # a version's
     assert "langfuse.observation.metadata.experiment_variant" not in attributes
-    assert attributes["langfuse.observation.prompt.name"] == "greeting"
+    assert attributes["langfuse.observation.metadata.prompt_name"] == "greeting"
+    assert attributes["langfuse.observation.metadata.prompt_version"] == link.version
+    assert attributes["langfuse.observation.type"] == "generation"
 
 
 def test_answer_attributes() -> None:

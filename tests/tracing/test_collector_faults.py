@@ -21,6 +21,7 @@ from prompt_middleware.sidecar import Sidecar
 from tests.fakes.otlp import FakeCollector
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import FakeUpstream
+from tests.tracing.conftest import flushed
 
 QUEUE = 64
 BATCH = 8
@@ -37,10 +38,6 @@ MANAGED = {
 def _small_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", str(QUEUE))
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", str(BATCH))
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # the timer never fires
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "600")  # a hang stays a hang
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -105,7 +102,7 @@ async def test_a_refusing_collector_changes_no_answer(
         assert await _send(client, 100) == [200] * 100
         tracing = sidecar.middleware.tracing
         assert tracing is not None
-        assert await asyncio.to_thread(tracing.force_flush)
+        await flushed(tracing)
         assert await _dropped(client) == 0
     assert collector.refused
     assert set(collector.refused) == {500}

@@ -91,7 +91,7 @@ async def test_the_middleware_span_covers_the_apps_handling(
     span = memory.only_span()
     attributes = _attributes(span)
     assert span.name == "chat gpt-4o"
-    assert attributes["langfuse.observation.prompt.name"] == "support/answer"
+    assert attributes["langfuse.observation.metadata.prompt_name"] == "support/answer"
     assert attributes["langfuse.observation.metadata.prompt_cache"] == "miss"
     assert attributes["langfuse.observation.metadata.prompt_store"] == "file"
     assert attributes["langfuse.observation.metadata.prompt_label"] == "production"
@@ -338,3 +338,26 @@ async def test_a_request_the_sampler_leaves_out_is_passed_on_with_its_trace_cont
     assert traceparent.endswith("-00")
     await transport.aclose()
     await memory.tracing.aclose()
+
+
+@pytest.mark.parametrize("name", ["traceparent", "Traceparent", "TRACEPARENT"])
+async def test_the_transport_reads_the_callers_trace_whatever_the_headers_case(
+    memory: MemoryTracing, sent: list[httpx2.Request], name: str
+) -> None:
+    transport = PromptTransport(
+        _upstream(sent), Settings(prompts_dir=str(PROMPTS)), tracing=memory.tracing
+    )
+    async with httpx2.AsyncClient(transport=transport, base_url="https://api.test/v1") as client:
+        answered = await client.post("/chat/completions", json=MANAGED, headers={name: TRACEPARENT})
+        refused = await client.post(
+            "/chat/completions",
+            json={**MANAGED, "prompt_id": "no/such/prompt"},
+            headers={name: TRACEPARENT},
+        )
+    assert (answered.status_code, refused.status_code) == (200, 404)
+    spans = memory.spans()
+    assert len(spans) == 2
+    for span in spans:  # the error's span too: it is read where the success's is
+        assert span.context is not None
+        assert f"{span.context.trace_id:032x}" == CALLER_TRACE
+    await transport.aclose()

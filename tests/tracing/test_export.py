@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
+import gzip
 from collections.abc import AsyncIterator
 
 import pytest
 
 from prompt_middleware.request import decode_body
 from prompt_middleware.tracing import LangfuseTarget, PromptLink, Tracing
-from tests.fakes.otlp import FakeCollector, ReceivedSpan
+from tests.fakes.otlp import FakeCollector, ReceivedExport, ReceivedSpan
+from tests.tracing.conftest import flushed
 
 BODY = b'{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"user":"u-1"}'
 LINK = PromptLink(name="greeting", version=7, store="langfuse", cache="hit", label="production")
 PUBLIC_KEY = "pk-lf-public-1234"
 SECRET_KEY = "sk-lf-secret-5678"
-
-
-@pytest.fixture(autouse=True)
-def _slow_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Nothing leaves on a timer during a test: only force_flush, a full batch or shutdown.
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "600")
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -40,21 +32,16 @@ def _one_request(tracing: Tracing) -> None:
     span.end()
 
 
-async def _flush(tracing: Tracing) -> None:
-    # The exporter blocks its thread on HTTP; the receiver runs on this event loop.
-    assert await asyncio.to_thread(tracing.force_flush)
-
-
 async def test_otlp_mode_follows_the_standard_variables(
     collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake, base_url = collector
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=ml")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "support-bot")
-    span = await _one_exported_span(fake)
-    assert fake.exports[0].headers["x-team"] == "ml"
-    assert fake.exports[0].headers["content-type"] == "application/x-protobuf"
+    span, export = await _exported_with(
+        collector,
+        monkeypatch,
+        {"OTEL_EXPORTER_OTLP_HEADERS": "x-team=ml", "OTEL_SERVICE_NAME": "support-bot"},
+    )
+    assert export.headers["x-team"] == "ml"
+    assert export.headers["content-type"] == "application/json"
     assert span.resource["service.name"] == "support-bot"
     assert span.scope == "prompt_middleware"
     assert span.name == "chat gpt-4o"
@@ -76,13 +63,29 @@ async def test_the_default_service_name(
     assert span.resource["service.name"] == "prompt-middleware"
 
 
+async def _exported_with(
+    collector: tuple[FakeCollector, str],
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+) -> tuple[ReceivedSpan, ReceivedExport]:
+    """One request's span and the one export that carried it, with the collector as the
+    endpoint and ``variables`` set."""
+    fake, base_url = collector
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    span = await _one_exported_span(fake)
+    [export] = fake.exports
+    return span, export
+
+
 async def _one_exported_span(fake: FakeCollector) -> ReceivedSpan:
     """One request's span, as the OTLP exporter configured by the environment sent it."""
     tracing = Tracing.from_values("otlp")
     assert tracing is not None
     try:
         _one_request(tracing)
-        await _flush(tracing)
+        await flushed(tracing)
         [span] = await fake.wait_for_spans(1)
     finally:
         await tracing.aclose()
@@ -94,7 +97,7 @@ async def _langfuse_spans(target: LangfuseTarget, fake: FakeCollector) -> list[R
     assert tracing is not None
     try:
         _one_request(tracing)
-        await _flush(tracing)
+        await flushed(tracing)
     finally:
         await tracing.aclose()
     return fake.spans
@@ -141,7 +144,7 @@ async def test_a_refusing_collector_changes_nothing(collector: tuple[FakeCollect
     try:
         for _ in range(3):
             _one_request(tracing)
-        await _flush(tracing)
+        await flushed(tracing)
     finally:
         await tracing.aclose()
     assert fake.refused == [500]  # one batch, not retried: a 500 is not a transient error
@@ -187,3 +190,59 @@ async def test_closing_does_not_wait_for_a_collector_that_hangs(
     await tracing.aclose(timeout_seconds=0.05)
     assert fake.hanging == 1  # closed while the export still hangs
     await tracing.aclose()  # twice is fine
+
+
+@pytest.mark.parametrize(
+    "variable", ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"]
+)
+async def test_gzip_when_asked(
+    collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    span, export = await _exported_with(collector, monkeypatch, {variable: "gzip"})
+    assert export.headers["content-encoding"] == "gzip"
+    assert export.headers["content-type"] == "application/json"
+    assert gzip.decompress(export.body).startswith(b'{"resourceSpans":')
+    assert span.attributes["gen_ai.usage.input_tokens"] == 9
+
+
+async def test_http_protobuf_when_asked(
+    collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    span, export = await _exported_with(
+        collector, monkeypatch, {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+    )
+    assert export.headers["content-type"] == "application/x-protobuf"
+    assert export.request.SerializeToString() == export.body  # binary protobuf, as sent
+    assert span.attributes["langfuse.observation.prompt.version"] == 7
+    assert span.attributes["gen_ai.request.max_tokens"] == 5
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+async def test_a_retryable_answer_is_retried(
+    collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    fake, base_url = collector
+    fake.unavailable = [status, status]  # then 200: Retry-After 0 makes the retries immediate
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
+    span = await _one_exported_span(fake)
+    assert fake.refused == [status, status]
+    assert span.name == "chat gpt-4o"
+    assert len(fake.exports) == 1
+
+
+async def test_retries_stop_at_the_deadline(
+    collector: tuple[FakeCollector, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, base_url = collector
+    fake.unavailable = [503] * 1000
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
+    monkeypatch.setenv("OTEL_BSP_EXPORT_TIMEOUT", "300")  # ms: a deadline, not a timing
+    tracing = Tracing.from_values("otlp")
+    assert tracing is not None
+    try:
+        _one_request(tracing)
+        await flushed(tracing)  # returns: the batch was given up at its deadline
+    finally:
+        await tracing.aclose()
+    assert fake.exports == []
+    assert 1 <= len(fake.refused) < 1000

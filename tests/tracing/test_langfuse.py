@@ -7,7 +7,6 @@ fake upstream, and exports its span with the SDK's OTLP exporter to the same fak
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import openai
@@ -19,17 +18,11 @@ from tests.fakes.langfuse import FakeLangfuse, serving_langfuse
 from tests.fakes.otlp import ReceivedSpan
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import FakeUpstream
+from tests.tracing.conftest import flushed
 
 PUBLIC, SECRET = "pk-lf-traces", "sk-lf-traces-secret"
 UPSTREAM_KEY = "sk-upstream-traces-secret"
 SIDECAR_KEY = "sidecar-traces-secret"
-
-
-@pytest.fixture(autouse=True)
-def _batches_on_demand(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -76,7 +69,7 @@ async def _spans_of_one_request(
                 await client.close()
             tracing = sidecar.middleware.tracing
             assert tracing is not None
-            assert await asyncio.to_thread(tracing.force_flush)
+            await flushed(tracing)
     return sidecar, upstream
 
 

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
+import subprocess
+import sys
 import time
 
 import httpx2
 import pytest
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from prompt_middleware import PromptMiddleware, PromptTransport, Settings
-from prompt_middleware.errors import ConfigurationError
+from prompt_middleware.errors import ConfigurationError, PromptNotFound
 from prompt_middleware.tracing import LangfuseTarget, Tracing, parse_trace_mode
-from prompt_middleware.tracing.processor import _queue_of
-from prompt_middleware.tracing.setup import build_exporter
+from prompt_middleware.tracing.setup import OtlpExporter, build_exporter
 from tests.conftest import RecordingApp
 from tests.fakes.langfuse import FakeLangfuse
 from tests.fakes.server import serve_in_background
+from tests.tracing.conftest import flushed
 
 
 @pytest.mark.parametrize(
@@ -51,16 +49,25 @@ def test_langfuse_mode_needs_the_keys() -> None:
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
         (
             {
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             },
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         ),
+        ({"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, "OTEL_EXPORTER_OTLP_COMPRESSION"),
+        ({"OTEL_TRACES_SAMPLER": "jaeger_remote"}, "OTEL_TRACES_SAMPLER"),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"},
+            "OTEL_TRACES_SAMPLER_ARG",
+        ),
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "many"}, "OTEL_BSP_MAX_QUEUE_SIZE"),
     ],
 )
-def test_another_otlp_protocol_is_refused(environ: dict[str, str], variable: str) -> None:
+def test_a_value_we_cannot_honour_stops_start_up_naming_its_variable(
+    environ: dict[str, str], variable: str
+) -> None:
     with pytest.raises(ConfigurationError, match=variable):
-        build_exporter("otlp", langfuse=None, environ=environ)
+        Tracing.from_values("otlp", environ=environ)
 
 
 def test_the_traces_protocol_variable_wins() -> None:
@@ -68,7 +75,7 @@ def test_the_traces_protocol_variable_wins() -> None:
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
     }
-    assert isinstance(build_exporter("otlp", langfuse=None, environ=environ), OTLPSpanExporter)
+    assert isinstance(build_exporter("otlp", langfuse=None, environ=environ), OtlpExporter)
 
 
 def test_the_langfuse_target_never_shows_its_secret() -> None:
@@ -84,18 +91,6 @@ async def test_tracing_installs_no_global_provider() -> None:
         assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     finally:
         await tracing.aclose()
-
-
-def test_an_sdk_that_keeps_its_queue_otherwise_is_a_start_up_error() -> None:
-    processor = BatchSpanProcessor(InMemorySpanExporter())
-    batch_processor = processor._batch_processor
-    try:
-        processor._batch_processor = object()  # type: ignore[assignment]
-        with pytest.raises(ConfigurationError, match="cannot count dropped spans"):
-            _queue_of(processor)
-    finally:
-        processor._batch_processor = batch_processor
-        processor.shutdown()  # type: ignore[no-untyped-call]
 
 
 # --- from the settings -------------------------------------------------------------------------
@@ -143,8 +138,33 @@ async def test_langfuse_mode_takes_the_store_keys_and_host() -> None:
         )
         tracing = Tracing.from_settings(settings)
         assert tracing is not None
-        tracing.record_error("prompt_not_found", started=time.perf_counter())
-        assert await asyncio.to_thread(tracing.force_flush)
+        tracing.record_error(PromptNotFound("no such prompt"), started=time.perf_counter())
+        await flushed(tracing)
         await tracing.aclose()
     [span] = fake.trace_spans
     assert span.attributes["error.type"] == "prompt_not_found"
+
+
+def test_http_protobuf_without_opentelemetry_proto_is_a_clear_start_up_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.proto.collector.trace.v1", None)
+    with pytest.raises(ConfigurationError, match=r"prompt-middleware\[protobuf\]"):
+        Tracing.from_values("otlp", environ={"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+
+
+def test_no_opentelemetry_sdk_exporter_or_protobuf_is_imported_with_traces_on() -> None:
+    # In a process of its own: this one has imported the SDK for other tests.
+    script = (
+        "import sys, time\n"
+        "from prompt_middleware.tracing import Tracing\n"
+        "from prompt_middleware.request import decode_body\n"
+        "tracing = Tracing.from_values('otlp', environ={})\n"
+        'tracing.start(decode_body(b\'{"model": "m"}\'), prompt=None, start_ns=1).end()\n'
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', "
+        "'opentelemetry.exporter', 'opentelemetry.proto', 'google.protobuf'))))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert shown.stdout.strip() == "[]"

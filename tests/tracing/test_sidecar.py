@@ -6,11 +6,9 @@ and the SDK's own exporter in between: what is asserted is what crossed the wire
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx2
 import openai
@@ -20,49 +18,16 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from examples.starlette_app.app import PROMPTS
 from prompt_middleware import Secret, Settings
 from prompt_middleware.sidecar import Sidecar
-from prompt_middleware.tracing import Tracing
-from tests.fakes.otlp import FakeCollector, ReceivedSpan
+from tests.fakes.otlp import FakeCollector
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import CannedResponse, FakeUpstream
+from tests.tracing.conftest import PROMPT_FIELDS, Running
 
 UPSTREAM_KEY = "sk-upstream-secret"
 SIDECAR_KEY = "sidecar-key-secret"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
-PROMPT_FIELDS = {
-    "prompt_id": "support/answer",
-    "prompt_variables": {"product": "Acme", "language": "German"},
-}
-
-
-@dataclass
-class Running:
-    client: openai.AsyncOpenAI
-    url: str
-    sidecar: Sidecar
-    upstream: FakeUpstream
-    collector: FakeCollector
-
-    @property
-    def tracing(self) -> Tracing:
-        tracing = self.sidecar.middleware.tracing
-        assert tracing is not None
-        return tracing
-
-    async def spans(self, count: int) -> list[ReceivedSpan]:
-        """Flush (the exporter blocks its thread on HTTP) and wait for ``count`` spans."""
-        assert await asyncio.to_thread(self.tracing.force_flush)
-        return await self.collector.wait_for_spans(count)
-
-
-@pytest.fixture(autouse=True)
-def _otlp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # only flushes and full batches
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "600")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "sidecar-under-test")
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -70,6 +35,7 @@ async def running(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
     upstream, collector = FakeUpstream(), FakeCollector()
     async with collector.serve() as collector_url, serve_in_background(upstream) as upstream_url:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector_url)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "sidecar-under-test")
         settings = Settings(
             prompts_dir=str(PROMPTS),
             upstream_base_url=upstream_url + "/v1",
@@ -80,7 +46,9 @@ async def running(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
         sidecar = Sidecar(settings)
         async with serve_in_background(sidecar, lifespan="on") as url:
             client = openai.AsyncOpenAI(api_key=SIDECAR_KEY, base_url=url + "/v1", max_retries=0)
-            yield Running(client, url, sidecar, upstream, collector)
+            tracing = sidecar.middleware.tracing
+            assert tracing is not None
+            yield Running(client, tracing, upstream, collector, url)
             await client.close()
 
 
@@ -133,8 +101,11 @@ async def test_a_managed_request_is_one_span_linked_to_its_prompt(running: Runni
     assert attributes["gen_ai.usage.input_tokens"] == completion.usage.prompt_tokens
     assert attributes["gen_ai.usage.output_tokens"] == completion.usage.completion_tokens
     assert attributes["langfuse.observation.type"] == "generation"
-    assert attributes["langfuse.observation.prompt.name"] == "support/answer"
-    assert "langfuse.observation.prompt.version" not in attributes  # a local-folder prompt
+    # A local-folder prompt: named in the metadata, never by prompt.name without a version
+    # (Langfuse would drop the generation).
+    assert not any(name.startswith("langfuse.observation.prompt.") for name in attributes)
+    assert attributes["langfuse.observation.metadata.prompt_name"] == "support/answer"
+    assert attributes["langfuse.observation.metadata.prompt_version"] == 2
     assert attributes["langfuse.observation.metadata.prompt_store"] == "file"
     assert attributes["langfuse.observation.metadata.prompt_label"] == "production"
     assert attributes["langfuse.observation.metadata.prompt_cache"] == "miss"
@@ -173,19 +144,31 @@ async def test_an_unmanaged_request_is_a_span_without_prompt_attributes(running:
     assert "langfuse.observation.type" not in span.attributes
 
 
-async def test_errors_mark_the_span(running: Running) -> None:
-    with pytest.raises(openai.NotFoundError):
+async def test_errors_mark_the_span_with_their_message(running: Running) -> None:
+    with pytest.raises(openai.NotFoundError) as not_found:
         await running.client.chat.completions.create(
-            model="file/x", messages=[], extra_body={"prompt_id": "no/such/prompt"}
+            model="file/x",
+            messages=[],
+            user="user-3",
+            extra_body={"prompt_id": "no/such/prompt"},
         )
     running.upstream.response = CannedResponse(429, b'{"error": {"message": "slow down"}}')
     with pytest.raises(openai.RateLimitError):
-        await running.client.chat.completions.create(model="gpt-4o", messages=[])
-    spans = await running.spans(2)
-    assert [(s.status_code, s.attributes["error.type"]) for s in spans] == [
-        (2, "prompt_not_found"),
-        (2, "429"),
-    ]
+        await running.client.chat.completions.create(model="gpt-4o", messages=[], user="user-4")
+    refused, limited = await running.spans(2)
+    assert (refused.status_code, refused.attributes["error.type"]) == (2, "prompt_not_found")
+    # Our error's message, as the client got it, and what was known before the error.
+    assert isinstance(not_found.value.body, dict)
+    assert refused.status_message == not_found.value.body["message"]
+    assert refused.attributes["langfuse.observation.metadata.prompt_name"] == "no/such/prompt"
+    assert refused.attributes["user.id"] == "user-3"
+    assert refused.attributes["gen_ai.request.model"] == "file/x"
+    assert not any(name.startswith("langfuse.observation.prompt.") for name in refused.attributes)
+    # The upstream's status line; the request as it was sent.
+    assert (limited.status_code, limited.attributes["error.type"]) == (2, "429")
+    assert limited.status_message == "429 Too Many Requests"
+    assert limited.attributes["user.id"] == "user-4"
+    assert limited.name == "chat gpt-4o"
 
 
 async def test_no_secret_in_any_exported_attribute(running: Running) -> None:
@@ -199,10 +182,18 @@ async def test_no_secret_in_any_exported_attribute(running: Running) -> None:
                 assert secret.lower() not in f"{name}={value}".lower()
 
 
-async def test_metrics_count_the_dropped_spans(running: Running) -> None:
+async def test_a_request_the_key_check_refuses_makes_no_span(running: Running) -> None:
     async with httpx2.AsyncClient(base_url=running.url) as client:
-        metrics = (await client.get("/metrics")).text
-    assert "prompt_middleware_trace_spans_dropped_total 0.0" in metrics
+        refused = await client.post(
+            "/v1/chat/completions",
+            json={"model": "file/gpt-4o", "messages": [], **PROMPT_FIELDS},
+            headers={"authorization": "Bearer not-a-key", "traceparent": TRACEPARENT},
+        )
+    assert refused.status_code == 401
+    await _ask(running.client)  # then one request with the key, which is traced
+    [span] = await running.spans(1)
+    assert span.trace_id != CALLER_TRACE  # the refused request's trace reached nobody
+    assert running.collector.spans == [span]
 
 
 async def test_an_unreachable_upstream_is_our_error_code(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,7 +214,8 @@ async def test_an_unreachable_upstream_is_our_error_code(monkeypatch: pytest.Mon
             with pytest.raises(openai.InternalServerError):
                 await _ask(client)
             await client.close()
-            running = Running(client, url, sidecar, FakeUpstream(), collector)
+            assert sidecar.middleware.tracing is not None
+            running = Running(client, sidecar.middleware.tracing, FakeUpstream(), collector)
             [span] = await running.spans(1)
     assert span.status_code == 2
     assert span.attributes["error.type"] == "upstream_unavailable"

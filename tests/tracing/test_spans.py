@@ -9,17 +9,26 @@ import httpx2
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import Message
 from structlog.testing import capture_logs
 
 from prompt_middleware.cache import CacheStatus
 from prompt_middleware.engine import RewriteResult
+from prompt_middleware.errors import PromptNotFound
 from prompt_middleware.prompts import Prompt
 from prompt_middleware.request import decode_body
 from prompt_middleware.tracing import GenerationSpan, PromptLink, TracedStream, traced_send
 from prompt_middleware.tracing.answer import StreamAnswerReader
+from prompt_middleware.tracing.context import parent_of
 from tests.tracing.conftest import MemoryTracing
 from tests.tracing.test_answer import COMPLETION, STREAM
 
@@ -124,17 +133,28 @@ async def test_our_error_code_wins_over_the_status(memory: MemoryTracing) -> Non
 async def test_an_error_before_anything_was_sent(memory: MemoryTracing) -> None:
     before = time.time_ns()
     memory.tracing.record_error(
-        "prompt_not_found", started=time.perf_counter(), traceparent=TRACEPARENT
+        PromptNotFound("The prompt 'support/x' is not in the folder."),
+        started=time.perf_counter(),
+        body=b'{"model": "file/gpt-4o", "prompt_id": "support/x", "user": "u-9", "seed": 3}',
+        traceparent=TRACEPARENT,
     )
     finished = memory.only_span()
-    assert finished.name == "chat"
+    assert finished.name == "chat file/gpt-4o"
     assert finished.start_time is not None
     assert finished.end_time is not None
     # Started at the arrival the door saw (perf_counter), on the wall clock.
     assert before - 1_000_000 <= finished.start_time <= finished.end_time
     assert finished.status.status_code is StatusCode.ERROR
+    assert finished.status.description == "The prompt 'support/x' is not in the folder."
+    # What was known before the error: the model asked for, the user, the prompt's name
+    # (in the metadata: without a version, prompt.name would make Langfuse drop the span).
     assert dict(finished.attributes or {}) == {
         "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "file/gpt-4o",
+        "gen_ai.request.seed": 3,
+        "user.id": "u-9",
+        "langfuse.user.id": "u-9",
+        "langfuse.observation.metadata.prompt_name": "support/x",
         "error.type": "prompt_not_found",
     }
     assert finished.context is not None
@@ -173,17 +193,21 @@ async def test_no_valid_traceparent_starts_a_trace(
 
 
 async def test_an_open_span_of_the_application_is_the_parent(memory: MemoryTracing) -> None:
+    # A host that traces with OpenTelemetry has read the caller's traceparent itself (or
+    # chose a trace of its own): its open span wins over the header (README, "Traces").
     app_tracer = TracerProvider().get_tracer("the-app")
     with app_tracer.start_as_current_span("app request") as app_span:
         span = _start(memory, traceparent=TRACEPARENT)
+        headers = span.trace_headers()
         span.end()
+    host = app_span.get_span_context()
     finished = memory.only_span()
     assert finished.parent is not None
-    assert finished.parent.span_id == app_span.get_span_context().span_id
-
-
-async def test_the_global_tracer_provider_is_left_alone(memory: MemoryTracing) -> None:
-    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    assert finished.context is not None
+    assert finished.parent.span_id == host.span_id
+    assert finished.parent.is_remote is False  # in this process
+    assert finished.context.trace_id == host.trace_id != int(CALLER_TRACE, 16)
+    assert headers["traceparent"] == f"00-{host.trace_id:032x}-{span.span_id:016x}-01"
 
 
 async def test_end_is_idempotent_and_a_client_that_left_still_ends_the_span(
@@ -223,10 +247,59 @@ async def test_trace_headers_are_what_the_propagator_writes(
     memory: MemoryTracing, tracestate: str | None
 ) -> None:
     span = _start(memory, traceparent=TRACEPARENT, tracestate=tracestate)
+    context = SpanContext(
+        span.trace_id,
+        span.span_id,
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=TraceState.from_header([tracestate]) if tracestate else None,
+    )
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span.span))
+    TraceContextTextMapPropagator().inject(
+        carrier, context=trace.set_span_in_context(NonRecordingSpan(context))
+    )
     assert span.trace_headers() == carrier
     span.end()
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "tracestate"),
+    [
+        (TRACEPARENT, None),
+        (f"00-{CALLER_TRACE}-{CALLER_SPAN}-00", "a=1"),  # not sampled by the caller
+        (f" 00-{CALLER_TRACE}-{CALLER_SPAN}-03\t", " a=1 , ,b=x@y "),
+        (f"01-{CALLER_TRACE}-{CALLER_SPAN}-01-future", "k@v=1"),  # a later version
+        (f"00-{CALLER_TRACE}-{CALLER_SPAN}-01-extra", None),  # version 00 has no extra
+        (f"ff-{CALLER_TRACE}-{CALLER_SPAN}-01", None),
+        (f"00-{CALLER_TRACE.upper()}-{CALLER_SPAN}-01", None),
+        (f"00-{'0' * 32}-{CALLER_SPAN}-01", None),
+        (f"00-{CALLER_TRACE}-{'0' * 16}-01", None),
+        (TRACEPARENT, "a=1,a=2"),  # a repeated key: the whole tracestate is dropped
+        (TRACEPARENT, "A=1"),  # a malformed key: the same
+        ("garbage", None),
+    ],
+)
+def test_the_parent_is_read_as_opentelemetrys_propagator_reads_it(
+    traceparent: str, tracestate: str | None
+) -> None:
+    carrier = {"traceparent": traceparent}
+    if tracestate is not None:
+        carrier["tracestate"] = tracestate
+    expected = trace.get_current_span(
+        TraceContextTextMapPropagator().extract(carrier)
+    ).get_span_context()
+    parent = parent_of(traceparent, tracestate)
+    if not expected.is_valid:
+        assert parent is None
+        return
+    assert parent is not None
+    assert (parent.trace_id, parent.span_id, parent.sampled, parent.remote) == (
+        expected.trace_id,
+        expected.span_id,
+        expected.trace_flags.sampled,
+        True,
+    )
+    assert parent.trace_state == ",".join(f"{k}={v}" for k, v in expected.trace_state.items())
 
 
 async def test_a_reader_that_fails_never_breaks_the_answer(

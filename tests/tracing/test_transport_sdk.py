@@ -7,10 +7,8 @@ the settings and closes it with itself.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx2
 import openai
@@ -18,40 +16,11 @@ import pytest
 
 from examples.starlette_app.app import PROMPTS
 from prompt_middleware import PromptTransport, Settings
-from prompt_middleware.tracing import Tracing
 from tests.doors.transport.helpers import sdk_http_client
-from tests.fakes.otlp import FakeCollector, ReceivedSpan
+from tests.fakes.otlp import FakeCollector
 from tests.fakes.server import serve_in_background
 from tests.fakes.upstream import FakeUpstream
-
-PROMPT_FIELDS = {
-    "prompt_id": "support/answer",
-    "prompt_variables": {"product": "Acme", "language": "German"},
-}
-
-
-@dataclass
-class Running:
-    client: openai.AsyncOpenAI
-    tracing: Tracing
-    upstream: FakeUpstream
-    collector: FakeCollector
-
-    async def spans(self, count: int) -> list[ReceivedSpan]:
-        """Export what has ended (the SDK's exporter blocks its thread) and wait for it."""
-        assert await _flushed(self.tracing)
-        return await self.collector.wait_for_spans(count)
-
-
-async def _flushed(tracing: Tracing) -> bool:
-    return await asyncio.to_thread(tracing.force_flush)
-
-
-@pytest.fixture(autouse=True)
-def _otlp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # only flushes and full batches
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        monkeypatch.delenv(name, raising=False)
+from tests.tracing.conftest import PROMPT_FIELDS, Running
 
 
 @pytest.fixture
@@ -90,7 +59,7 @@ async def test_a_managed_request_is_one_span_with_its_tokens(running: Running) -
     assert span.name == "chat gpt-4o"
     assert attributes["gen_ai.usage.input_tokens"] == completion.usage.prompt_tokens
     assert attributes["gen_ai.usage.output_tokens"] == completion.usage.completion_tokens
-    assert attributes["langfuse.observation.prompt.name"] == "support/answer"
+    assert attributes["langfuse.observation.metadata.prompt_name"] == "support/answer"
     assert attributes["langfuse.observation.metadata.prompt_label"] == "production"
     assert (
         json.loads(attributes["langfuse.observation.input"])

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import structlog
 
+from prompt_middleware.cache import CacheKey
 from prompt_middleware.experiments.choice import Arm, Split
 
 __all__ = ["ControlFallbacks"]
@@ -50,14 +51,14 @@ class ControlFallbacks:
         self._last_warning: dict[str, float] = {}
         self._unreported: dict[str, int] = {}
         # A variant's prompt not found (its cache key) -> when the store may be asked again.
-        self._missing: OrderedDict[Hashable, float] = OrderedDict()
+        self._missing: OrderedDict[CacheKey, float] = OrderedDict()
 
     @property
     def counts(self) -> Mapping[tuple[str, str], int]:
         """Fallbacks so far by (experiment name, the variant that could not be served)."""
         return self._counts
 
-    def known_missing(self, key: Hashable) -> bool:
+    def known_missing(self, key: CacheKey) -> bool:
         """True while the variant whose prompt is ``key`` is remembered as not found."""
         retry_at = self._missing.get(key)
         if retry_at is None:
@@ -67,13 +68,19 @@ class ControlFallbacks:
         del self._missing[key]
         return False
 
-    def not_found(self, key: Hashable, retry_after_seconds: float) -> None:
+    def not_found(self, key: CacheKey, retry_after_seconds: float) -> None:
         """The variant whose prompt is ``key`` was just not found: skip it for
         ``retry_after_seconds`` from now."""
         self._missing[key] = self._clock() + retry_after_seconds
         self._missing.move_to_end(key)
         while len(self._missing) > _MAX_MISSING:
             self._missing.popitem(last=False)
+
+    def forget(self, matches: Callable[[CacheKey], bool]) -> None:
+        """Ask the store again for every remembered variant whose key ``matches`` (the prompt
+        was invalidated: it may exist now)."""
+        for key in [key for key in self._missing if matches(key)]:
+            del self._missing[key]
 
     def record(self, split: Split, arm: Arm, reason: str) -> None:
         """``arm`` of ``split`` could not be served (``reason``: an error code); the control was."""

@@ -10,7 +10,8 @@ An invalidation of (store, prompt) — either may be "every" — reaches two pla
   serves a prompt), every other entry of the store counts as expired: served at once while one
   background refresh runs, so a prompt embedding the changed one follows within one refresh.
 
-The stores forget first: a fetch the cache starts afterwards must not read the old view.
+An experiment's variant remembered as not found is forgotten too: it may be the prompt just
+published. The stores forget first: a fetch the cache starts afterwards must not read the old view.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Protocol, runtime_checkable
 
+from prompt_middleware.cache import prompt_matcher
 from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.errors import InvalidPromptRequest, InvalidRequest
 from prompt_middleware.live.bus import Invalidation
@@ -45,6 +47,8 @@ def applier(engine: RewriteEngine) -> Callable[[Invalidation], None]:
             if isinstance(store, ForgetsItsSource):
                 store.forget()
         engine.cache.invalidate_prompts(invalidation.store, invalidation.prompt)
+        # A candidate remembered as not found may have just been created.
+        engine.experiment_fallbacks.forget(prompt_matcher(invalidation.store, invalidation.prompt))
         if invalidation.prompt is None:
             return  # every prompt of the store(s) is fetched again already
         for store in _EMBEDDING_STORES:

@@ -27,7 +27,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from prompt_middleware.observe import FetchOutcome
+from prompt_middleware.observe import ExperimentAnswer, FetchOutcome
 from prompt_middleware.sidecar.metric_names import (
     CACHE,
     CACHE_RESULTS,
@@ -39,8 +39,14 @@ from prompt_middleware.sidecar.metric_names import (
     REDIS_UP,
     REQUESTS,
     SPANS_DROPPED,
+    STATUS_CLASSES,
     STORE_FETCH,
     UPSTREAM,
+    VARIANT_DURATION,
+    VARIANT_FIRST_TOKEN,
+    VARIANT_RESPONSES,
+    VARIANT_TOKENS,
+    VARIANT_UPSTREAM,
     MetricName,
 )
 from prompt_middleware.tracing import Tracing
@@ -73,6 +79,37 @@ class _Histogram:
         family.add_metric(labels, buckets, self.total)
 
 
+class _VariantSeries:
+    """What one variant of an experiment has answered so far."""
+
+    __slots__ = ("duration", "first_token", "input_tokens", "output_tokens", "statuses", "upstream")
+
+    def __init__(self) -> None:
+        self.upstream: _Histogram | None = None
+        self.first_token: _Histogram | None = None
+        self.duration = _Histogram(LATENCY_BUCKETS)
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.statuses = [0] * len(STATUS_CLASSES)  # 1xx to 5xx
+
+    def add(self, answer: ExperimentAnswer) -> None:
+        if answer.upstream_seconds is not None:
+            if self.upstream is None:
+                self.upstream = _Histogram(LATENCY_BUCKETS)
+            self.upstream.observe(answer.upstream_seconds)
+        if answer.first_token_seconds is not None:
+            if self.first_token is None:
+                self.first_token = _Histogram(LATENCY_BUCKETS)
+            self.first_token.observe(answer.first_token_seconds)
+        self.duration.observe(answer.duration_seconds)
+        if answer.input_tokens is not None:
+            self.input_tokens = (self.input_tokens or 0) + answer.input_tokens
+        if answer.output_tokens is not None:
+            self.output_tokens = (self.output_tokens or 0) + answer.output_tokens
+        index = answer.status // 100 - 1
+        self.statuses[index if 0 <= index < len(STATUS_CLASSES) else -1] += 1
+
+
 class PrometheusMetrics:
     """Requests by route and status, prompt cache results, store and upstream latency."""
 
@@ -85,6 +122,7 @@ class PrometheusMetrics:
         self._upstream: dict[int, _Histogram] = {}
         self._variants: dict[tuple[str, str], int] = {}
         self._fallbacks: dict[tuple[str, str], int] = {}
+        self._answers: dict[tuple[str, str], _VariantSeries] = {}
         self._tracing: Tracing | None = None
         self._redis_up: bool | None = None  # shown once Redis (when configured) reports
         self.registry.register(_Families(self))
@@ -111,6 +149,13 @@ class PrometheusMetrics:
     def experiment_fallback(self, experiment: str, variant: str) -> None:
         key = (experiment, variant)
         self._fallbacks[key] = self._fallbacks.get(key, 0) + 1
+
+    def experiment_answer(self, answer: ExperimentAnswer) -> None:
+        key = (answer.experiment, answer.variant)
+        series = self._answers.get(key)
+        if series is None:
+            series = self._answers[key] = _VariantSeries()
+        series.add(answer)
 
     def count_dropped_spans(self, tracing: Tracing | None) -> None:
         """Report ``tracing``'s dropped spans, read when scraped (README, "Traces")."""
@@ -167,6 +212,26 @@ class PrometheusMetrics:
         for (experiment, variant), count in sorted(self._fallbacks.items()):
             fallbacks.add_metric([experiment, variant], count)
         yield fallbacks
+        yield from self._variant_families()
+
+    def _variant_families(self) -> Iterator[Metric]:
+        upstream, first_token = _histogram(VARIANT_UPSTREAM), _histogram(VARIANT_FIRST_TOKEN)
+        duration, tokens = _histogram(VARIANT_DURATION), _counter(VARIANT_TOKENS)
+        responses = _counter(VARIANT_RESPONSES)
+        for (experiment, variant), series in sorted(self._answers.items()):
+            labels = [experiment, variant]
+            if series.upstream is not None:
+                series.upstream.add_to(upstream, labels)
+            if series.first_token is not None:
+                series.first_token.add_to(first_token, labels)
+            series.duration.add_to(duration, labels)
+            for kind, count in (("input", series.input_tokens), ("output", series.output_tokens)):
+                if count is not None:
+                    tokens.add_metric([*labels, kind], count)
+            for status, count in zip(STATUS_CLASSES, series.statuses, strict=True):
+                if count:
+                    responses.add_metric([*labels, status], count)
+        yield from (upstream, first_token, duration, tokens, responses)
 
     def _dropped_spans_family(self) -> Metric:
         dropped = _counter(SPANS_DROPPED)

@@ -19,7 +19,7 @@ from prometheus_client import values as _values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from prompt_middleware.errors import ConfigurationError
-from prompt_middleware.observe import FetchOutcome
+from prompt_middleware.observe import ExperimentAnswer, FetchOutcome
 from prompt_middleware.sidecar.metric_names import (
     CACHE,
     CACHE_RESULTS,
@@ -33,7 +33,13 @@ from prompt_middleware.sidecar.metric_names import (
     SPANS_DROPPED,
     STORE_FETCH,
     UPSTREAM,
+    VARIANT_DURATION,
+    VARIANT_FIRST_TOKEN,
+    VARIANT_RESPONSES,
+    VARIANT_TOKENS,
+    VARIANT_UPSTREAM,
     MetricName,
+    status_class,
 )
 from prompt_middleware.tracing import Tracing
 
@@ -64,6 +70,12 @@ class SharedMetrics:
         self._upstream = Histogram(*_named(UPSTREAM), buckets=LATENCY_BUCKETS, registry=None)
         self._variants = Counter(*_named(EXPERIMENT_REQUESTS), registry=None)
         self._fallbacks = Counter(*_named(CONTROL_FALLBACKS), registry=None)
+        # Histograms are summed bucket by bucket over the workers' files, like counters.
+        self._variant_upstream = _latency(VARIANT_UPSTREAM)
+        self._variant_first_token = _latency(VARIANT_FIRST_TOKEN)
+        self._variant_duration = _latency(VARIANT_DURATION)
+        self._variant_tokens = Counter(*_named(VARIANT_TOKENS), registry=None)
+        self._variant_responses = Counter(*_named(VARIANT_RESPONSES), registry=None)
         self._redis_up: Gauge | None = None  # only with Redis configured
         self._dropped = Counter(*_named(SPANS_DROPPED), registry=None)
         self._tracing: Tracing | None = None
@@ -95,6 +107,21 @@ class SharedMetrics:
     def experiment_fallback(self, experiment: str, variant: str) -> None:
         self._fallbacks.labels(experiment, variant).inc()
 
+    def experiment_answer(self, answer: ExperimentAnswer) -> None:
+        experiment, variant = answer.experiment, answer.variant
+        if answer.upstream_seconds is not None:
+            self._variant_upstream.labels(experiment, variant).observe(answer.upstream_seconds)
+        if answer.first_token_seconds is not None:
+            first_token = self._variant_first_token.labels(experiment, variant)
+            first_token.observe(answer.first_token_seconds)
+        self._variant_duration.labels(experiment, variant).observe(answer.duration_seconds)
+        if answer.input_tokens is not None:
+            self._variant_tokens.labels(experiment, variant, "input").inc(answer.input_tokens)
+        if answer.output_tokens is not None:
+            self._variant_tokens.labels(experiment, variant, "output").inc(answer.output_tokens)
+        status = status_class(answer.status)
+        self._variant_responses.labels(experiment, variant, status).inc()
+
     def upstream_response(self, status: int, seconds: float) -> None:
         self._upstream.labels(str(status)).observe(seconds)
 
@@ -117,6 +144,10 @@ class SharedMetrics:
     def close(self) -> None:
         """At a worker's shutdown: its live gauges no longer count."""
         mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def _latency(metric: MetricName) -> Histogram:
+    return Histogram(*_named(metric), buckets=LATENCY_BUCKETS, registry=None)
 
 
 def _named(metric: MetricName) -> tuple[str, str, tuple[str, ...]]:

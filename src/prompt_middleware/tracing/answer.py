@@ -8,7 +8,8 @@ so): nothing here buffers, delays or changes a byte the client gets. Two readers
 * :class:`StreamAnswerReader` reads a ``text/event-stream`` incrementally: chunks may split
   lines (and ``\\r\\n``) anywhere. It decodes the events it needs — the first (for the
   model), the one carrying ``usage`` (sent when the client asked
-  ``stream_options.include_usage``), and, when content is recorded, each delta's text — and
+  ``stream_options.include_usage``), the events up to the first non-empty text delta (its
+  moment is the answer's first token), and, when content is recorded, each delta's text — and
   holds at most one partial event and a bounded output text.
 
 Each API's answers carry the same things in their own places (README, "Three APIs"): chat
@@ -17,10 +18,14 @@ event) and ``response.output_text.delta`` events; Messages in its ``message`` (a
 ``message_start``, then ``message_delta``'s cumulative output count) and ``content_block_delta``
 events. Their usage is given as chat's ``prompt_tokens`` / ``completion_tokens``, whatever the
 API calls them. :func:`reader_for` picks the reader by content type and API name.
+
+The span and the per-variant metrics (README, "Dashboard") read one reader's result.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Final
 
 import msgspec
@@ -65,9 +70,15 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AnswerReader:
-    """The interface of both readers: fed each chunk, asked once at the end."""
+    """The interface of both readers: fed each chunk, asked once at the end.
+
+    ``first_text_at`` is the ``time.perf_counter()`` at which the chunk carrying the first
+    non-empty text delta was fed (a stream's first token), or None (no text yet, not a stream).
+    """
 
     __slots__ = ()
+
+    first_text_at: float | None = None
 
     def feed(self, chunk: bytes) -> None:
         raise NotImplementedError
@@ -161,6 +172,7 @@ _encode: Final = msgspec.json.Encoder().encode
 _DONE: Final = b"[DONE]"
 _USAGE_KEY: Final = b'"usage"'
 _BEFORE_VALUE: Final = b" \t\r\n:"
+_USAGE_OBJECT: Final = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*\{')
 
 
 class StreamAnswerReader(AnswerReader):
@@ -179,10 +191,12 @@ class StreamAnswerReader(AnswerReader):
         "_text",
         "_text_size",
         "_usage",
+        "first_text_at",
     )
 
     def __init__(self, *, content: bool) -> None:
         self._content = content
+        self.first_text_at: float | None = None
         self._partial: list[bytes] = []  # the start of a line whose end has not arrived
         self._partial_size = 0
         self._skipping_line = False  # the rest of an over-long line is ignored
@@ -197,7 +211,19 @@ class StreamAnswerReader(AnswerReader):
 
     def feed(self, chunk: bytes) -> None:
         if chunk.endswith(b"\n") and not (self._partial or self._skipping_line or self._after_cr):
-            self._lines(chunk.splitlines())  # the usual chunk: whole events, nothing held
+            # The usual chunk: whole events, nothing held. Once only a usage object is still
+            # wanted, a chunk of whole events that has none is not read at all (a long stream
+            # costs a search per chunk, not a microsecond per event).
+            if (
+                not self._content
+                and self.first_text_at is not None
+                and self._model is not None
+                and not self._data_size
+                and chunk.endswith(b"\n\n")
+                and _USAGE_OBJECT.search(chunk) is None
+            ):
+                return
+            self._lines(chunk.splitlines())
             return
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the "\n" of a "\r\n" split between two chunks
@@ -284,8 +310,14 @@ class StreamAnswerReader(AnswerReader):
 
     def _wanted(self, event: bytes) -> bool:
         # Decoding every event costs a microsecond each: without content, only the first
-        # (the model) and the one whose usage is an object (not the null of the others).
-        return self._content or self._model is None or _carries_usage(event)
+        # (the model), those up to the first text, and the one whose usage is an object (not
+        # the null of the others).
+        return (
+            self._content
+            or self.first_text_at is None
+            or self._model is None
+            or _carries_usage(event)
+        )
 
     def _read(self, chunk: _Chunk) -> None:
         if self._model is None and chunk.model:
@@ -294,10 +326,18 @@ class StreamAnswerReader(AnswerReader):
             self._response_id = chunk.id
         if chunk.usage is not None:
             self._usage = chunk.usage
-        if self._content:
+        if self._content or self.first_text_at is None:
             for choice in chunk.choices:
                 if choice.index == 0 and choice.delta is not None and choice.delta.content:
-                    self._keep_text(choice.delta.content)
+                    self._text_arrived(choice.delta.content)
+
+    def _text_arrived(self, text: str) -> None:
+        """A non-empty text delta was read: the first one marks the first token. Each API's
+        reader calls this where its events carry text (Chat: a choice's ``delta.content``)."""
+        if self.first_text_at is None:
+            self.first_text_at = time.perf_counter()
+        if self._content:
+            self._keep_text(text)
 
     def _keep_text(self, text: str) -> None:
         room = MAX_OUTPUT_CHARS - self._text_size
@@ -401,13 +441,14 @@ class ResponsesStreamReader(StreamAnswerReader):
     __slots__ = ()
 
     def _wanted(self, event: bytes) -> bool:
-        return self._content or b'"response.c' in event  # created, completed
+        # Without content: up to the first text, then only created and completed.
+        return self._content or self.first_text_at is None or b'"response.c' in event
 
     def _read_event(self, event: bytes) -> None:
         decoded = _response_event_decoder.decode(event)
         if decoded.type == "response.output_text.delta":
-            if self._content and decoded.delta:
-                self._keep_text(decoded.delta)
+            if decoded.delta:
+                self._text_arrived(decoded.delta)
             return
         response = decoded.response
         if response is None:
@@ -469,15 +510,16 @@ class MessagesStreamReader(StreamAnswerReader):
     __slots__ = ()
 
     def _wanted(self, event: bytes) -> bool:
-        return self._content or b'"message_' in event  # message_start, message_delta
+        # Without content: up to the first text, then only message_start and message_delta.
+        return self._content or self.first_text_at is None or b'"message_' in event
 
     def _read_event(self, event: bytes) -> None:
         decoded = _message_event_decoder.decode(event)
         kind = decoded.type
         if kind == "content_block_delta":
             delta = decoded.delta
-            if self._content and delta is not None and delta.text:
-                self._keep_text(delta.text)
+            if delta is not None and delta.text:
+                self._text_arrived(delta.text)
         elif kind == "message_start" and decoded.message is not None:
             message = decoded.message
             self._model = message.model or self._model

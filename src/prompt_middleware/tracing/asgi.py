@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, Protocol
 
 from starlette.types import Message, Send
 
-from prompt_middleware.tracing.span import GenerationSpan
-
-__all__ = ["content_type_of", "traced_send"]
+__all__ = ["AnswerSink", "content_type_of", "traced_send"]
 
 _CONTENT_TYPE: Final = b"content-type"
 
 
-def traced_send(send: Send, span: GenerationSpan) -> Send:
-    """``send`` that shows the span each message once it has gone out.
+class AnswerSink(Protocol):
+    """What is shown an answer as it goes out: a span, or a door's per-request watch."""
+
+    def response_start(self, status: int, content_type: bytes | str | None) -> None: ...
+
+    def response_chunk(self, chunk: bytes) -> None: ...
+
+    def end(self) -> None: ...
+
+
+def traced_send(send: Send, span: AnswerSink) -> Send:
+    """``send`` that shows the span (or watch) each message once it has gone out.
 
     The span ends with the last body message. The caller still ends it in a ``finally``
     (a no-op after that): an app that fails, or a client that leaves, sends no last message.

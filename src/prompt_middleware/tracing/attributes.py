@@ -8,14 +8,14 @@ so no key or ``Authorization`` value can reach a span.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Final, TypeGuard
 
 import msgspec
 
 from prompt_middleware.parameters import CHAT_COMPLETION_PARAMETERS
 from prompt_middleware.tracing.answer import Answer
+from prompt_middleware.tracing.record import Attributes, AttributeValue
 
 __all__ = [
     "AttributeValue",
@@ -26,11 +26,10 @@ __all__ = [
     "error_type_of_status",
     "prompt_attributes",
     "request_attributes",
+    "requested_prompt_attributes",
     "span_name",
 ]
 
-AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
-Attributes = dict[str, AttributeValue]
 
 OPERATION: Final = "chat"
 LANGFUSE_STORE: Final = "langfuse"
@@ -54,14 +53,16 @@ _NOT_RECORDED: Final = frozenset(
     }
 )
 _RECORDED_PARAMETERS: Final = CHAT_COMPLETION_PARAMETERS - _NOT_RECORDED
+_PARAMETER_KEYS: Final = {name: f"gen_ai.request.{name}" for name in _RECORDED_PARAMETERS}
 
 _decode: Final = msgspec.json.decode
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
+_MOST_LINKS: Final = 1024
+_linked: dict[PromptLink, Attributes] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class PromptLink:
+class PromptLink(msgspec.Struct, frozen=True):
     """What a managed request's span says about the prompt that served it.
 
     ``label`` is the label fetched (None when a version was asked for); ``cache`` and
@@ -95,10 +96,12 @@ def request_attributes(
         attributes["gen_ai.request.model"] = model
     else:
         model = None
-    for name in _RECORDED_PARAMETERS.intersection(fields):
-        value = _parameter(fields[name])
-        if value is not None:
-            attributes[f"gen_ai.request.{name}"] = value
+    for name, raw in fields.items():  # in the body's order
+        key = _PARAMETER_KEYS.get(name)
+        if key is not None:
+            value = _parameter(raw)
+            if value is not None:
+                attributes[key] = value
     user = _scalar(fields.get("user"))
     if isinstance(user, str) and user:
         attributes["user.id"] = user
@@ -131,22 +134,48 @@ def api_attributes(
 
 
 def prompt_attributes(link: PromptLink) -> Attributes:
-    """The Langfuse attributes that make the span a generation of this prompt version."""
-    attributes: Attributes = {
-        "langfuse.observation.type": "generation",
-        "langfuse.observation.prompt.name": link.name,
-        "langfuse.observation.metadata.prompt_store": link.store,
-        "langfuse.observation.metadata.prompt_cache": link.cache,
-    }
-    # Langfuse links a generation to a prompt by name and integer version; a version from
-    # another store means nothing to it, so only a Langfuse prompt carries one.
-    if link.store == LANGFUSE_STORE and isinstance(link.version, int):
+    """:func:`linked_prompt_attributes`, made once per prompt version, label, store, cache
+    status and variant (every request of one of them says the same). Shared: add it to a
+    span's attributes, never change it."""
+    attributes = _linked.get(link)
+    if attributes is None:
+        if len(_linked) >= _MOST_LINKS:
+            _linked.clear()
+        attributes = _linked[link] = linked_prompt_attributes(link)
+    return attributes
+
+
+def linked_prompt_attributes(link: PromptLink) -> Attributes:
+    """The Langfuse attributes that make the span a generation of this prompt version.
+
+    Langfuse links a generation to a prompt by name and integer version, and drops a
+    generation that names a prompt without a version: only a Langfuse prompt (whose version
+    is Langfuse's) is named by ``prompt.name`` and ``prompt.version``, always both; a prompt
+    of any other store is named in the generation's metadata instead.
+    """
+    attributes: Attributes = {"langfuse.observation.type": "generation"}
+    if link.store == LANGFUSE_STORE and type(link.version) is int:
+        attributes["langfuse.observation.prompt.name"] = link.name
         attributes["langfuse.observation.prompt.version"] = link.version
+    else:
+        attributes["langfuse.observation.metadata.prompt_name"] = link.name
+        attributes["langfuse.observation.metadata.prompt_version"] = link.version
+    attributes["langfuse.observation.metadata.prompt_store"] = link.store
+    attributes["langfuse.observation.metadata.prompt_cache"] = link.cache
     if link.label is not None:
         attributes["langfuse.observation.metadata.prompt_label"] = link.label
     if link.variant is not None:
         attributes["langfuse.observation.metadata.experiment_variant"] = link.variant
     return attributes
+
+
+def requested_prompt_attributes(fields: Mapping[str, msgspec.Raw]) -> Attributes:
+    """The prompt a request asked for (``prompt_id``), for a span that ends before a prompt
+    was served: in the metadata, since no version is known to link."""
+    name = _scalar(fields.get("prompt_id"))
+    if isinstance(name, str) and name:
+        return {"langfuse.observation.metadata.prompt_name": name}
+    return {}
 
 
 def answer_attributes(answer: Answer) -> Attributes:

@@ -1,45 +1,55 @@
-"""Where spans go: the exporter for ``PROMPT_MIDDLEWARE_TRACES``, and the provider behind it.
+"""Where spans go: the exporter for ``PROMPT_MIDDLEWARE_TRACES``, read once at start-up.
 
-* ``langfuse`` — OTLP/HTTP (protobuf) to ``{Langfuse host}/api/public/otel/v1/traces``, Basic
-  auth with the Langfuse keys (Langfuse's OpenTelemetry endpoint).
-* ``otlp`` — any OpenTelemetry backend: the SDK's exporter reads the standard
-  ``OTEL_EXPORTER_OTLP_*`` variables (endpoint, headers, timeout, compression, certificates)
-  itself; the service name is ``OTEL_SERVICE_NAME`` (default ``prompt-middleware``).
+* ``langfuse`` — OTLP/HTTP to ``{Langfuse host}/api/public/otel/v1/traces``, Basic auth with
+  the Langfuse keys (Langfuse's OpenTelemetry endpoint).
+* ``otlp`` — any OpenTelemetry backend, configured by the standard variables:
+  ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``, ``_TIMEOUT`` (seconds, as
+  OpenTelemetry's Python exporters read it), ``_COMPRESSION`` (``gzip``, ``deflate``,
+  ``none``), ``_PROTOCOL`` (``http/json``, the default, or ``http/protobuf``),
+  ``_CERTIFICATE``, ``_CLIENT_CERTIFICATE``, ``_CLIENT_KEY``; the traces-specific variable
+  wins. ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` describe the service (default
+  name ``prompt-middleware``); both modes read them, and the protocol and compression.
 
-The provider is our own ``TracerProvider``, never installed as the global one: a library must
-not take over its application's tracing. Its batch processor reads ``OTEL_BSP_*``. All
-``OTEL_*`` variables are read from the process environment, where the SDK looks for them.
+Every ``OTEL_*`` variable is read from the process environment (or the ``environ`` given),
+once: a value we cannot honour stops start-up with the variable's name.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+import ssl
+import urllib.parse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
-
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
+from importlib.metadata import PackageNotFoundError, version
+from typing import Final, Literal, Protocol, get_args
 
 from prompt_middleware.errors import ConfigurationError
-from prompt_middleware.tracing.processor import DropCountingBatchSpanProcessor
+from prompt_middleware.tracing.otlp_http import OtlpHttpSender
+from prompt_middleware.tracing.otlp_json import JsonEncoder
+from prompt_middleware.tracing.record import AttributeValue, SpanRecord
 
 __all__ = [
+    "INSTRUMENTATION_NAME",
     "LANGFUSE_TRACES_PATH",
     "LangfuseTarget",
+    "OtlpExporter",
     "TraceMode",
     "build_exporter",
-    "build_provider",
     "parse_trace_mode",
+    "resource_of",
 ]
 
 TraceMode = Literal["off", "langfuse", "otlp"]
 LANGFUSE_TRACES_PATH: Final = "/api/public/otel/v1/traces"
 DEFAULT_SERVICE_NAME: Final = "prompt-middleware"
-_PROTOCOL_VARIABLES: Final = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
-_HTTP_PROTOBUF: Final = "http/protobuf"
+INSTRUMENTATION_NAME: Final = "prompt_middleware"
+_DEFAULT_ENDPOINT: Final = "http://localhost:4318"
+_TRACES_PATH: Final = "/v1/traces"
+_DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+_PROTOCOLS: Final = ("http/json", "http/protobuf")
+_COMPRESSIONS: Final = ("gzip", "deflate", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,26 @@ class LangfuseTarget:
 
     def __repr__(self) -> str:  # the secret key never shows
         return f"LangfuseTarget(host={self.host!r}, public_key={self.public_key!r})"
+
+
+class _Encoder(Protocol):
+    content_type: str
+
+    def encode(self, records: Sequence[SpanRecord]) -> bytes | bytearray: ...
+
+
+class OtlpExporter:
+    """Encodes a batch (JSON or protobuf) and sends it; runs in the export thread."""
+
+    def __init__(self, encoder: _Encoder, sender: OtlpHttpSender) -> None:
+        self._encoder = encoder
+        self._sender = sender
+
+    def export(self, spans: Sequence[SpanRecord], timeout_seconds: float) -> bool:
+        return self._sender.send(self._encoder.encode(spans), timeout_seconds)
+
+    def shutdown(self) -> None:
+        self._sender.stop()
 
 
 def parse_trace_mode(value: str) -> TraceMode:
@@ -70,48 +100,132 @@ def build_exporter(
     *,
     langfuse: LangfuseTarget | None,
     environ: Mapping[str, str] | None = None,
-) -> SpanExporter:
+) -> OtlpExporter:
     """The OTLP/HTTP exporter of a mode; raises :class:`ConfigurationError` when it cannot."""
-    # Imported here: the exporter (protobuf, requests) takes longer to import than the rest of
-    # prompt-middleware, and an application with traces off never needs it.
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    env = os.environ if environ is None else environ
+    protocol = _choice(env, "PROTOCOL", _PROTOCOLS, "http/json")
+    compression = _choice(env, "COMPRESSION", _COMPRESSIONS, "none")
+    resource = resource_of(env)
+    if protocol == "http/protobuf":
+        from prompt_middleware.tracing.otlp_protobuf import ProtobufEncoder
 
-    _refuse_other_protocols(os.environ if environ is None else environ)
+        encoder: _Encoder = ProtobufEncoder(resource, INSTRUMENTATION_NAME, _package_version())
+    else:
+        encoder = JsonEncoder(resource, INSTRUMENTATION_NAME, _package_version())
     if mode == "otlp":
-        return OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
-    if langfuse is None:
+        endpoint = _variable(env, "ENDPOINT")
+        if endpoint is None:
+            endpoint = _DEFAULT_ENDPOINT + _TRACES_PATH
+        elif not env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+            endpoint = endpoint.rstrip("/") + _TRACES_PATH  # the generic one is a base URL
+        headers = _headers(_variable(env, "HEADERS") or "")
+    elif langfuse is None:
         raise ConfigurationError(
             "PROMPT_MIDDLEWARE_TRACES=langfuse needs the Langfuse keys: set "
             "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL)."
         )
-    credentials = f"{langfuse.public_key}:{langfuse.secret_key}".encode()
-    return OTLPSpanExporter(
-        endpoint=langfuse.host.rstrip("/") + LANGFUSE_TRACES_PATH,
-        headers={"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")},
+    else:
+        endpoint = langfuse.host.rstrip("/") + LANGFUSE_TRACES_PATH
+        credentials = f"{langfuse.public_key}:{langfuse.secret_key}".encode()
+        headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
+    if not endpoint.lower().startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"The traces endpoint {endpoint!r} is not an http:// or https:// URL "
+            "(OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, or LANGFUSE_BASE_URL)."
+        )
+    sender = OtlpHttpSender(
+        endpoint,
+        content_type=encoder.content_type,
+        headers=headers,
+        timeout_seconds=_timeout(env),
+        compression=None if compression == "none" else compression,
+        ssl_context=_ssl_context(env),
     )
+    return OtlpExporter(encoder, sender)
 
 
-def build_provider(exporter: SpanExporter) -> tuple[TracerProvider, DropCountingBatchSpanProcessor]:
-    """A provider of our own, exporting through the batch processor it returns."""
-    resource = Resource.create()
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
-    # shutdown_on_exit=False: the owner shuts it down (bounded) on close; the SDK's atexit
-    # hook would wait up to 30 s for a collector that hangs.
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    processor = DropCountingBatchSpanProcessor(exporter)
-    provider.add_span_processor(processor)
-    return provider, processor
+def resource_of(environ: Mapping[str, str]) -> dict[str, AttributeValue]:
+    """The resource every span describes: ``OTEL_RESOURCE_ATTRIBUTES``, then
+    ``OTEL_SERVICE_NAME`` (which wins), then ``prompt-middleware`` as the service name."""
+    resource: dict[str, AttributeValue] = {
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": INSTRUMENTATION_NAME,
+        "telemetry.sdk.version": _package_version(),
+    }
+    resource.update(_pairs(environ.get("OTEL_RESOURCE_ATTRIBUTES", "")))
+    service = environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        resource["service.name"] = service
+    resource.setdefault("service.name", DEFAULT_SERVICE_NAME)
+    return resource
 
 
-def _refuse_other_protocols(environ: Mapping[str, str]) -> None:
-    for name in _PROTOCOL_VARIABLES:  # the traces-specific variable first, as the SDK reads
-        value = environ.get(name)
-        if value is None:
+def _variable(environ: Mapping[str, str], suffix: str) -> str | None:
+    """``OTEL_EXPORTER_OTLP_TRACES_<suffix>``, else ``OTEL_EXPORTER_OTLP_<suffix>``."""
+    for name in (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"):
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _choice(environ: Mapping[str, str], suffix: str, allowed: tuple[str, ...], default: str) -> str:
+    for name in (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"):
+        value = environ.get(name, "").strip()
+        if not value:
             continue
-        if value.strip().lower() != _HTTP_PROTOBUF:
+        if value.lower() not in allowed:
             raise ConfigurationError(
-                f"{name}={value!r}: prompt-middleware exports traces over OTLP/HTTP "
-                f"(protobuf) only; set it to {_HTTP_PROTOBUF} or unset it."
+                f"{name}={value!r}: prompt-middleware exports traces over OTLP/HTTP; set it "
+                f"to one of {', '.join(allowed)} or unset it."
             )
-        return
+        return value.lower()
+    return default
+
+
+def _timeout(environ: Mapping[str, str]) -> float:
+    value = _variable(environ, "TIMEOUT")
+    if value is None:
+        return _DEFAULT_TIMEOUT_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigurationError(
+            f"OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT={value!r} is not a positive number of seconds."
+        )
+    return seconds
+
+
+def _headers(value: str) -> dict[str, str]:
+    """``key=value,…`` (URL-encoded), as OpenTelemetry reads ``OTEL_EXPORTER_OTLP_HEADERS``."""
+    return {key.lower(): item for key, item in _pairs(value).items()}
+
+
+def _pairs(value: str) -> dict[str, str]:
+    pairs = {}
+    for member in value.split(","):
+        key, equals, item = member.partition("=")
+        key = urllib.parse.unquote(key).strip()
+        if equals and key:  # OpenTelemetry skips a malformed member and keeps the rest
+            pairs[key] = urllib.parse.unquote(item).strip()
+    return pairs
+
+
+def _ssl_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
+    certificate = _variable(environ, "CERTIFICATE")
+    client_certificate = _variable(environ, "CLIENT_CERTIFICATE")
+    if certificate is None and client_certificate is None:
+        return None
+    context = ssl.create_default_context(cafile=certificate)
+    if client_certificate is not None:
+        context.load_cert_chain(client_certificate, _variable(environ, "CLIENT_KEY"))
+    return context
+
+
+def _package_version() -> str:
+    try:
+        return version("prompt-middleware")
+    except PackageNotFoundError:  # run from a source tree
+        return "0"

@@ -1,67 +1,79 @@
 """``Tracing``: the spans of one door (a middleware, a transport), and their way out.
 
 Built once from the settings; with ``PROMPT_MIDDLEWARE_TRACES=off`` there is no ``Tracing``
-at all, so a door's only cost is checking that it has none.
+at all, so a door's only cost is checking that it has none. With traces on, a request pays
+for its ids, the sampler's decision and — only when sampled — its attributes and one
+:class:`~prompt_middleware.tracing.record.SpanRecord`; encoding and sending happen in the
+export thread (``batches``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Mapping
-from typing import Final
 
 import msgspec
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from prompt_middleware.apis import CHAT, Api
 from prompt_middleware.engine import RewriteResult
+from prompt_middleware.errors import RequestError
 from prompt_middleware.request import decode_body
 from prompt_middleware.settings import Settings
 from prompt_middleware.tracing.attributes import (
-    OPERATION,
     Attributes,
     PromptLink,
     api_attributes,
     prompt_attributes,
     request_attributes,
+    requested_prompt_attributes,
     span_name,
 )
-from prompt_middleware.tracing.context import parent_context
+from prompt_middleware.tracing.batches import BatchExport, BatchSettings, SpanExporter
+from prompt_middleware.tracing.context import parent_of
+from prompt_middleware.tracing.ids import new_span_id, new_trace_id
 from prompt_middleware.tracing.link import arrival_ns, prompt_link
-from prompt_middleware.tracing.processor import DropCountingBatchSpanProcessor
+from prompt_middleware.tracing.sampler import Sampler, sampler_from_environ
 from prompt_middleware.tracing.setup import (
     LangfuseTarget,
     TraceMode,
     build_exporter,
-    build_provider,
     parse_trace_mode,
 )
 from prompt_middleware.tracing.span import GenerationSpan
 
 __all__ = ["Tracing"]
 
-INSTRUMENTATION_NAME: Final = "prompt_middleware"
-_ERROR: Final = Status(StatusCode.ERROR)
-
 
 class Tracing:
-    """Starts request spans on a ``TracerProvider`` of its own and exports them in batches.
+    """Starts request spans and exports them in batches.
 
-    ``exporter`` receives the batches (an ``OTLPSpanExporter`` in production; any SDK
-    ``SpanExporter`` in tests and benchmarks). ``content`` records the messages sent and the
-    answer's message (``PROMPT_MIDDLEWARE_TRACE_CONTENT``).
+    ``exporter`` receives the batches (OTLP over HTTP in production; any
+    :class:`~prompt_middleware.tracing.batches.SpanExporter` in tests and benchmarks).
+    ``content`` records the messages sent and the answer's message
+    (``PROMPT_MIDDLEWARE_TRACE_CONTENT``). The sampler (``OTEL_TRACES_SAMPLER``) and the
+    batching (``OTEL_BSP_*``) are read from ``environ`` (default: the process environment)
+    unless given.
     """
 
-    def __init__(self, exporter: SpanExporter, *, content: bool = True) -> None:
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        content: bool = True,
+        sampler: Sampler | None = None,
+        batches: BatchSettings | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
         self._content = content
-        provider, processor = build_provider(exporter)
-        self._provider: TracerProvider = provider
-        self._processor: DropCountingBatchSpanProcessor = processor
-        self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        self._sampler = sampler if sampler is not None else sampler_from_environ(env)
+        self._batches = BatchExport(
+            exporter, batches if batches is not None else BatchSettings.from_environ(env)
+        )
+        self._finish = self._batches.add
         self._closed = False
 
     @classmethod
@@ -77,7 +89,8 @@ class Tracing:
         mode: TraceMode = parse_trace_mode(traces)
         if mode == "off":
             return None
-        return cls(build_exporter(mode, langfuse=langfuse, environ=environ), content=trace_content)
+        exporter = build_exporter(mode, langfuse=langfuse, environ=environ)
+        return cls(exporter, content=trace_content, environ=environ)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tracing | None:
@@ -103,7 +116,24 @@ class Tracing:
     @property
     def dropped_spans(self) -> int:
         """Spans lost so far because the export queue was full."""
-        return self._processor.dropped
+        return self._batches.dropped
+
+    def _open(self, traceparent: str | None, tracestate: str | None) -> GenerationSpan:
+        """A span with its ids and the sampler's decision, nothing recorded yet."""
+        parent = parent_of(traceparent, tracestate)
+        if parent is None:
+            trace_id = new_trace_id()
+            sampled = self._sampler.sampled(trace_id, None)
+        else:
+            trace_id = parent.trace_id
+            sampled = self._sampler.sampled(trace_id, parent.sampled)
+        return GenerationSpan(
+            trace_id,
+            new_span_id(),
+            parent,
+            finish=self._finish if sampled else None,
+            content=self._content,
+        )
 
     def start(
         self,
@@ -116,36 +146,33 @@ class Tracing:
         api: Api = CHAT,
     ) -> GenerationSpan:
         """The span of a request whose body sent on is ``fields``, started at ``start_ns``
-        (``api``: the route's, README "Three APIs").
-
-        The attributes are set once the span exists, so that a span the sampler leaves out
-        (``OTEL_TRACES_SAMPLER``) costs neither them nor reading the answer; a sampler
-        therefore decides without them.
-        """
-        model, attributes = request_attributes(fields, content=self._content)
-        span = self._tracer.start_span(
-            span_name(model),
-            context=parent_context(traceparent, tracestate),
-            kind=SpanKind.CLIENT,
-            start_time=start_ns,
-        )
-        if span.is_recording():
-            if api is CHAT:
-                attributes["gen_ai.provider.name"] = api.provider
-            else:  # the user and the conversation live in the API's own fields
-                attributes.update(
-                    api_attributes(
-                        fields,
-                        provider=api.provider,
-                        user=api.user_key(fields),
-                        conversation=api.conversation,
-                        content=self._content,
-                    )
-                )
+        (``api``: the route's, README "Three APIs")."""
+        span = self._open(traceparent, tracestate)
+        if span.sampled:
+            model, attributes = self._request_attributes(fields, api)
             if prompt is not None:
                 attributes.update(prompt_attributes(prompt))
-            span.set_attributes(attributes)
-        return GenerationSpan(span, content=self._content, api=api.name)
+            span.record(span_name(model), attributes, start_ns, api.name)
+        return span
+
+    def _request_attributes(
+        self, fields: Mapping[str, msgspec.Raw], api: Api
+    ) -> tuple[str | None, Attributes]:
+        """The request's attributes; the user and the conversation in the API's own fields."""
+        model, attributes = request_attributes(fields, content=self._content)
+        if api is CHAT:
+            attributes["gen_ai.provider.name"] = api.provider
+        else:
+            attributes.update(
+                api_attributes(
+                    fields,
+                    provider=api.provider,
+                    user=api.user_key(fields),
+                    conversation=api.conversation,
+                    content=self._content,
+                )
+            )
+        return model, attributes
 
     def start_request(
         self,
@@ -159,49 +186,51 @@ class Tracing:
     ) -> GenerationSpan:
         """A door's span for a request rewritten to ``result`` (None: ``body`` went on as is).
 
-        ``started`` is the door's ``time.perf_counter()`` at the request's arrival: the span
-        starts then, without the door reading the wall clock on every request.
+        ``started`` is the door's ``time.perf_counter()`` at the request's arrival. The
+        sampler decides first, on the ids alone: a span it leaves out costs neither the
+        body's decoding nor its attributes.
         """
-        sent = body if result is None else result.body
-        return self.start(
-            decode_body(sent),
-            prompt=None if result is None else prompt_link(result),
-            start_ns=arrival_ns(started),
-            traceparent=traceparent,
-            tracestate=tracestate,
-            api=api,
-        )
+        span = self._open(traceparent, tracestate)
+        if span.sampled:
+            fields = _fields(body if result is None else result.body)
+            model, attributes = self._request_attributes(fields, api)
+            link = None if result is None else prompt_link(result)
+            if link is not None:
+                attributes.update(prompt_attributes(link))
+            span.record(span_name(model), attributes, arrival_ns(started), api.name)
+        return span
 
     def record_error(
         self,
-        error_type: str,
+        error: RequestError,
         *,
         started: float,
+        body: bytes | None = None,
         traceparent: str | None = None,
         tracestate: str | None = None,
     ) -> None:
-        """The span of a request we answered with an error before sending it anywhere
-        (``started``: the door's ``time.perf_counter()`` at its arrival)."""
-        attributes: Attributes = {"gen_ai.operation.name": OPERATION, "error.type": error_type}
-        span = self._tracer.start_span(
-            span_name(None),
-            context=parent_context(traceparent, tracestate),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            start_time=arrival_ns(started),
-        )
-        span.set_status(_ERROR)
+        """The span of a request we answered with ``error`` before sending it anywhere
+        (``started``: the door's ``time.perf_counter()`` at its arrival; ``body``: the
+        request's, when it was read, for what it said — model, user, prompt asked for)."""
+        span = self._open(traceparent, tracestate)
+        if not span.sampled:
+            return
+        fields = _fields(body) if body is not None else {}
+        model, attributes = request_attributes(fields, content=False)
+        attributes.update(requested_prompt_attributes(fields))
+        span.record(span_name(model), attributes, arrival_ns(started))
+        span.fail(error.code, error.message)
         span.end()
 
     def force_flush(self) -> bool:
         """Export every span ended so far, in the calling thread (tests; blocking)."""
-        return self._provider.force_flush()
+        return self._batches.force_flush()
 
     async def aclose(self, timeout_seconds: float = 5.0) -> None:
         """Export what is queued and stop, waiting at most ``timeout_seconds``.
 
-        The SDK's shutdown blocks (up to 30 s for a collector that hangs), so it runs in a
-        daemon thread of its own: a stuck backend delays neither the event loop nor the
+        The last export blocks (up to its timeout for a collector that hangs), so it runs in
+        a daemon thread of its own: a stuck backend delays neither the event loop nor the
         process's exit.
         """
         if self._closed:
@@ -216,7 +245,7 @@ class Tracing:
 
         def shut_down() -> None:
             try:
-                self._provider.shutdown()
+                self._batches.shutdown()
             finally:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     loop.call_soon_threadsafe(finished)
@@ -224,3 +253,11 @@ class Tracing:
         threading.Thread(target=shut_down, name="prompt-middleware-traces", daemon=True).start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done, timeout_seconds)
+
+
+def _fields(body: bytes) -> Mapping[str, msgspec.Raw]:
+    """The body's top level, or nothing when it is not a JSON object (a span never fails)."""
+    try:
+        return decode_body(body)
+    except (RequestError, RecursionError):
+        return {}

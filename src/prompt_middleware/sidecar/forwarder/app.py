@@ -126,8 +126,8 @@ class Forwarder:
             if target is None:
                 raise no_upstream(None if exchange.body_done is not None else handoff.body)
         except RequestError as error:
-            if handoff.trace is not None:
-                handoff.trace.fail(error.code)  # before the answer: its last byte ends the span
+            if handoff.trace is not None:  # before the answer: its last byte ends the span
+                handoff.trace.fail(error.code, error.message)
             await api_of(exchange.scope).send_error(exchange.send, error, handoff.response_headers)
             logger.info("upstream_request_failed", path=exchange.scope["path"], error=error.code)
             return error.status_code
@@ -195,7 +195,7 @@ class Forwarder:
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = translate(exc, target.host, self._settings)
             if span is not None:
-                span.fail(error.code)
+                span.fail(error.code, error.message)
             await api_of(scope).send_error(exchange.send, error, exchange.handoff.response_headers)
             logger.warning(
                 "upstream_request_failed",

@@ -34,8 +34,12 @@ async def relay_response(
 ) -> int:
     """Send ``response`` to the client; the status it is counted under."""
     try:
+        seconds = time.perf_counter() - started
         if on_response is not None:
-            on_response(response.status, time.perf_counter() - started)
+            on_response(response.status, seconds)
+        watch = exchange.handoff.watch
+        if watch is not None:
+            watch.upstream_answered(seconds)
         headers = response_headers(response.raw_headers)
         headers += exchange.handoff.response_headers
         start: Message = {
