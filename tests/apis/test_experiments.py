@@ -11,6 +11,9 @@ import pytest
 
 from prompt_middleware.sidecar import Sidecar
 from tests.experiments.test_doors import example_settings
+from tests.fakes import api_answers
+from tests.fakes.server import serve_in_background
+from tests.fakes.upstream import FakeUpstream
 
 PROMPT = {"prompt_id": "support/answer", "prompt_variables": {"product": "Acme Cloud"}}
 
@@ -61,3 +64,33 @@ async def test_messages_split_on_metadata_user_id() -> None:
         "candidate",
         "production",
     ]
+
+
+@pytest.mark.parametrize("path", ["/v1/responses", "/v1/messages"])
+async def test_per_variant_tokens_are_read_from_each_apis_stream(path: str) -> None:
+    upstream = FakeUpstream()
+    async with serve_in_background(upstream) as upstream_url:
+        sidecar = Sidecar(example_settings(upstream_base_url=upstream_url + "/v1"))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=sidecar), base_url="http://sidecar"
+        ) as client:
+            if path == "/v1/responses":
+                body: dict[str, Any] = {"model": "m", "input": "Hi", "user": "ada"}
+            else:
+                body = {
+                    "model": "m",
+                    "max_tokens": 5,
+                    "messages": [],
+                    "metadata": {"user_id": "ada"},
+                }
+            response = await client.post(path, json={**body, **PROMPT, "stream": True})
+            assert response.status_code == 200
+            metrics = (await client.get("/metrics")).text
+        await sidecar.middleware.engine.aclose()
+    sent = upstream.last.body
+    tokens = api_answers.usage_counts(sent, sent.decode())
+    for kind, count in zip(("input", "output"), tokens, strict=True):
+        assert (
+            'prompt_middleware_variant_tokens_total{experiment="support-tone",'
+            f'kind="{kind}",variant="candidate"}} {float(count)}'
+        ) in metrics
