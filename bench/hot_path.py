@@ -5,6 +5,7 @@
 
 Cases: an unmatched route, a matched unmanaged request, a managed request on a cache hit; each
 with a realistic 2 KB body (system + few-shot messages, tools, metadata) and a 200 KB body.
+A cache hit on ``/v1/responses`` and ``/v1/messages`` against one on chat completions.
 A cache hit on a ``.prompt`` body with Jinja logic, against the same prompt without logic.
 Baselines measured in the same run: the same no-op app unwrapped, and a naive
 ``json.loads``/``json.dumps`` rewrite of the same requests. The same for ``PromptTransport``
@@ -231,12 +232,63 @@ async def main() -> None:
             f"{us(naive_cost)}   {naive_cost / ours_cost:5.1f}x faster"
         )
 
+    await apis_case(settings, rounds, scale)
     await jinja_case(settings, rounds, scale)
     await sidecar_case(rounds, scale)
     await experiment_case(rounds, scale)
     await traces_case(rounds, scale)
     await transport_case(settings, rounds, scale)
     await logging_case(settings, rounds, scale)
+
+
+def api_body_of(api: str, size: int) -> bytes:
+    """``body_of``'s managed 2 KB chat request as the Responses or Messages API writes it:
+    the system text in its slot, the turns in its conversation, tools in its shape."""
+    chat = json.loads(body_of(size, managed=True))
+    messages = chat.pop("messages")
+    system = messages.pop(0)["content"]
+    function = chat.pop("tools")[0]["function"]
+    if api == "responses":
+        tool = {"type": "function", **function, "strict": False}
+        request = {**chat, "instructions": system, "input": messages, "tools": [tool]}
+    else:
+        tool = {
+            "name": function["name"],
+            "description": function["description"],
+            "input_schema": function["parameters"],
+        }
+        del chat["seed"]
+        request = {
+            **chat,
+            "system": system,
+            "messages": messages,
+            "tools": [tool],
+            "max_tokens": 1024,
+            "metadata": {"user_id": "user-7"},
+        }
+    return json.dumps(request).encode()
+
+
+async def apis_case(settings: Settings, rounds: int, scale: float) -> None:
+    # A managed cache hit on each API's route, the same prompt and the same conversation,
+    # against chat completions' (README, "Three APIs": within 10 %).
+    wrapped = PromptMiddleware(noop_app, settings, stores={"mem": OneStore()})
+    calls = {
+        "chat": asgi_call(wrapped, URL, body_of(2_000, managed=True)),
+        "responses": asgi_call(wrapped, "/v1/responses", api_body_of("responses", 2_000)),
+        "messages": asgi_call(wrapped, "/v1/messages", api_body_of("messages", 2_000)),
+    }
+    for call in calls.values():
+        await call()  # warm the cache: every case is a hit
+    n = max(20, int(20_000 * scale))
+    costs = await cpu_per_call({"bare": asgi_call(noop_app, URL, b"{}"), **calls}, n, rounds)
+    bare, chat = costs["bare"], costs["chat"]
+    for name in ("responses", "messages"):
+        cost = costs[name]
+        print(
+            f"{'managed, cache hit, /v1/' + name:44} {'2 KB':>6} {us(cost)} {us(chat)} "
+            f"{us(cost - chat)}   ({(cost - bare) / (chat - bare):4.2f}x chat's added cost)"
+        )
 
 
 # The same system message from a .prompt body with Jinja logic and from one without.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,49 @@ async def test_fastapi_example_rewrites_for_its_own_endpoint_and_the_forwarder()
     assert sent == [expected, {"model": "gpt-4o", "messages": []}]
     assert [request.path for request in upstream.requests] == ["/v1/chat/completions"] * 2
     assert plain.status_code == 200
+
+
+# --- examples/responses and examples/anthropic, against ./scripts/run's echo sidecar ----------
+
+
+@pytest.fixture
+async def echo_sidecar() -> Any:
+    """The sidecar as ``./scripts/run`` starts it: echo mode, the example prompt folder."""
+    from examples.starlette_app.app import PROMPTS
+    from prompt_middleware import Settings
+    from prompt_middleware.sidecar import Sidecar
+    from tests.fakes.server import serve_in_background
+
+    sidecar = Sidecar(Settings(prompts_dir=str(PROMPTS), echo=True))
+    async with serve_in_background(sidecar, lifespan="on") as url:
+        yield url
+
+
+async def test_example_responses_migration_off_openais_saved_prompts(echo_sidecar: str) -> None:
+    from examples.responses.main import main
+
+    # The example's client is synchronous, as a script's would be: it runs beside the server.
+    text = await asyncio.to_thread(main, echo_sidecar + "/v1")
+    assert json.loads(text) == {
+        "model": "gpt-4o-mini",
+        "input": [{"role": "user", "content": "My invoice is wrong."}],
+        "instructions": "You answer customers of Acme Cloud. Greet Ada by name; at most two "
+        "sentences.",
+        "temperature": 0.3,
+        "max_output_tokens": 200,
+    }
+
+
+async def test_example_anthropic_messages(echo_sidecar: str) -> None:
+    from examples.anthropic.main import main
+
+    text = await asyncio.to_thread(main, echo_sidecar)
+    assert json.loads(text) == {
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": "I was charged twice this month."}],
+        "model": "claude-sonnet-4-5",
+        "system": "You triage support tickets for Acme Cloud. Answer with one word - billing, "
+        "bug or other.",
+        "temperature": 0,
+        "stop_sequences": ["\n"],
+    }

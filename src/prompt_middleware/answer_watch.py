@@ -39,6 +39,7 @@ class AnswerWatch:
     """
 
     __slots__ = (
+        "_api",
         "_ended",
         "_experiment",
         "_observer",
@@ -58,12 +59,14 @@ class AnswerWatch:
         observer: Observer | None = None,
         experiment: str = "",
         variant: str = "",
+        api: str = "chat",
     ) -> None:
         self._started = started
         self.span = span
         self._observer = observer
         self._experiment = experiment
         self._variant = variant
+        self._api = api  # whose answer this is: where its usage and text are (README, "Three APIs")
         self._reader: AnswerReader | None = None
         self._status = 0
         self._upstream_seconds: float | None = None
@@ -80,7 +83,7 @@ class AnswerWatch:
         traced = span is not None and span.answer_wanted(status)
         if traced or (self._observer is not None and status < _ERROR_STATUS):
             content = traced and span is not None and span.content
-            self._reader = reader_for(content_type, content=content)
+            self._reader = reader_for(content_type, content=content, api=self._api)
 
     def response_chunk(self, chunk: bytes) -> None:
         """A chunk of the answer's body, once it went to the client."""

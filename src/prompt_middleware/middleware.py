@@ -10,11 +10,11 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prompt_middleware.answer_watch import AnswerWatch
+from prompt_middleware.apis import COUNT_TOKENS_SUFFIX, Api, api_for_path
 from prompt_middleware.asgi import serve_lifespan
 from prompt_middleware.body import read_body
 from prompt_middleware.doors import Door, prompt_headers
 from prompt_middleware.engine import RewriteResult
-from prompt_middleware.errors import send_error
 from prompt_middleware.handoff import (
     BodyForwarder,
     HandOff,
@@ -66,7 +66,13 @@ class PromptMiddleware(Door):
     ) -> None:
         super().__init__(settings, stores, observer, tracing)
         self.app = app
-        self._routes = frozenset(self._settings.routes)
+        # Each route's API (README, "Three APIs"); a count_tokens body is never managed.
+        self._apis = {
+            route: api_for_path(route)
+            for route in self._settings.routes
+            if not route.endswith(COUNT_TOKENS_SUFFIX)
+        }
+        self._routes = frozenset(self._apis)
         # The forwarder takes the request in one call: see prompt_middleware.handoff.
         self._forwarder = app if isinstance(app, BodyForwarder) else None
         if live is None and _asks_for_live_updates(self._settings):
@@ -107,6 +113,7 @@ class PromptMiddleware(Door):
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         route: str = scope["path"]
+        api = self._apis[route]
         declared_size, request_id = _size_and_request_id(scope)
         body = None  # for the error's span, when it was read
         try:
@@ -114,16 +121,16 @@ class PromptMiddleware(Door):
             if body is None:
                 return  # the client went away before it finished sending
             # The header list as ASGI gave it (no copy): read only by a header-keyed experiment.
-            result = await self._engine.rewrite(body, scope["headers"])
+            result = await self._engine.rewrite(body, scope["headers"], api)
         except Exception as exc:
             error = self.failure(exc, route, request_id, started, scope["headers"], body)
-            await send_error(send, error)
+            await api.send_error(send, error)
             return
 
         overhead = time.perf_counter() - started
         watch = None
         if self._tracing is not None or _in_experiment(result, self._observer):
-            watch, scope, send = self._watched(scope, send, body, result, started)
+            watch, scope, send = self._watched(scope, send, body, result, started, api)
         try:  # free in CPython 3.11+ unless something raises
             if self._forwarder is not None:
                 handoff = _handoff(body, result, overhead, watch)
@@ -167,6 +174,7 @@ class PromptMiddleware(Door):
         body: bytes,
         result: RewriteResult | None,
         started: float,
+        api: Api,
     ) -> tuple[AnswerWatch, Scope, Send]:
         """The request's answer watch (its span, with traces on; its experiment's metrics),
         and the scope and send to pass on: ``send`` shows the watch the answer; a plain app's
@@ -176,7 +184,12 @@ class PromptMiddleware(Door):
         if self._tracing is not None:
             traceparent, tracestate = trace_context_of(scope["headers"])
             span = self._tracing.start_request(
-                result, body, started=started, traceparent=traceparent, tracestate=tracestate
+                result,
+                body,
+                started=started,
+                traceparent=traceparent,
+                tracestate=tracestate,
+                api=api,
             )
             if self._forwarder is None:
                 scope = with_trace(scope, span)
@@ -187,9 +200,10 @@ class PromptMiddleware(Door):
                 observer=self._observer,
                 experiment=result.experiment_name or "",
                 variant=result.variant_name,
+                api=api.name,
             )
             return watch, scope, traced_send(send, watch)
-        watch = AnswerWatch(started, span)
+        watch = AnswerWatch(started, span, api=api.name)
         # A span the sampler left out records nothing: the answer need not be shown to it.
         return watch, scope, traced_send(send, watch) if span and span.sampled else send
 

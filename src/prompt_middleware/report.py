@@ -72,6 +72,8 @@ def report_request(
         )
         if result.variant_name is not None:
             fields.update(experiment=result.experiment_name, variant=result.variant_name)
+        if result.replaced is not None:
+            fields["replaced"] = result.replaced  # the client's own system text
     log.info("prompt_request", **fields)
 
 

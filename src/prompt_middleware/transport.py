@@ -22,6 +22,7 @@ from typing import ClassVar, Final, Protocol
 
 import httpx2
 
+from prompt_middleware.apis import ANTHROPIC, COUNT_TOKENS_SUFFIX, Api, api_for_path
 from prompt_middleware.body import check_declared_size, join_capped, too_large
 from prompt_middleware.doors import Door, prompt_headers
 from prompt_middleware.engine import RewriteResult
@@ -36,6 +37,7 @@ from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing, tra
 __all__ = ["ClientDoor", "HttpModule", "PromptTransport"]
 
 _JSON_HEADERS: Final = {"content-type": "application/json"}
+_CREDENTIAL_HEADERS: Final = (b"authorization", b"x-api-key")
 
 
 class HttpModule(Protocol):
@@ -69,8 +71,17 @@ class ClientDoor(Door):
         self._transport = transport
         # Longest first, so "/v1/chat/completions" is reported rather than its own suffix.
         self._routes = tuple(
-            sorted({"/" + r.lstrip("/") for r in self._settings.routes}, key=len, reverse=True)
+            sorted(
+                {
+                    "/" + r.lstrip("/")
+                    for r in self._settings.routes
+                    if not r.endswith(COUNT_TOKENS_SUFFIX)
+                },
+                key=len,
+                reverse=True,
+            )
         )
+        self._apis = {route: api_for_path(route) for route in self._routes}
 
     async def send(self, request: httpx2.Request) -> httpx2.Response:
         if request.method != "POST" or not request.url.path.endswith(self._routes):
@@ -89,23 +100,24 @@ class ClientDoor(Door):
         started = time.perf_counter()
         path = request.url.path
         route = next(r for r in self._routes if path.endswith(r))
+        api = self._apis[route]
         # None unless the client sent one: the report makes one only for a line it logs.
         request_id = request.headers.get("x-request-id")
         body = None  # for the error's span, when it was read
         try:
             body, request = await self._read_body(request)
-            result = await self._engine.rewrite(body, request.headers.raw)
+            result = await self._engine.rewrite(body, request.headers.raw, api)
         except Exception as exc:
             error = self.failure(exc, route, request_id, started, request.headers.raw, body)
-            return self._error_response(request, error)
+            return self._error_response(request, error, api)
 
         if result is not None:
-            request = self._rewritten(request, result, route)
+            request = self._rewritten(request, result, route, api)
         overhead = time.perf_counter() - started
         if self._tracing is None:
             response = await self._transport.handle_async_request(request)
         else:
-            response = await self._send_traced(self._tracing, request, body, result, started)
+            response = await self._send_traced(self._tracing, request, body, result, started, api)
         if result is not None:
             for name, value in prompt_headers(result, overhead):
                 response.headers[name.decode("ascii")] = value.decode("ascii")
@@ -128,11 +140,17 @@ class ClientDoor(Door):
         body: bytes,
         result: RewriteResult | None,
         started: float,
+        api: Api,
     ) -> httpx2.Response:
         """Send ``request`` inside its span, which ends when the response body is closed."""
         traceparent, tracestate = trace_context_of(request.headers.raw)
         span = tracing.start_request(
-            result, body, started=started, traceparent=traceparent, tracestate=tracestate
+            result,
+            body,
+            started=started,
+            traceparent=traceparent,
+            tracestate=tracestate,
+            api=api,
         )
         request.headers.pop("tracestate", None)  # the span's own, if any, replaces it
         request.headers.update(span.trace_headers())
@@ -189,10 +207,10 @@ class ClientDoor(Door):
         span.end()
 
     def _rewritten(
-        self, request: httpx2.Request, result: RewriteResult, route: str
+        self, request: httpx2.Request, result: RewriteResult, route: str, api: Api
     ) -> httpx2.Request:
         """The request with the rewritten body, sent where the model-list entry says, if it
-        does."""
+        does (with its key: ``x-api-key`` for Anthropic, else ``Authorization: Bearer``)."""
         drop = set(BODY_HEADERS)
         url = request.url
         upstream = upstream_of(result.entry)
@@ -200,11 +218,14 @@ class ClientDoor(Door):
             url = self._upstream_url(upstream, route, request.url)
             drop.add(b"host")
             if upstream.api_key is not None:
-                drop.add(b"authorization")
+                drop.update(_CREDENTIAL_HEADERS)
         headers = [(k, v) for k, v in request.headers.raw if k.lower() not in drop]
         if upstream is not None and upstream.api_key is not None:
             key = upstream.api_key.get_secret_value()
-            headers.append((b"authorization", f"Bearer {key}".encode("latin-1")))
+            if api.provider == ANTHROPIC:
+                headers.append((b"x-api-key", key.encode("latin-1")))
+            else:
+                headers.append((b"authorization", f"Bearer {key}".encode("latin-1")))
         headers.append((b"content-length", str(len(result.body)).encode("ascii")))
         return self.http.Request(
             request.method, url, headers=headers, content=result.body, extensions=request.extensions
@@ -216,9 +237,11 @@ class ClientDoor(Door):
         path = upstream_path(route)
         return self.http.URL(upstream.base_url.rstrip("/") + path, params=original.params)
 
-    def _error_response(self, request: httpx2.Request, error: RequestError) -> httpx2.Response:
+    def _error_response(
+        self, request: httpx2.Request, error: RequestError, api: Api
+    ) -> httpx2.Response:
         return self.http.Response(
-            error.status_code, content=error.to_json(), headers=_JSON_HEADERS, request=request
+            error.status_code, content=api.error_json(error), headers=_JSON_HEADERS, request=request
         )
 
 

@@ -1,5 +1,8 @@
 """A fake OpenAI-compatible upstream: a raw ASGI app with knobs for the forwarder's tests.
 
+``POST /v1/responses`` and ``POST /v1/messages`` answer in the shapes of OpenAI's Responses
+API and Anthropic's Messages API (``api_answers.py``), their text the request body, streamed
+as those APIs stream; ``POST /v1/messages/count_tokens`` counts a token per 4 bytes.
 ``POST /v1/chat/completions`` answers a ``chat.completion`` whose content is the request body
 it received, or with ``"stream": true`` an SSE stream of ``chat.completion.chunk`` events
 ending with ``data: [DONE]``; ``GET /v1/models`` lists one model; anything else is a 404 in
@@ -25,6 +28,8 @@ from typing import Any
 
 import msgspec
 from starlette.types import Receive, Scope, Send
+
+from tests.fakes import api_answers
 
 __all__ = ["CannedResponse", "FakeUpstream", "RecordedRequest"]
 
@@ -104,6 +109,12 @@ class FakeUpstream:
             await _answer(send, canned.status, canned.body, [*canned.headers, *self.extra_headers])
         elif request.method == "POST" and request.path == "/v1/chat/completions":
             await self._chat(request, receive, send)
+        elif request.method == "POST" and request.path == "/v1/responses":
+            await self._typed(request, receive, send, anthropic=False)
+        elif request.method == "POST" and request.path == "/v1/messages":
+            await self._typed(request, receive, send, anthropic=True)
+        elif request.method == "POST" and request.path == "/v1/messages/count_tokens":
+            await self._json(send, 200, {"input_tokens": len(request.body) // 4})
         elif request.method == "GET" and request.path == "/v1/models":
             models = {"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]}
             await self._json(send, 200, models)
@@ -136,6 +147,31 @@ class FakeUpstream:
         except asyncio.CancelledError:
             self._cancel()
             raise
+        finally:
+            self.open_streams -= 1
+
+    async def _typed(
+        self, request: RecordedRequest, receive: Receive, send: Send, *, anthropic: bool
+    ) -> None:
+        """A Responses or Messages answer (tests/fakes/api_answers.py), its text the request."""
+        try:
+            document = request.json()
+        except msgspec.DecodeError:
+            document = {}
+        if not isinstance(document, dict):
+            document = {}
+        model = document.get("model", "gpt-4o")
+        text = request.body.decode("utf-8", "replace")
+        counts = api_answers.usage_counts(request.body, text)
+        if document.get("stream") is not True:
+            answer = api_answers.message if anthropic else api_answers.response
+            await self._json(send, 200, answer(model, text, counts))
+            return
+        stream = api_answers.message_events if anthropic else api_answers.response_events
+        self.open_streams += 1
+        self.stream_started.set()
+        try:
+            await self._stream(stream(model, text, counts, self.chunks), receive, send)
         finally:
             self.open_streams -= 1
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 import httpx2
 import msgspec
 import structlog
 
+from prompt_middleware.apis import CHAT, Api
 from prompt_middleware.cache import CacheStatus, PromptCache
 from prompt_middleware.engine.compose import Composer
 from prompt_middleware.engine.fetch import Fetched, PromptFetcher
@@ -37,6 +39,9 @@ from prompt_middleware.stores.registry import StoreRegistry
 __all__ = ["RewriteEngine", "RewriteResult"]
 
 logger = structlog.get_logger(__name__)
+
+#: The ids of the prompts OpenAI once saved (``pmpt_…``).
+OPENAI_PROMPT_PREFIX: Final = "pmpt_"
 
 
 class RewriteEngine:
@@ -87,34 +92,42 @@ class RewriteEngine:
         return self._stores
 
     async def rewrite(
-        self, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+        self, body: bytes, headers: Iterable[tuple[bytes, bytes]] = (), api: Api = CHAT
     ) -> RewriteResult | None:
         """The rewritten request, or None when the body must go on unchanged.
 
         ``headers`` (ASGI's or an HTTP client's raw pairs) are read only by an experiment keyed on a
-        header: a door passes the list it has, never a copy.
+        header: a door passes the list it has, never a copy. ``api`` is the route's API
+        (README, "Three APIs"): where the rendered prompt and its parameters go.
 
         Raises a :class:`RequestError` subclass for anything the client must fix or the
         store could not serve.
         """
         fields = decode_body(body)
-        request = self._resolver.resolve(fields, headers)
+        if api.prepares:
+            fields = api.prepare(fields)
+        request = self._resolver.resolve(fields, headers, api.user_of)
         if request is None:
             return None
         target = request.target
         if target is None:
-            return self._composer.without_prompt(fields, request)
+            return self._composer.without_prompt(fields, request, api)
         plan = self._fetcher.fresh(target.cache_key)
-        if plan is not None:
-            status, waited = CacheStatus.HIT, False
-        elif (choice := request.experiment_choice) is None or choice.control is None:
-            plan, status, waited = await self._fetcher.after_miss(target)
-        else:
-            request, (plan, status, waited) = await self._variant_or_control(
-                request, target, choice, choice.control
-            )
-            target = request.target or target
-        return self._composer.compose(fields, request, target, plan, status, waited)
+        try:
+            if plan is not None:
+                status, waited = CacheStatus.HIT, False
+            elif (choice := request.experiment_choice) is None or choice.control is None:
+                plan, status, waited = await self._fetcher.after_miss(target)
+            else:
+                request, (plan, status, waited) = await self._variant_or_control(
+                    request, target, choice, choice.control
+                )
+                target = request.target or target
+        except PromptNotFound as exc:
+            if target.query.name.startswith(OPENAI_PROMPT_PREFIX):
+                raise _saved_prompt_gone(exc) from None
+            raise
+        return self._composer.compose(fields, request, target, plan, status, waited, api)
 
     async def _variant_or_control(
         self, request: Resolution, candidate: Target, choice: ExperimentChoice, control: Target
@@ -175,6 +188,17 @@ class RewriteEngine:
         """Stop background refreshes and close every store's connections."""
         await self._cache.aclose()
         await self._stores.aclose()
+
+
+def _saved_prompt_gone(exc: PromptNotFound) -> PromptNotFound:
+    """Not found, for a prompt once saved at OpenAI: where it should live now."""
+    return PromptNotFound(
+        f"{exc.message}. OpenAI shut down its saved prompts on 30 November 2026: put this "
+        "prompt in your prompt store under the same id (a file of that name in the prompt "
+        "folder, PROMPT_MIDDLEWARE_PROMPTS_DIR, or a Langfuse prompt of that name) and it is "
+        "served from there, your code unchanged.",
+        param=exc.param,
+    )
 
 
 def _parse_prewarm(item: str) -> PromptQuery:

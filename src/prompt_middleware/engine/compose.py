@@ -10,18 +10,19 @@ leaves the prompt's out. The model: the prompt's config ``model`` unless absent 
 
 from __future__ import annotations
 
-import re
+from dataclasses import replace
 from typing import Any, Final
 
 import msgspec
 import structlog
 
+from prompt_middleware.apis import APIS, CHAT, Api, Writes, apply_writes
 from prompt_middleware.cache import CacheStatus
 from prompt_middleware.engine.plan import PROVIDER_PREFIX, PromptPlan
 from prompt_middleware.engine.resolve import Resolution, Target
 from prompt_middleware.engine.result import RewriteResult
 from prompt_middleware.engine.variables import VariableLimits
-from prompt_middleware.errors import InvalidRequest
+from prompt_middleware.render import ClientMessagesMode, RenderOptions
 from prompt_middleware.request import RequestFields
 from prompt_middleware.settings import Settings
 
@@ -30,15 +31,28 @@ __all__ = ["Composer", "request_body"]
 logger = structlog.get_logger(__name__)
 
 _encode: Final = msgspec.json.Encoder().encode
-_OPEN_BRACKET: Final = ord("[")
-_is_blank: Final = re.compile(rb"[ \t\n\r]*").fullmatch
 
 
 class Composer:
     """Renders plans into request bodies under one engine's settings."""
 
     def __init__(self, settings: Settings) -> None:
-        self._render_options = settings.render_options
+        # PROMPT_MIDDLEWARE_CLIENT_MESSAGES applies to every API when set; unset, each API
+        # has its own default (chat ignores the client's messages, the others append them).
+        self._render_options: dict[str, RenderOptions] = {
+            api.name: replace(
+                settings.render_options,
+                client_messages=_client_messages_mode(settings, api),
+            )
+            for api in APIS
+        }
+        # A model-list entry's default parameters under each API's names, worked out once.
+        self._entry_writes: dict[tuple[str, str], Writes] = {
+            (api.name, entry.model_name): api.config_writes(entry.params)
+            for api in APIS
+            if api is not CHAT
+            for entry in settings.model_list
+        }
         self._prompt_wins = settings.param_precedence == "prompt"
         self._variables = VariableLimits(
             max_bytes=settings.max_variables_bytes,
@@ -46,9 +60,14 @@ class Composer:
             max_depth=settings.max_variables_depth,
         )
 
-    def without_prompt(self, fields: RequestFields, request: Resolution) -> RewriteResult:
+    def without_prompt(
+        self, fields: RequestFields, request: Resolution, api: Api = CHAT
+    ) -> RewriteResult:
         """No prompt named: the model loses its store prefix; the entry's defaults apply."""
-        output = request_body(fields, request)
+        if api is CHAT or request.entry is None:
+            output = request_body(fields, request)
+        else:
+            output = self._entry_body(fields, request, api)
         if request.model is not None:
             output["model"] = request.model
         return RewriteResult(body=_encode(output), model=request.model, entry=request.entry)
@@ -61,13 +80,17 @@ class Composer:
         plan: PromptPlan,
         status: CacheStatus,
         waited: bool,
+        api: Api = CHAT,
     ) -> RewriteResult:
         """The rewritten request for a prompt the cache or the store gave."""
-        output = request_body(fields, request)
+        if api is CHAT or request.entry is None:
+            output = request_body(fields, request)
+        else:
+            output = self._entry_body(fields, request, api)
         rendered = plan.prepared.render(
             self._variables.decode(fields),
-            lambda: _client_messages(fields),
-            self._render_options,
+            lambda: api.client_conversation(fields),
+            self._render_options[api.name],
         )
         if rendered.missing_variables:
             prompt = plan.prompt
@@ -82,14 +105,19 @@ class Composer:
         if model is not None:
             model = model.removeprefix(PROVIDER_PREFIX)
             output["model"] = model
-        output["messages"] = rendered.messages
+        if api.system_slot is None:  # chat completions: the messages are the conversation
+            output[api.conversation] = rendered.messages
+            replaced = None
+        elif api.write_messages(output, rendered.messages, fields):
+            replaced = api.system_slot
+        else:
+            replaced = None
         if target.use_prompt_params:
-            if self._prompt_wins:
-                output.update(plan.params)
-            else:  # the request's own fields win
-                for name, value in plan.params:
-                    if name not in fields:
-                        output[name] = value
+            writes = plan.writes[api.name]
+            if self._prompt_wins and not writes.members:
+                output.update(writes.fields)  # the usual case, chat's always
+            else:
+                apply_writes(output, fields, writes, prompt_wins=self._prompt_wins)
         headers = (*plan.headers, target.store_header, _cache_header(status))
         choice = request.experiment_choice
         return RewriteResult(
@@ -104,41 +132,37 @@ class Composer:
             experiment_name=choice.split.name if choice is not None else None,
             variant_name=choice.arm.name if choice is not None else None,
             label=target.query.label,
+            replaced=replaced,
         )
 
+    def _entry_body(self, fields: RequestFields, request: Resolution, api: Api) -> dict[str, Any]:
+        """:func:`request_body` with the entry's defaults under ``api``'s names."""
+        assert request.entry is not None
+        output = request_body(fields, request, with_entry_params=False)
+        writes = self._entry_writes[(api.name, request.entry.model_name)]
+        apply_writes(output, output, writes, prompt_wins=False)
+        return output
 
-def request_body(fields: RequestFields, request: Resolution) -> dict[str, Any]:
+
+def request_body(
+    fields: RequestFields, request: Resolution, *, with_entry_params: bool = True
+) -> dict[str, Any]:
     """The request's fields without the extension fields, over the entry's defaults."""
     output: dict[str, Any] = dict(fields)
     for name in request.extensions:
         del output[name]
     for name in request.prefixed:
         del output[name]
-    if request.entry is not None:
+    if with_entry_params and request.entry is not None:
         for key, value in request.entry.params.items():
             output.setdefault(key, value)
     return output
 
 
-def _client_messages(fields: RequestFields) -> list[msgspec.Raw] | None:
-    """The request's own conversation, as one item standing for all of its messages.
-
-    The item is the bytes between the client's ``[`` and ``]``: the encoder writes a
-    ``Raw`` verbatim, so in our messages array those bytes become the client's messages,
-    in order, copied as sent. The conversation (most of a chat request) is neither split
-    into items nor re-encoded.
-    """
-    raw = fields.get("messages")
-    if raw is None:
-        return None
-    # The body decoder checked that the value is JSON: its first byte says which kind.
-    view = memoryview(raw)
-    if view[0] == _OPEN_BRACKET:
-        items = view[1:-1]
-        return [] if _is_blank(items) else [msgspec.Raw(items)]
-    if bytes(view) == b"null":
-        return None
-    raise InvalidRequest("'messages' must be a JSON array.", param="messages")
+def _client_messages_mode(settings: Settings, api: Api) -> ClientMessagesMode:
+    if settings.client_messages is not None:
+        return settings.client_messages
+    return api.default_client_messages
 
 
 def _cache_header(status: CacheStatus) -> tuple[bytes, bytes]:

@@ -19,6 +19,7 @@ from prompt_middleware.engine.credentials import CredentialReader
 from prompt_middleware.engine.plan import PROVIDER_PREFIX
 from prompt_middleware.errors import InvalidPromptRequest
 from prompt_middleware.experiments import Arm, ExperimentIndex, Split, assign
+from prompt_middleware.experiments.assign import UserOf, user_field
 from prompt_middleware.header_values import header_value
 from prompt_middleware.prompts import DEFAULT_LABEL, PromptQuery
 from prompt_middleware.request import (
@@ -105,11 +106,15 @@ class Resolver:
         self._experiment_of = experiments.get
 
     def resolve(
-        self, fields: RequestFields, headers: Iterable[tuple[bytes, bytes]] = ()
+        self,
+        fields: RequestFields,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        user_of: UserOf = user_field,
     ) -> Resolution | None:
         """The request resolved, or None when it is not managed (it goes on unchanged).
 
-        ``headers`` are read only by an experiment whose sticky key is a header.
+        ``headers`` are read only by an experiment whose sticky key is a header; ``user_of``
+        (the API's) only by one whose sticky key is the user.
         """
         model: str | None = _MODEL(fields)
         entry = self._entries.get(model) if model is not None and self._entries else None
@@ -131,7 +136,7 @@ class Resolver:
             label, version = _pinned(fields)  # a field sent as null names nothing
         split = self._experiment_of(prompt_id) if self._has_experiments else None
         if split is not None and label is None and version is None:
-            arm, control = assign(split, fields, headers), split.control
+            arm, control = assign(split, fields, headers, user_of), split.control
             target = self._target(prefix, entry, prompt_id, arm.label, arm.version, credentials)
             fallback = None
             if not arm.is_control:

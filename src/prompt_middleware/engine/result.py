@@ -31,3 +31,6 @@ class RewriteResult(msgspec.Struct, frozen=True, kw_only=True):
     variant_name: str | None = None
     #: The label the prompt was fetched by (None when a version was asked for).
     label: str | None = None
+    #: The client's field the prompt's system text replaced (``instructions``, ``system``),
+    #: named in the request's log line; None when none was.
+    replaced: str | None = None

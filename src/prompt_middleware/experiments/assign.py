@@ -8,7 +8,7 @@ or ``sticky: none``) means a weighted random draw.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import msgspec
@@ -16,19 +16,35 @@ import msgspec
 from prompt_middleware.experiments.choice import Arm, Split
 from prompt_middleware.request import RequestFields
 
-__all__ = ["assign", "sticky_key"]
+__all__ = ["UserOf", "assign", "sticky_key", "user_field"]
+
+#: Where a request names its end user: the API's own field (README, "Three APIs").
+UserOf = Callable[[RequestFields], msgspec.Raw | None]
 
 _decode_text: Final = msgspec.json.Decoder(str).decode
 _NULL: Final = b"null"
 
 
-def assign(split: Split, fields: RequestFields, headers: Iterable[tuple[bytes, bytes]]) -> Arm:
+def user_field(fields: RequestFields) -> msgspec.Raw | None:
+    """The body's ``user`` (chat completions)."""
+    return fields.get("user")
+
+
+def assign(
+    split: Split,
+    fields: RequestFields,
+    headers: Iterable[tuple[bytes, bytes]],
+    user_of: UserOf = user_field,
+) -> Arm:
     """The arm this request gets."""
-    return split.choose(sticky_key(split, fields, headers))
+    return split.choose(sticky_key(split, fields, headers, user_of))
 
 
 def sticky_key(
-    split: Split, fields: RequestFields, headers: Iterable[tuple[bytes, bytes]]
+    split: Split,
+    fields: RequestFields,
+    headers: Iterable[tuple[bytes, bytes]],
+    user_of: UserOf = user_field,
 ) -> str | bytes | None:
     """The key that keeps this caller on one variant, or None for a random draw.
 
@@ -36,7 +52,7 @@ def sticky_key(
     ones (names as sent); they are read only for ``sticky: header:<name>``.
     """
     if split.reads_user:
-        raw = fields.get("user")
+        raw = user_of(fields)
         return None if raw is None else _user_key(raw)
     wanted = split.sticky_header
     if wanted is None:

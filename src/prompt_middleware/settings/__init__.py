@@ -28,7 +28,14 @@ from prompt_middleware.settings.records import ModelEntry, PromptBinding, Secret
 
 __all__ = ["DEFAULT_ROUTES", "ModelEntry", "PromptBinding", "Secret", "Settings"]
 
-DEFAULT_ROUTES: Final = ("/v1/chat/completions", "/chat/completions")
+# Each API's routes (README, "Three APIs"); not a bare "/messages", which a wrapped app may have.
+DEFAULT_ROUTES: Final = (
+    "/v1/chat/completions",
+    "/chat/completions",
+    "/v1/responses",
+    "/responses",
+    "/v1/messages",
+)
 # Files are edited in place: the folder store re-reads a changed file within half a second,
 # and the cache holds its prompts no longer, so an edit shows within one second.
 _FILE_TTL_SECONDS: Final = 0.5
@@ -58,7 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     default_store: str | None = None
     text_prompt_role: Literal["user", "system"] = "user"
     messages_placeholder: str = "messages"
-    client_messages: ClientMessagesMode = "ignore"
+    # None: each API's own default (chat ignores the client's messages, the others append).
+    client_messages: ClientMessagesMode | None = None
     strict_variables: bool = False
     param_precedence: Literal["prompt", "request"] = "prompt"
     max_variables: PositiveInt = 256
@@ -97,6 +105,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     workers: PositiveInt = 1
     upstream_base_url: str | None = None
     upstream_api_key: Secret | None = None
+    # Where /v1/messages goes (else the upstream above), and the x-api-key it gets.
+    anthropic_base_url: str | None = None
+    anthropic_api_key: Secret | None = None
     upstream_connect_timeout_seconds: PositiveFloat = 5.0
     upstream_timeout_seconds: PositiveFloat = 600.0
     upstream_total_timeout_seconds: PositiveFloat | None = None
@@ -112,7 +123,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return RenderOptions(
             text_prompt_role=self.text_prompt_role,
             messages_placeholder=self.messages_placeholder,
-            client_messages=self.client_messages,
+            client_messages=self.client_messages or "ignore",
             strict_variables=self.strict_variables,
             max_rendered_chars=self.max_rendered_chars,
         )

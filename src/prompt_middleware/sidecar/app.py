@@ -26,8 +26,9 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prompt_middleware.apis import ANTHROPIC, api_of
 from prompt_middleware.asgi import send_response
-from prompt_middleware.errors import ConfigurationError, InvalidApiKey, send_error
+from prompt_middleware.errors import ConfigurationError, InvalidApiKey
 from prompt_middleware.live.apply import store_prefixes
 from prompt_middleware.live.endpoints import INVALIDATE_PATH, WEBHOOK_PATH, answer_invalidate
 from prompt_middleware.live.updates import LiveUpdates
@@ -45,6 +46,8 @@ __all__ = ["Endpoint", "Sidecar", "create_app_from_env"]
 _PROBE_METHODS: Final = frozenset({"GET", "HEAD"})
 _POST: Final = frozenset({"POST"})
 _BEARER: Final = "bearer "
+_KEY_HEADERS: Final = frozenset({b"authorization"})
+_ANTHROPIC_KEY_HEADERS: Final = frozenset({b"authorization", b"x-api-key"})
 _METRICS_TYPE: Final = CONTENT_TYPE.encode("ascii")
 
 
@@ -128,29 +131,48 @@ class Sidecar:
             await endpoint.handle(scope, receive, send)
             return
         if self._keys:
-            if not self._authorised(scope):
+            # Anthropic's SDK sends its key as x-api-key or Authorization: Bearer; ours may
+            # come in either on its paths.
+            api = api_of(scope)
+            key_headers = _ANTHROPIC_KEY_HEADERS if api.provider == ANTHROPIC else _KEY_HEADERS
+            carriers = self._key_carriers(scope, key_headers)
+            if not carriers:
                 error = InvalidApiKey(
                     "A valid sidecar key is required: send 'Authorization: Bearer <key>' with "
                     "one of PROMPT_MIDDLEWARE_API_KEYS."
                 )
-                await send_error(send, error)
+                await api.send_error(send, error)
                 return
             # The sidecar's key is ours, not the upstream's: never pass it on.
-            headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+            headers = [(k, v) for k, v in scope["headers"] if k not in carriers]
             scope = {**scope, "headers": headers}
         if endpoint is not None:
             await endpoint.handle(scope, receive, send)
             return
         await self.middleware(scope, receive, send)
 
-    def _authorised(self, scope: Scope) -> bool:
-        offered = b""
+    def _key_carriers(self, scope: Scope, names: frozenset[bytes]) -> frozenset[bytes]:
+        """The headers (of ``names``) that carry one of the sidecar's keys; none: refused."""
+        carriers: set[bytes] = set()
+        compared = False
         for name, value in scope["headers"]:
-            if name == b"authorization" and value[: len(_BEARER)].lower() == _BEARER.encode():
-                offered = value[len(_BEARER) :].strip()
+            if name not in names:
+                continue
+            if name == b"authorization":
+                if value[: len(_BEARER)].lower() != _BEARER.encode():
+                    continue
+                value = value[len(_BEARER) :].strip()
+            compared = True
+            if self._is_key(value) and value:
+                carriers.add(name)
+        if not compared:
+            self._is_key(b"")  # no key offered takes as long as a wrong one
+        return frozenset(carriers)
+
+    def _is_key(self, offered: bytes) -> bool:
         # Compare with every key, always: how long this takes must not tell which key is near.
         matches = [hmac.compare_digest(offered, key) for key in self._keys]
-        return any(matches) and bool(offered)
+        return any(matches)
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_response(send, 200, b'{"status":"ok"}')
@@ -182,7 +204,11 @@ def create_app_from_env() -> Sidecar:
 
 
 def _require_upstream(settings: Settings) -> None:
-    if settings.upstream_base_url is None and not any(e.api_base for e in settings.model_list):
+    if (
+        settings.upstream_base_url is None
+        and settings.anthropic_base_url is None
+        and not any(e.api_base for e in settings.model_list)
+    ):
         raise ConfigurationError(
             "No upstream to forward to: set PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL (or an api_base "
             "in the config file's model_list), or start with --echo for a dry run that answers "

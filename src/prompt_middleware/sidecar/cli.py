@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
+from prompt_middleware.apis import APIS, CHAT, Api, api_named
 from prompt_middleware.engine import RewriteEngine
 from prompt_middleware.errors import ConfigurationError, RequestError
 from prompt_middleware.live.workers import WORKER_DIR_VARIABLE
@@ -50,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     if arguments.command == "render":
-        return asyncio.run(_render(settings, sys.stdin.buffer, sys.stdout.buffer))
+        api = api_named(arguments.api)
+        return asyncio.run(_render(settings, sys.stdin.buffer, sys.stdout.buffer, api))
     return _serve(settings)
 
 
@@ -82,12 +84,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log every request sent upstream as a curl command, secrets redacted",
     )
-    commands.add_parser(
+    render = commands.add_parser(
         "render",
-        help="read a chat request body on stdin, print the rewritten body on stdout",
-        description="Read a chat-completions request body (JSON) on stdin and print the body "
-        "the upstream would get, without sending it. On an error, print the error JSON and "
-        "exit with status 1.",
+        help="read a request body on stdin, print the rewritten body on stdout",
+        description="Read a request body (JSON) on stdin and print the body the upstream "
+        "would get, without sending it. On an error, print the error JSON (in the API's "
+        "shape) and exit with status 1.",
+    )
+    render.add_argument(
+        "--api",
+        choices=[api.name for api in APIS],
+        default=CHAT.name,
+        help="the API of the body: chat (completions, the default), responses or messages",
     )
     return parser
 
@@ -146,13 +154,13 @@ def _run_uvicorn(settings: Settings) -> None:
     )
 
 
-async def _render(settings: Settings, stdin: BinaryIO, stdout: BinaryIO) -> int:
+async def _render(settings: Settings, stdin: BinaryIO, stdout: BinaryIO, api: Api = CHAT) -> int:
     engine = RewriteEngine(settings)
     body = stdin.read()
     try:
-        result = await engine.rewrite(body)
+        result = await engine.rewrite(body, api=api)
     except RequestError as error:
-        stdout.write(error.to_json() + b"\n")
+        stdout.write(api.error_json(error) + b"\n")
         return 1
     finally:
         await engine.aclose()

@@ -1,31 +1,33 @@
 """The echo upstream: the sidecar's dry run, with no LLM and no network.
 
-Each chat-completions request is answered with a well-formed ``chat.completion`` (or, when it
-asks for ``"stream": true``, a stream of ``chat.completion.chunk`` events) whose content is the
-request it received, as JSON: what the upstream would have been sent.
+Each request of a managed API (chat completions, Responses, Messages) is answered in that API's
+shape — a ``chat.completion``, a ``response``, a ``message``, or when it asks for ``"stream":
+true`` that API's event stream — whose text is the request it received, as JSON: what the
+upstream would have been sent. Each API's record (``apis/``) writes its own answer.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any, Final
 
 import msgspec
 from starlette.types import Receive, Scope, Send
 
+from prompt_middleware.apis import APIS, api_of
 from prompt_middleware.asgi import send_response, serve_lifespan
-from prompt_middleware.errors import InvalidRequest, RequestError
+from prompt_middleware.errors import InvalidRequest, PromptNotFound
 
 __all__ = ["EchoUpstream"]
 
-_encode: Final = msgspec.json.Encoder().encode
 _SSE: Final = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
-_CHUNKS: Final = 4  # a streamed answer comes in a few pieces, as a real one would
+# An answer's id, by API: what the real APIs' ids look like.
+_ID_PREFIXES: Final = {"chat": "chatcmpl-echo-", "responses": "resp_echo", "messages": "msg_echo"}
 
 
 class EchoUpstream:
-    """An ASGI app answering ``POST …/chat/completions`` with the request it received."""
+    """An ASGI app answering ``POST …/chat/completions``, ``…/responses`` and
+    ``…/messages`` with the request it received."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -33,72 +35,35 @@ class EchoUpstream:
             return
         if scope["type"] != "http":
             return
-        if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
-            await send_response(
-                send,
-                404,
-                _error("The echo upstream only answers POST /v1/chat/completions.", "not_found"),
+        path: str = scope["path"]
+        api = next((api for api in APIS if path.endswith(api.route_suffix)), None)
+        if scope["method"] != "POST" or api is None:
+            error = PromptNotFound(
+                "The echo upstream only answers POST /v1/chat/completions, /v1/responses and "
+                "/v1/messages."
             )
+            await api_of(scope).send_error(send, error)
             return
         body = await _read(receive)
         try:
             request: Any = msgspec.json.decode(body)
-            if not isinstance(request, dict):
-                raise InvalidRequest("The request body must be a JSON object.")
-        except (msgspec.DecodeError, RequestError):
-            error = InvalidRequest("The request body must be a JSON object.")
-            await send_response(send, error.status_code, error.to_json())
+        except msgspec.DecodeError:
+            request = None
+        if not isinstance(request, dict):
+            await api.send_error(send, InvalidRequest("The request body must be a JSON object."))
             return
-        completion_id = f"chatcmpl-echo-{uuid.uuid4().hex[:12]}"
+        answer_id = _ID_PREFIXES[api.name] + uuid.uuid4().hex[:12]
         model = request.get("model")
         if not isinstance(model, str):
             model = "echo"
-        content = body.decode("utf-8", errors="replace")
-        if request.get("stream") is True:
-            await _stream(send, completion_id, model, content)
-        else:
-            await send_response(send, 200, _encode(_completion(completion_id, model, content)))
-
-
-def _completion(completion_id: str, model: str, content: str) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-    }
-
-
-async def _stream(send: Send, completion_id: str, model: str, content: str) -> None:
-    created = int(time.time())
-
-    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
-        event = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
-        return b"data: " + _encode(event) + b"\n\n"
-
-    await send({"type": "http.response.start", "status": 200, "headers": _SSE})
-    size = max(1, -(-len(content) // _CHUNKS))
-    pieces = [content[i : i + size] for i in range(0, len(content), size)] or [""]
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": piece}) for piece in pieces]
-    events += [chunk({}, "stop"), b"data: [DONE]\n\n"]
-    for event in events:
-        await send({"type": "http.response.body", "body": event, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        text = body.decode("utf-8", errors="replace")
+        if request.get("stream") is not True:
+            await send_response(send, 200, api.echo_answer(answer_id, model, text))
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+        for event in api.echo_events(answer_id, model, text):
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _read(receive: Receive) -> bytes:
@@ -111,16 +76,3 @@ async def _read(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _error(message: str, code: str) -> bytes:
-    return _encode(
-        {
-            "error": {
-                "message": message,
-                "type": "invalid_request_error",
-                "param": None,
-                "code": code,
-            }
-        }
-    )

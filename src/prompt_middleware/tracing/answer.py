@@ -12,6 +12,13 @@ so): nothing here buffers, delays or changes a byte the client gets. Two readers
   moment is the answer's first token), and, when content is recorded, each delta's text — and
   holds at most one partial event and a bounded output text.
 
+Each API's answers carry the same things in their own places (README, "Three APIs"): chat
+completions as above; Responses in its ``response`` object (a stream's ``response.completed``
+event) and ``response.output_text.delta`` events; Messages in its ``message`` (a stream's
+``message_start``, then ``message_delta``'s cumulative output count) and ``content_block_delta``
+events. Their usage is given as chat's ``prompt_tokens`` / ``completion_tokens``, whatever the
+API calls them. :func:`reader_for` picks the reader by content type and API name.
+
 The span and the per-variant metrics (README, "Dashboard") read one reader's result.
 """
 
@@ -23,7 +30,17 @@ from typing import Final
 
 import msgspec
 
-__all__ = ["Answer", "AnswerReader", "JsonAnswerReader", "StreamAnswerReader", "Usage"]
+__all__ = [
+    "Answer",
+    "AnswerReader",
+    "JsonAnswerReader",
+    "MessagesJsonReader",
+    "MessagesStreamReader",
+    "ResponsesJsonReader",
+    "ResponsesStreamReader",
+    "StreamAnswerReader",
+    "Usage",
+]
 
 #: A JSON answer larger than this is passed on but not read (no usage, no output).
 MAX_JSON_ANSWER_BYTES: Final = 4 * 1024 * 1024
@@ -113,9 +130,12 @@ class JsonAnswerReader(AnswerReader):
         if not self._chunks:
             return Answer()
         try:
-            completion = _completion_decoder.decode(b"".join(self._chunks))
-        except msgspec.DecodeError:  # not a chat completion (an error page, another shape)
+            return self._answer(b"".join(self._chunks))
+        except msgspec.DecodeError:  # not an answer of this API (an error page, another shape)
             return Answer()
+
+    def _answer(self, body: bytes) -> Answer:
+        completion = _completion_decoder.decode(body)
         output = None
         if self._content and completion.choices:
             message = bytes(completion.choices[0].message)
@@ -281,10 +301,12 @@ class StreamAnswerReader(AnswerReader):
         if event == _DONE or not self._wanted(event):
             return
         try:
-            chunk = _chunk_decoder.decode(event)
+            self._read_event(event)
         except msgspec.DecodeError:
             return
-        self._read(chunk)
+
+    def _read_event(self, event: bytes) -> None:
+        self._read(_chunk_decoder.decode(event))
 
     def _wanted(self, event: bytes) -> bool:
         # Decoding every event costs a microsecond each: without content, only the first
@@ -336,10 +358,197 @@ def _carries_usage(event: bytes) -> bool:
     return rest.startswith(b"{")
 
 
-def reader_for(content_type: bytes | str | None, *, content: bool) -> AnswerReader:
-    """The reader for an answer of this ``content-type``: a stream or a JSON answer."""
+# --- the Responses API ------------------------------------------------------------------------
+
+
+class _InputOutputUsage(msgspec.Struct):
+    """Usage as Responses and Messages name it."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class _Part(msgspec.Struct):
+    type: str = ""
+    text: str | None = None
+
+
+class _OutputItem(msgspec.Struct):
+    type: str = ""
+    content: list[_Part] = msgspec.field(default_factory=list)
+
+
+class _Response(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    output: list[_OutputItem] = msgspec.field(default_factory=list)
+    usage: _InputOutputUsage | None = None
+
+
+class _ResponseEvent(msgspec.Struct):
+    type: str = ""
+    response: _Response | None = None
+    delta: str | None = None
+
+
+_response_decoder: Final = msgspec.json.Decoder(_Response)
+_response_event_decoder: Final = msgspec.json.Decoder(_ResponseEvent)
+
+
+def _usage(usage: _InputOutputUsage | None) -> Usage | None:
+    if usage is None:
+        return None
+    return Usage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens)
+
+
+def _message_json(text: str) -> str:
+    return _encode({"role": "assistant", "content": text}).decode()
+
+
+def _response_answer(response: _Response, content: bool) -> Answer:
+    output = None
+    if content:
+        texts = [
+            part.text
+            for item in response.output
+            if item.type == "message"
+            for part in item.content
+            if part.type == "output_text" and part.text is not None
+        ]
+        output = _message_json("".join(texts)) if texts else None
+    return Answer(
+        model=response.model,
+        response_id=response.id,
+        usage=_usage(response.usage),
+        output=output,
+    )
+
+
+class ResponsesJsonReader(JsonAnswerReader):
+    """A Responses ``response`` object."""
+
+    __slots__ = ()
+
+    def _answer(self, body: bytes) -> Answer:
+        return _response_answer(_response_decoder.decode(body), self._content)
+
+
+class ResponsesStreamReader(StreamAnswerReader):
+    """A Responses event stream: the ``response`` of ``response.completed`` (or of
+    ``response.created``, for a stream cut short) and the ``response.output_text.delta``
+    texts."""
+
+    __slots__ = ()
+
+    def _wanted(self, event: bytes) -> bool:
+        # Without content: up to the first text, then only created and completed.
+        return self._content or self.first_text_at is None or b'"response.c' in event
+
+    def _read_event(self, event: bytes) -> None:
+        decoded = _response_event_decoder.decode(event)
+        if decoded.type == "response.output_text.delta":
+            if decoded.delta:
+                self._text_arrived(decoded.delta)
+            return
+        response = decoded.response
+        if response is None:
+            return
+        if response.model:
+            self._model = response.model
+        if response.id:
+            self._response_id = response.id
+        usage = _usage(response.usage)
+        if usage is not None:
+            self._usage = usage
+
+
+# --- the Messages API ------------------------------------------------------------------------
+
+
+class _Message(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    content: list[_Part] = msgspec.field(default_factory=list)
+    usage: _InputOutputUsage | None = None
+
+
+class _MessageEvent(msgspec.Struct):
+    type: str = ""
+    message: _Message | None = None
+    usage: _InputOutputUsage | None = None
+    delta: _Part | None = None
+
+
+_message_decoder: Final = msgspec.json.Decoder(_Message)
+_message_event_decoder: Final = msgspec.json.Decoder(_MessageEvent)
+
+
+class MessagesJsonReader(JsonAnswerReader):
+    """An Anthropic ``message``."""
+
+    __slots__ = ()
+
+    def _answer(self, body: bytes) -> Answer:
+        message = _message_decoder.decode(body)
+        output = None
+        if self._content:
+            texts = [p.text for p in message.content if p.type == "text" and p.text is not None]
+            output = _message_json("".join(texts)) if texts else None
+        return Answer(
+            model=message.model,
+            response_id=message.id,
+            usage=_usage(message.usage),
+            output=output,
+        )
+
+
+class MessagesStreamReader(StreamAnswerReader):
+    """Anthropic's event stream: input tokens from ``message_start``, output tokens from
+    ``message_delta`` (a cumulative count: the last one is the total), text from
+    ``content_block_delta``. Cache token counts are not added."""
+
+    __slots__ = ()
+
+    def _wanted(self, event: bytes) -> bool:
+        # Without content: up to the first text, then only message_start and message_delta.
+        return self._content or self.first_text_at is None or b'"message_' in event
+
+    def _read_event(self, event: bytes) -> None:
+        decoded = _message_event_decoder.decode(event)
+        kind = decoded.type
+        if kind == "content_block_delta":
+            delta = decoded.delta
+            if delta is not None and delta.text:
+                self._text_arrived(delta.text)
+        elif kind == "message_start" and decoded.message is not None:
+            message = decoded.message
+            self._model = message.model or self._model
+            self._response_id = message.id or self._response_id
+            if message.usage is not None:
+                self._usage = _usage(message.usage)
+        elif kind == "message_delta" and decoded.usage is not None:
+            output_tokens = decoded.usage.output_tokens
+            if output_tokens is not None:
+                started = self._usage.prompt_tokens if self._usage is not None else None
+                self._usage = Usage(prompt_tokens=started, completion_tokens=output_tokens)
+
+
+# Each API's readers, by the API's name (``apis/``): (JSON answer, event stream).
+_READERS: Final[dict[str, tuple[type[JsonAnswerReader], type[StreamAnswerReader]]]] = {
+    "chat": (JsonAnswerReader, StreamAnswerReader),
+    "responses": (ResponsesJsonReader, ResponsesStreamReader),
+    "messages": (MessagesJsonReader, MessagesStreamReader),
+}
+
+
+def reader_for(
+    content_type: bytes | str | None, *, content: bool, api: str = "chat"
+) -> AnswerReader:
+    """The reader for an answer of this ``content-type`` (a stream or a JSON answer) from
+    the API named ``api``."""
     if isinstance(content_type, str):
         content_type = content_type.encode("latin-1")
+    json_reader, stream_reader = _READERS.get(api, _READERS["chat"])
     if content_type is not None and content_type.lower().startswith(b"text/event-stream"):
-        return StreamAnswerReader(content=content)
-    return JsonAnswerReader(content=content)
+        return stream_reader(content=content)
+    return json_reader(content=content)

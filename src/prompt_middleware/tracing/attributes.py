@@ -22,6 +22,7 @@ __all__ = [
     "Attributes",
     "PromptLink",
     "answer_attributes",
+    "api_attributes",
     "error_type_of_status",
     "prompt_attributes",
     "request_attributes",
@@ -109,6 +110,27 @@ def request_attributes(
     if content and messages is not None:
         attributes["langfuse.observation.input"] = bytes(messages).decode("utf-8", "replace")
     return model, attributes
+
+
+def api_attributes(
+    fields: Mapping[str, msgspec.Raw],
+    *,
+    provider: str,
+    user: msgspec.Raw | None,
+    conversation: str,
+    content: bool,
+) -> Attributes:
+    """What a Responses or Messages request says in its own fields: the provider, the user
+    (``user``/``safety_identifier``, ``metadata.user_id``) and the conversation sent on."""
+    attributes: Attributes = {"gen_ai.provider.name": provider}
+    value = _scalar(user)
+    if isinstance(value, str) and value:
+        attributes["user.id"] = value
+        attributes["langfuse.user.id"] = value
+    messages = fields.get(conversation)
+    if content and messages is not None:
+        attributes["langfuse.observation.input"] = bytes(messages).decode("utf-8", "replace")
+    return attributes
 
 
 def prompt_attributes(link: PromptLink) -> Attributes:

@@ -28,6 +28,7 @@ class GenerationSpan:
     """An open request span; :meth:`end` it exactly once (later calls do nothing)."""
 
     __slots__ = (
+        "_api",
         "_attributes",
         "_content",
         "_ended",
@@ -62,16 +63,18 @@ class GenerationSpan:
         self._name = ""
         self._attributes: Attributes = {}
         self._start_ns = 0
+        self._api = "chat"  # whose answer this is: where its usage and text are
         self._reader: AnswerReader | None = None
         self._error_type: str | None = None
         self._error_message = ""
         self._ended = False
 
-    def record(self, name: str, attributes: Attributes, start_ns: int) -> None:
-        """What the request said (set once, when sampled)."""
+    def record(self, name: str, attributes: Attributes, start_ns: int, api: str = "chat") -> None:
+        """What the request said (set once, when sampled), and its API's name."""
         self._name = name
         self._attributes = attributes
         self._start_ns = start_ns
+        self._api = api
 
     def trace_headers(self) -> dict[str, str]:
         """``traceparent`` (and the parent's ``tracestate``) for the request sent upstream."""
@@ -97,7 +100,7 @@ class GenerationSpan:
     def response_start(self, status: int, content_type: bytes | str | None) -> None:
         """The answer's status and content type; an error status marks the span."""
         if self.answer_wanted(status):
-            self._reader = reader_for(content_type, content=self._content)
+            self._reader = reader_for(content_type, content=self._content, api=self._api)
 
     def answer_wanted(self, status: int) -> bool:
         """Mark an error status; whether the span records what an answer of ``status`` says

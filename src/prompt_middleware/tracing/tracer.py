@@ -17,12 +17,15 @@ from collections.abc import Mapping
 
 import msgspec
 
+from prompt_middleware.apis import CHAT, Api
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import RequestError
 from prompt_middleware.request import decode_body
 from prompt_middleware.settings import Settings
 from prompt_middleware.tracing.attributes import (
+    Attributes,
     PromptLink,
+    api_attributes,
     prompt_attributes,
     request_attributes,
     requested_prompt_attributes,
@@ -140,15 +143,36 @@ class Tracing:
         start_ns: int,
         traceparent: str | None = None,
         tracestate: str | None = None,
+        api: Api = CHAT,
     ) -> GenerationSpan:
-        """The span of a request whose body sent on is ``fields``, started at ``start_ns``."""
+        """The span of a request whose body sent on is ``fields``, started at ``start_ns``
+        (``api``: the route's, README "Three APIs")."""
         span = self._open(traceparent, tracestate)
         if span.sampled:
-            model, attributes = request_attributes(fields, content=self._content)
+            model, attributes = self._request_attributes(fields, api)
             if prompt is not None:
                 attributes.update(prompt_attributes(prompt))
-            span.record(span_name(model), attributes, start_ns)
+            span.record(span_name(model), attributes, start_ns, api.name)
         return span
+
+    def _request_attributes(
+        self, fields: Mapping[str, msgspec.Raw], api: Api
+    ) -> tuple[str | None, Attributes]:
+        """The request's attributes; the user and the conversation in the API's own fields."""
+        model, attributes = request_attributes(fields, content=self._content)
+        if api is CHAT:
+            attributes["gen_ai.provider.name"] = api.provider
+        else:
+            attributes.update(
+                api_attributes(
+                    fields,
+                    provider=api.provider,
+                    user=api.user_key(fields),
+                    conversation=api.conversation,
+                    content=self._content,
+                )
+            )
+        return model, attributes
 
     def start_request(
         self,
@@ -158,6 +182,7 @@ class Tracing:
         started: float,
         traceparent: str | None = None,
         tracestate: str | None = None,
+        api: Api = CHAT,
     ) -> GenerationSpan:
         """A door's span for a request rewritten to ``result`` (None: ``body`` went on as is).
 
@@ -167,13 +192,12 @@ class Tracing:
         """
         span = self._open(traceparent, tracestate)
         if span.sampled:
-            model, attributes = request_attributes(
-                _fields(body if result is None else result.body), content=self._content
-            )
+            fields = _fields(body if result is None else result.body)
+            model, attributes = self._request_attributes(fields, api)
             link = None if result is None else prompt_link(result)
             if link is not None:
                 attributes.update(prompt_attributes(link))
-            span.record(span_name(model), attributes, arrival_ns(started))
+            span.record(span_name(model), attributes, arrival_ns(started), api.name)
         return span
 
     def record_error(

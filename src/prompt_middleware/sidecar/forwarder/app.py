@@ -11,17 +11,18 @@ import aiohttp
 import structlog
 from starlette.types import Receive, Scope, Send
 
+from prompt_middleware.apis import api_of, is_anthropic_path
 from prompt_middleware.asgi import serve_lifespan
-from prompt_middleware.errors import (
-    RequestError,
-    send_error,
-)
+from prompt_middleware.errors import RequestError
 from prompt_middleware.handoff import HandOff, handoff_from_scope
 from prompt_middleware.settings import Settings
 from prompt_middleware.sidecar.forwarder.debug import curl
 from prompt_middleware.sidecar.forwarder.exchange import Exchange, WatchQueue, stream_body
 from prompt_middleware.sidecar.forwarder.failures import no_upstream, translate
-from prompt_middleware.sidecar.forwarder.headers import request_headers
+from prompt_middleware.sidecar.forwarder.headers import (
+    anthropic_request_headers,
+    request_headers,
+)
 from prompt_middleware.sidecar.forwarder.relay import UpstreamResponseCallback, relay_response
 from prompt_middleware.sidecar.forwarder.session import create_session, upstream_timeout
 from prompt_middleware.sidecar.forwarder.targets import Target, Targets, upstream_url
@@ -119,13 +120,15 @@ class Forwarder:
         when the client left before there was one."""
         handoff = exchange.handoff
         try:
-            target = self._targets.get(handoff.upstream)
+            target = self._targets.get(
+                handoff.upstream, anthropic=is_anthropic_path(exchange.scope["path"])
+            )
             if target is None:
                 raise no_upstream(None if exchange.body_done is not None else handoff.body)
         except RequestError as error:
             if handoff.trace is not None:  # before the answer: its last byte ends the span
                 handoff.trace.fail(error.code, error.message)
-            await send_error(exchange.send, error, handoff.response_headers)
+            await api_of(exchange.scope).send_error(exchange.send, error, handoff.response_headers)
             logger.info("upstream_request_failed", path=exchange.scope["path"], error=error.code)
             return error.status_code
 
@@ -164,12 +167,15 @@ class Forwarder:
         url = upstream_url(target, scope)
         streamed = data is not None and not isinstance(data, bytes)
         span = exchange.handoff.trace
-        headers = request_headers(
-            scope["headers"],
-            target.authorization,
-            keep_length=streamed,
-            trace=None if span is None else span.trace_headers(),
-        )
+        trace = None if span is None else span.trace_headers()
+        if target.anthropic:
+            headers = anthropic_request_headers(
+                scope["headers"], target.authorization, keep_length=streamed, trace=trace
+            )
+        else:
+            headers = request_headers(
+                scope["headers"], target.authorization, keep_length=streamed, trace=trace
+            )
         method: str = scope["method"]
         if self._detailed_debug:
             logger.info("upstream_request", curl=curl(method, str(url), headers, data))
@@ -190,7 +196,7 @@ class Forwarder:
             error = translate(exc, target.host, self._settings)
             if span is not None:
                 span.fail(error.code, error.message)
-            await send_error(exchange.send, error, exchange.handoff.response_headers)
+            await api_of(scope).send_error(exchange.send, error, exchange.handoff.response_headers)
             logger.warning(
                 "upstream_request_failed",
                 path=scope["path"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-__all__ = ["request_headers", "response_headers"]
+__all__ = ["anthropic_request_headers", "request_headers", "response_headers"]
 
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded ("trailers" is the
 # value of TE, but old proxies send it as a header name, so drop that too).
@@ -65,6 +65,40 @@ def request_headers(
     if trace is not None:
         headers += trace.items()
     return headers
+
+
+_ANTHROPIC_CREDENTIALS: Final = frozenset({b"authorization", b"x-api-key"})
+_BEARER: Final = b"bearer "
+
+
+def anthropic_request_headers(
+    raw: Iterable[tuple[bytes, bytes]],
+    api_key: str | None,
+    *,
+    keep_length: bool,
+    trace: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """:func:`request_headers` for an Anthropic upstream: exactly one credential, as
+    ``x-api-key`` — ``api_key``, else the client's (``x-api-key``, or ``Authorization:
+    Bearer``, which today's Anthropic SDK sends)."""
+    raw = list(raw)
+    if api_key is None:
+        api_key = _client_key(raw)
+    kept = [(name, value) for name, value in raw if name not in _ANTHROPIC_CREDENTIALS]
+    headers = request_headers(kept, None, keep_length=keep_length, trace=trace)
+    if api_key is not None:
+        headers.append(("x-api-key", api_key))
+    return headers
+
+
+def _client_key(raw: list[tuple[bytes, bytes]]) -> str | None:
+    bearer = None
+    for name, value in raw:
+        if name == b"x-api-key" and value:
+            return value.decode("latin-1")
+        if name == b"authorization" and value[: len(_BEARER)].lower() == _BEARER:
+            bearer = value[len(_BEARER) :].strip().decode("latin-1") or None
+    return bearer
 
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
