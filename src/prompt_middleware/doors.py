@@ -28,7 +28,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import report_error
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import Tracing, trace_context_of
+from prompt_middleware.tracing import Tracing
 
 __all__ = ["OVERHEAD_HEADER", "Door", "prompt_headers"]
 
@@ -90,14 +90,7 @@ class Door:
         ``body``, when it was read, for what the request said)."""
         error = self._error_of(exc, route, request_id, started)
         if self._tracing is not None:
-            traceparent, tracestate = trace_context_of(headers)
-            self._tracing.record_error(
-                error,
-                started=started,
-                body=body,
-                traceparent=traceparent,
-                tracestate=tracestate,
-            )
+            self._tracing.record_error(error, started=started, body=body, headers=headers)
         return error
 
     def _error_of(

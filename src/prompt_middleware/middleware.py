@@ -28,7 +28,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import passed_on_is_reported, report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import Tracing, trace_context_of, traced_send
+from prompt_middleware.tracing import Tracing, traced_send
 
 __all__ = ["PromptMiddleware"]
 
@@ -182,14 +182,8 @@ class PromptMiddleware(Door):
         headers itself, from the hand-off)."""
         span = None
         if self._tracing is not None:
-            traceparent, tracestate = trace_context_of(scope["headers"])
             span = self._tracing.start_request(
-                result,
-                body,
-                started=started,
-                traceparent=traceparent,
-                tracestate=tracestate,
-                api=api,
+                result, body, started=started, headers=scope["headers"], api=api
             )
             if self._forwarder is None:
                 scope = with_trace(scope, span)

@@ -32,7 +32,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing, trace_context_of
+from prompt_middleware.tracing import GenerationSpan, TracedStream, Tracing
 
 __all__ = ["ClientDoor", "HttpModule", "PromptTransport"]
 
@@ -143,14 +143,8 @@ class ClientDoor(Door):
         api: Api,
     ) -> httpx2.Response:
         """Send ``request`` inside its span, which ends when the response body is closed."""
-        traceparent, tracestate = trace_context_of(request.headers.raw)
         span = tracing.start_request(
-            result,
-            body,
-            started=started,
-            traceparent=traceparent,
-            tracestate=tracestate,
-            api=api,
+            result, body, started=started, headers=request.headers.raw, api=api
         )
         request.headers.pop("tracestate", None)  # the span's own, if any, replaces it
         request.headers.update(span.trace_headers())

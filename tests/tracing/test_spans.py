@@ -136,7 +136,7 @@ async def test_an_error_before_anything_was_sent(memory: MemoryTracing) -> None:
         PromptNotFound("The prompt 'support/x' is not in the folder."),
         started=time.perf_counter(),
         body=b'{"model": "file/gpt-4o", "prompt_id": "support/x", "user": "u-9", "seed": 3}',
-        traceparent=TRACEPARENT,
+        headers=[(b"traceparent", TRACEPARENT.encode())],
     )
     finished = memory.only_span()
     assert finished.name == "chat file/gpt-4o"

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
@@ -32,7 +32,7 @@ from prompt_middleware.tracing.attributes import (
     span_name,
 )
 from prompt_middleware.tracing.batches import BatchExport, BatchSettings, SpanExporter
-from prompt_middleware.tracing.context import parent_of
+from prompt_middleware.tracing.context import parent_of, trace_context_of
 from prompt_middleware.tracing.ids import new_span_id, new_trace_id
 from prompt_middleware.tracing.link import arrival_ns, prompt_link
 from prompt_middleware.tracing.sampler import Sampler, sampler_from_environ
@@ -180,17 +180,17 @@ class Tracing:
         body: bytes,
         *,
         started: float,
-        traceparent: str | None = None,
-        tracestate: str | None = None,
+        headers: Iterable[tuple[bytes, bytes]] = (),
         api: Api = CHAT,
     ) -> GenerationSpan:
         """A door's span for a request rewritten to ``result`` (None: ``body`` went on as is).
 
-        ``started`` is the door's ``time.perf_counter()`` at the request's arrival. The
-        sampler decides first, on the ids alone: a span it leaves out costs neither the
+        ``started`` is the door's ``time.perf_counter()`` at the request's arrival; ``headers``
+        the request's raw pairs, whose ``traceparent``/``tracestate`` are read here, for both
+        doors (names in any case). The sampler decides first, on the ids alone: a span it leaves out costs neither the
         body's decoding nor its attributes.
         """
-        span = self._open(traceparent, tracestate)
+        span = self._open(*trace_context_of(headers))
         if span.sampled:
             fields = _fields(body if result is None else result.body)
             model, attributes = self._request_attributes(fields, api)
@@ -206,13 +206,12 @@ class Tracing:
         *,
         started: float,
         body: bytes | None = None,
-        traceparent: str | None = None,
-        tracestate: str | None = None,
+        headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
         """The span of a request we answered with ``error`` before sending it anywhere
         (``started``: the door's ``time.perf_counter()`` at its arrival; ``body``: the
         request's, when it was read, for what it said — model, user, prompt asked for)."""
-        span = self._open(traceparent, tracestate)
+        span = self._open(*trace_context_of(headers))
         if not span.sampled:
             return
         fields = _fields(body) if body is not None else {}
