@@ -187,8 +187,8 @@ class Tracing:
 
         ``started`` is the door's ``time.perf_counter()`` at the request's arrival; ``headers``
         the request's raw pairs, whose ``traceparent``/``tracestate`` are read here, for both
-        doors (names in any case). The sampler decides first, on the ids alone: a span it leaves out costs neither the
-        body's decoding nor its attributes.
+        doors (names in any case). The sampler decides first, on the ids alone: a span it
+        leaves out costs neither the body's decoding nor its attributes.
         """
         span = self._open(*trace_context_of(headers))
         if span.sampled:
