@@ -199,7 +199,7 @@ class PromptMiddleware(Door):
             return watch, scope, traced_send(send, watch)
         watch = AnswerWatch(started, span, api=api.name)
         # A span the sampler left out records nothing: the answer need not be shown to it.
-        return watch, scope, traced_send(send, watch) if span and span.sampled else send
+        return watch, scope, traced_send(send, watch) if span is not None and span.sampled else send
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_started = False

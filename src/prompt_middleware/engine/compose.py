@@ -105,13 +105,8 @@ class Composer:
         if model is not None:
             model = model.removeprefix(PROVIDER_PREFIX)
             output["model"] = model
-        if api.system_slot is None:  # chat completions: the messages are the conversation
-            output[api.conversation] = rendered.messages
-            replaced = None
-        elif api.write_messages(output, rendered.messages, fields):
-            replaced = api.system_slot
-        else:
-            replaced = None
+        wrote_system = api.write_messages(output, rendered.messages, fields)
+        replaced = api.system_slot if wrote_system else None
         if target.use_prompt_params:
             writes = plan.writes[api.name]
             if self._prompt_wins and not writes.members:
