@@ -594,25 +594,32 @@ async def experiment_metrics_case(
     experiment: Experiment, body: bytes, rounds: int, scale: float
 ) -> None:
     """The sidecar's metrics observing a managed hit answered by the app at once (a JSON
-    completion with usage, and a stream), with the experiment on the prompt and without:
-    the difference is what the per-variant series cost (README, "Dashboard")."""
+    completion with usage, and a stream), with the experiment on the prompt and without; the
+    same two without metrics. What the per-variant series cost (README, "Dashboard") is the
+    experiment's added cost with metrics less its added cost without them: the experiment's
+    own choice is not counted twice."""
     apps: dict[str, Any] = {}
     for kind, content_type, answer in (
         ("json", b"application/json", _COMPLETION),
         ("stream", b"text/event-stream", _STREAM),
     ):
         for name, experiments in (("none", ()), ("on it", (experiment,))):
-            apps[f"{kind} {name}"] = PromptMiddleware(
-                answering_app(content_type, answer),
-                Settings(default_store="mem", experiments=experiments),
-                stores={"mem": OneStore()},
-                observer=PrometheusMetrics(),
-            )
+            for observed in ("metrics", "bare"):
+                apps[f"{kind} {name} {observed}"] = PromptMiddleware(
+                    answering_app(content_type, answer),
+                    Settings(default_store="mem", experiments=experiments),
+                    stores={"mem": OneStore()},
+                    observer=PrometheusMetrics() if observed == "metrics" else None,
+                )
     costs = await warm_cpu_per_call(apps, body, rounds, scale)
     for kind, title in (("json", "JSON answer"), ("stream", "stream")):
-        base, cost = costs[f"{kind} none"], costs[f"{kind} on it"]
+        base, cost = costs[f"{kind} none metrics"], costs[f"{kind} on it metrics"]
+        choice = costs[f"{kind} on it bare"] - costs[f"{kind} none bare"]
         title = f"metrics, experiment on it: {title}"
-        print(f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}")
+        print(
+            f"{title:44} {'2 KB':>6} {us(cost)} {us(base)} {us(cost - base)}"
+            f"   (per-variant series: {(cost - base - choice) * 1e6:4.1f})"
+        )
 
 
 class Nowhere:

@@ -9,7 +9,8 @@ request is in an experiment, and at the end hands what it read to both.
 The times are the request's: from its arrival at the door (``started``) until the upstream's
 response headers (told by the forwarder, :meth:`AnswerWatch.upstream_answered`), the first
 non-empty text delta of a stream, and the answer's last byte. The door's send wrapper
-(:func:`~prompt_middleware.tracing.traced_send`) shows it each message after it went out.
+(:func:`watched_send`, or one of its own) shows it each message after it went out
+(:meth:`AnswerWatch.show`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import time
 from typing import Final
 
 import structlog
+from starlette.types import Message, Send
 
 from prompt_middleware.observe import ExperimentAnswer, Observer
+from prompt_middleware.tracing import content_type_of
 from prompt_middleware.tracing.answer import AnswerReader, reader_for
 from prompt_middleware.tracing.span import GenerationSpan
 
-__all__ = ["AnswerWatch"]
+__all__ = ["AnswerWatch", "watched_send"]
 
 logger = structlog.get_logger(__name__)
 
@@ -76,23 +79,37 @@ class AnswerWatch:
         """The upstream's response headers arrived ``seconds`` after it was called."""
         self._upstream_seconds = seconds
 
-    def response_start(self, status: int, content_type: bytes | str | None) -> None:
-        """The answer's status and content type, as they went out."""
+    @property
+    def wants_answer(self) -> bool:
+        """Whether the answer is to be shown to the watch (:meth:`show`): its span records it,
+        or its experiment is measured. A span the sampler left out records nothing."""
+        return self._observer is not None or (self.span is not None and self.span.sampled)
+
+    def show(self, message: Message) -> None:
+        """A message of the answer, once it went to the client: its start (status, content
+        type), a chunk of its body, and with the last one the end (:meth:`end`)."""
+        if message["type"] == "http.response.body":
+            reader = self._reader
+            if reader is not None:
+                chunk = message.get("body", b"")
+                if chunk:
+                    try:
+                        reader.feed(chunk)
+                    except Exception:  # reading must never break an answer: stop reading it
+                        logger.exception("answer_unreadable")
+                        self._reader = None
+            if not message.get("more_body", False):
+                self.end()
+        elif message["type"] == "http.response.start":
+            self._answer_started(message["status"], content_type_of(message.get("headers", ())))
+
+    def _answer_started(self, status: int, content_type: bytes | None) -> None:
         self._status = status
         span = self.span
         traced = span is not None and span.answer_wanted(status)
         if traced or (self._observer is not None and status < _ERROR_STATUS):
             content = traced and span is not None and span.content
             self._reader = reader_for(content_type, content=content, api=self._api)
-
-    def response_chunk(self, chunk: bytes) -> None:
-        """A chunk of the answer's body, once it went to the client."""
-        if self._reader is not None and chunk:
-            try:
-                self._reader.feed(chunk)
-            except Exception:  # reading must never break an answer: stop reading this one
-                logger.exception("answer_unreadable")
-                self._reader = None
 
     def fail(self, error_type: str, message: str | None = None) -> None:
         """Mark the span as failed with our error code and message (they win over a status)."""
@@ -129,3 +146,17 @@ class AnswerWatch:
                     None if usage is None else usage.completion_tokens,
                 )
             )
+
+
+def watched_send(send: Send, watch: AnswerWatch) -> Send:
+    """``send`` that shows ``watch`` each message once it has gone out.
+
+    The watch ends with the last body message. The caller still ends it in a ``finally``
+    (a no-op after that): an app that fails, or a client that leaves, sends no last message.
+    """
+
+    async def send_watched(message: Message) -> None:
+        await send(message)  # first: reading the answer never holds a byte of it up
+        watch.show(message)
+
+    return send_watched

@@ -51,6 +51,7 @@ WATCH_SCOPE_KEY: Final = "prompt_middleware.watch"
 #: Headers that describe the body: replaced when the body is.
 BODY_HEADERS: Final = frozenset({b"content-length", b"transfer-encoding"})
 _TRACE_HEADERS: Final = frozenset(name.encode("ascii") for name in TRACE_HEADERS)
+_BODY_AND_TRACE_HEADERS: Final = BODY_HEADERS | _TRACE_HEADERS
 
 
 class Upstream(msgspec.Struct, frozen=True):
@@ -94,10 +95,16 @@ class BodyForwarder(Protocol):
 
 
 def with_handoff(scope: Scope, handoff: HandOff) -> Scope:
-    """``scope`` for a plain ASGI app: the new body's length, the upstream and waited keys."""
-    headers = [(k, v) for k, v in scope["headers"] if k not in BODY_HEADERS]
+    """``scope`` for a plain ASGI app: the new body's length, the upstream and waited keys,
+    and with a span what :func:`with_trace` adds (one copy of the scope for both)."""
+    span = handoff.trace
+    dropped = BODY_HEADERS if span is None else _BODY_AND_TRACE_HEADERS
+    headers = [(k, v) for k, v in scope["headers"] if k not in dropped]
     headers.append((b"content-length", b"%d" % len(handoff.body)))
     rewritten = {**scope, "headers": headers}
+    if span is not None:
+        headers += span.trace_header_items()
+        rewritten[TRACE_SCOPE_KEY] = span
     if handoff.upstream is not None:
         rewritten[UPSTREAM_SCOPE_KEY] = handoff.upstream
     if handoff.waited:

@@ -9,7 +9,7 @@ from functools import partial
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from prompt_middleware.answer_watch import AnswerWatch
+from prompt_middleware.answer_watch import AnswerWatch, watched_send
 from prompt_middleware.apis import COUNT_TOKENS_SUFFIX, Api, api_for_path
 from prompt_middleware.asgi import serve_lifespan
 from prompt_middleware.body import read_body
@@ -28,7 +28,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import passed_on_is_reported, report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import Tracing, traced_send
+from prompt_middleware.tracing import Tracing
 
 __all__ = ["PromptMiddleware"]
 
@@ -128,26 +128,34 @@ class PromptMiddleware(Door):
             return
 
         overhead = time.perf_counter() - started
-        watch = None
+        watch = shown = None  # shown: the watch, when it is shown the answer
         if self._tracing is not None or _in_experiment(result, self._observer):
-            watch, scope, send = self._watched(scope, send, body, result, started, api)
+            watch = self._watched(scope, body, result, started, api)
+            if result is None and watch.span is not None and self._forwarder is None:
+                scope = with_trace(scope, watch.span)  # a managed request's: with_handoff
+            if watch.wants_answer:
+                shown = watch
         try:  # free in CPython 3.11+ unless something raises
             if self._forwarder is not None:
                 handoff = _handoff(body, result, overhead, watch)
+                if shown is not None:
+                    send = watched_send(send, shown)
                 status = await self._forwarder.forward_body(scope, handoff, receive, send)
-            elif result is None and not passed_on_is_reported(self._observer):
+            elif result is None and shown is None and not passed_on_is_reported(self._observer):
                 await self.app(scope, _replay(body, receive), send)  # no status to keep
                 return
             else:
                 answered = [0]
                 if result is None:
-                    await self.app(scope, _replay(body, receive), _record_status(send, answered))
+                    await self.app(
+                        scope, _replay(body, receive), _record_status(send, answered, shown)
+                    )
                 else:
                     handoff = _handoff(body, result, overhead, watch)
                     await self.app(
                         with_handoff(scope, handoff),
                         _replay(handoff.body, receive),
-                        _add_headers(send, handoff.response_headers, answered),
+                        _add_headers(send, handoff.response_headers, answered, shown),
                     )
                 status = answered[0]
         except Exception as exc:
@@ -170,25 +178,22 @@ class PromptMiddleware(Door):
     def _watched(
         self,
         scope: Scope,
-        send: Send,
         body: bytes,
         result: RewriteResult | None,
         started: float,
         api: Api,
-    ) -> tuple[AnswerWatch, Scope, Send]:
-        """The request's answer watch (its span, with traces on; its experiment's metrics),
-        and the scope and send to pass on: ``send`` shows the watch the answer; a plain app's
-        scope carries the span's ``traceparent`` (the forwarder writes it into its upstream
-        headers itself, from the hand-off)."""
+    ) -> AnswerWatch:
+        """The request's answer watch: its span, with traces on; its experiment's metrics.
+        The span's ``traceparent`` goes upstream in the scope a plain app gets
+        (:func:`with_handoff`, :func:`with_trace`) or in the forwarder's upstream headers
+        (from the hand-off)."""
         span = None
         if self._tracing is not None:
             span = self._tracing.start_request(
                 result, body, started=started, headers=scope["headers"], api=api
             )
-            if self._forwarder is None:
-                scope = with_trace(scope, span)
         if self._observer is not None and result is not None and result.variant_name is not None:
-            watch = AnswerWatch(
+            return AnswerWatch(
                 started,
                 span,
                 observer=self._observer,
@@ -196,10 +201,7 @@ class PromptMiddleware(Door):
                 variant=result.variant_name,
                 api=api.name,
             )
-            return watch, scope, traced_send(send, watch)
-        watch = AnswerWatch(started, span, api=api.name)
-        # A span the sampler left out records nothing: the answer need not be shown to it.
-        return watch, scope, traced_send(send, watch) if span is not None and span.sampled else send
+        return AnswerWatch(started, span, api=api.name)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_started = False
@@ -303,20 +305,32 @@ def _handoff(
     )
 
 
-def _add_headers(send: Send, extra: Sequence[tuple[bytes, bytes]], status: list[int]) -> Send:
+def _add_headers(
+    send: Send,
+    extra: Sequence[tuple[bytes, bytes]],
+    status: list[int],
+    watch: AnswerWatch | None,
+) -> Send:
+    """``send`` that adds ``extra`` to the answer's headers, keeps its status, and shows the
+    answer to ``watch`` once each message has gone out (one wrapper for the three)."""
+
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             status[0] = message["status"]
             message = {**message, "headers": [*message.get("headers", ()), *extra]}
         await send(message)
+        if watch is not None:
+            watch.show(message)
 
     return send_with_headers
 
 
-def _record_status(send: Send, status: list[int]) -> Send:
+def _record_status(send: Send, status: list[int], watch: AnswerWatch | None) -> Send:
     async def recording_send(message: Message) -> None:
         if message["type"] == "http.response.start":
             status[0] = message["status"]
         await send(message)
+        if watch is not None:
+            watch.show(message)
 
     return recording_send

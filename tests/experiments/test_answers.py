@@ -184,15 +184,15 @@ def test_a_long_stream_is_read_only_where_it_says_something_wanted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without content, once the model and the first text are known, a chunk of whole events
-    with no usage object is not read line by line; the usage chunk still is."""
-    read: list[int] = []
-    lines = StreamAnswerReader._lines
+    with no usage object is not decoded; the usage chunk still is."""
+    read: list[bytes] = []
+    decoded = StreamAnswerReader._read_event
 
-    def counting(self: StreamAnswerReader, chunk_lines: list[bytes]) -> None:
-        read.append(len(chunk_lines))
-        lines(self, chunk_lines)
+    def counting(self: StreamAnswerReader, event: bytes) -> None:
+        decoded(self, event)
+        read.append(event)  # read: it was one event, and decoded
 
-    monkeypatch.setattr(StreamAnswerReader, "_lines", counting)
+    monkeypatch.setattr(StreamAnswerReader, "_read_event", counting)
     reader = StreamAnswerReader(content=False)
     role = {"index": 0, "delta": {"role": "assistant", "content": ""}}
     head = {"id": "c", "model": "m", "usage": None}

@@ -151,6 +151,35 @@ def test_an_event_of_several_data_lines_split_anywhere() -> None:
         assert _read_stream([stream[:offset], stream[offset:]]) == expected, offset
 
 
+@pytest.mark.parametrize("content", [True, False])
+def test_a_stream_fed_in_whole_events_reads_the_same_however_they_are_grouped(
+    content: bool,
+) -> None:
+    # Upstreams send an event per chunk (read without splitting lines), or several at once.
+    events = [event + b"\n\n" for event in STREAM[:-2].split(b"\n\n")]
+    expected = (
+        STREAM_ANSWER
+        if content
+        else Answer(
+            model=STREAM_ANSWER.model,
+            response_id=STREAM_ANSWER.response_id,
+            usage=STREAM_ANSWER.usage,
+        )
+    )
+    assert _read_stream(events, content=content) == expected
+    for cut in range(1, len(events)):
+        pieces = [b"".join(events[:cut]), b"".join(events[cut:])]
+        assert _read_stream(pieces, content=content) == expected, cut
+
+
+def test_an_event_of_several_data_lines_in_one_chunk() -> None:
+    event = json.dumps({"model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
+    for head in ("", "event: message\n"):
+        chunk = f"{head}data: {event[:10]}\ndata: {event[10:]}\n\n".encode()
+        expected = Answer(model="m", usage=Usage(prompt_tokens=1, completion_tokens=2))
+        assert _read_stream([chunk]) == expected, head
+
+
 def test_without_content_only_the_model_and_usage_events_are_read() -> None:
     answer = _read_stream([STREAM], content=False)
     assert answer.output is None

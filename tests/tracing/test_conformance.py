@@ -21,9 +21,10 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from prompt_middleware.answer_watch import AnswerWatch, watched_send
 from prompt_middleware.errors import PromptNotFound
 from prompt_middleware.request import decode_body
-from prompt_middleware.tracing import PromptLink, SpanRecord, traced_send
+from prompt_middleware.tracing import PromptLink, SpanRecord
 from prompt_middleware.tracing.otlp_json import JsonEncoder
 from prompt_middleware.tracing.otlp_protobuf import ProtobufEncoder
 from prompt_middleware.tracing.setup import INSTRUMENTATION_NAME, resource_of
@@ -61,7 +62,7 @@ async def _answer(memory: MemoryTracing, status: int, content_type: bytes, body:
     async def client(message: object) -> None:
         pass
 
-    send = traced_send(client, span)
+    send = watched_send(client, AnswerWatch(0.0, span))
     await send(
         {
             "type": "http.response.start",

@@ -21,12 +21,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.types import Message
 from structlog.testing import capture_logs
 
+from prompt_middleware.answer_watch import AnswerWatch, watched_send
 from prompt_middleware.cache import CacheStatus
 from prompt_middleware.engine import RewriteResult
 from prompt_middleware.errors import PromptNotFound
 from prompt_middleware.prompts import Prompt
 from prompt_middleware.request import decode_body
-from prompt_middleware.tracing import GenerationSpan, PromptLink, TracedStream, traced_send
+from prompt_middleware.tracing import GenerationSpan, PromptLink, TracedStream
 from prompt_middleware.tracing.answer import StreamAnswerReader
 from prompt_middleware.tracing.context import parent_of
 from tests.tracing.conftest import MemoryTracing
@@ -56,7 +57,7 @@ async def _send_answer(
     async def client_send(message: Message) -> None:
         sent.append(message)
 
-    send = traced_send(client_send, span)
+    send = watched_send(client_send, AnswerWatch(0.0, span))
     await send(
         {
             "type": "http.response.start",
@@ -218,7 +219,7 @@ async def test_end_is_idempotent_and_a_client_that_left_still_ends_the_span(
     async def gone(message: Message) -> None:
         raise OSError("client went away")
 
-    send = traced_send(gone, span)
+    send = watched_send(gone, AnswerWatch(0.0, span))
     with pytest.raises(OSError, match="went away"):
         await send({"type": "http.response.start", "status": 200, "headers": []})
     span.end()  # the door's finally
@@ -313,7 +314,7 @@ async def test_a_reader_that_fails_never_breaks_the_answer(
     with capture_logs() as logs:
         sent = await _send_answer(span, 200, b"text/event-stream", [STREAM[:10], STREAM[10:]])
     assert b"".join(m.get("body", b"") for m in sent) == STREAM
-    assert [log["event"] for log in logs] == ["trace_answer_unreadable"]
+    assert [log["event"] for log in logs] == ["answer_unreadable"]
     finished = memory.only_span()
     assert "gen_ai.usage.input_tokens" not in dict(finished.attributes or {})
 

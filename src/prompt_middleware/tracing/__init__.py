@@ -2,13 +2,13 @@
 
 ``Tracing`` owns the spans of one door and their export; ``GenerationSpan`` is one request's
 span, and ``SpanRecord`` what it leaves once ended, encoded as OTLP on the export side;
-``traced_send`` (ASGI) and ``TracedStream`` (httpx2, httpx) show a span the answer as it
-passes.
+``TracedStream`` (httpx2, httpx) shows a span the answer as it passes (the ASGI doors show
+it through their :class:`~prompt_middleware.answer_watch.AnswerWatch`).
 README, "Traces", describes the settings and every attribute.
 """
 
 from prompt_middleware.tracing.answer import Answer, Usage
-from prompt_middleware.tracing.asgi import content_type_of, traced_send
+from prompt_middleware.tracing.asgi import content_type_of
 from prompt_middleware.tracing.attributes import PromptLink
 from prompt_middleware.tracing.batches import BatchSettings, SpanExporter
 from prompt_middleware.tracing.context import TRACE_HEADERS, trace_context_of
@@ -36,5 +36,4 @@ __all__ = [
     "content_type_of",
     "parse_trace_mode",
     "trace_context_of",
-    "traced_send",
 ]

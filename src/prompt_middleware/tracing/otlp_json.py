@@ -3,7 +3,10 @@
 The OTLP specification's JSON encoding of protobuf: lowerCamelCase field names, trace and span
 ids as hex strings (not base64), 64-bit integers as decimal strings, enums as integers. The
 resource and the instrumentation scope are encoded once, when the encoder is made, and each
-batch is written between them; a span costs a few dictionaries and msgspec's encoder.
+batch is written between them. A span is written straight as bytes: its fixed fields through
+one template, strings through msgspec's encoder (which escapes them), and the attribute pairs
+that repeat from span to span (the operation, the model, the prompt, the user) from the
+encodings kept of them; no dictionary is built per span.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import msgspec
 
 from prompt_middleware.tracing.record import AttributeValue, SpanRecord
 
-__all__ = ["JSON_CONTENT_TYPE", "JsonEncoder", "any_value"]
+__all__ = ["JSON_CONTENT_TYPE", "JsonEncoder", "attributes_json", "span_json", "value_json"]
 
 JSON_CONTENT_TYPE: Final = "application/json"
 CLIENT_KIND: Final = 3  # SPAN_KIND_CLIENT
@@ -26,7 +29,14 @@ FLAGS_LOCAL_PARENT: Final = 0x100
 FLAGS_REMOTE_PARENT: Final = 0x300
 
 _encode: Final = msgspec.json.Encoder().encode
-_UNSET_STATUS: Final[dict[str, Any]] = {}
+_SPAN: Final = (
+    b'{"traceId":"%032x","spanId":"%016x",%b"name":%b,"kind":'
+    + str(CLIENT_KIND).encode()
+    + b',"startTimeUnixNano":"%d","endTimeUnixNano":"%d","attributes":[%b],"status":%b,'
+    b'"flags":%d}'
+)
+_UNSET_STATUS: Final = b"{}"
+_ERROR_STATUS: Final = b'{"code":' + str(ERROR_CODE).encode() + b',"message":%b}'
 #: Attribute pairs kept encoded, shared by the export threads (a dict's get and set are
 #: atomic under the interpreter lock): short values, a bounded number of them.
 _LONGEST_KEPT: Final = 128
@@ -35,8 +45,9 @@ _MOST_KEPT: Final = 4096
 _UNIQUE: Final = frozenset(
     {"gen_ai.response.id", "langfuse.observation.input", "langfuse.observation.output"}
 )
-_known_pairs: dict[tuple[str, AttributeValue], msgspec.Raw] = {}
-_known_numbers: dict[tuple[str, type, AttributeValue], msgspec.Raw] = {}
+_known_pairs: dict[tuple[str, AttributeValue], bytes] = {}
+_known_numbers: dict[tuple[str, type, AttributeValue], bytes] = {}
+_key_heads: dict[str, bytes] = {}
 
 
 class JsonEncoder:
@@ -47,15 +58,14 @@ class JsonEncoder:
     def __init__(
         self, resource: Mapping[str, AttributeValue], scope_name: str, scope_version: str
     ) -> None:
-        resource_json = _encode({"attributes": attributes(resource)})
+        resource_json = b'{"attributes":[' + attributes_json(resource) + b"]}"
         scope_json = _encode({"name": scope_name, "version": scope_version})
         self._head = (
             (b'{"resourceSpans":[{"resource":' + resource_json + b',"scopeSpans":[{"scope":')
             + scope_json
-            + b',"spans":'
+            + b',"spans":['
         )
-        self._tail = b"}]}]}"
-        self._encoder = msgspec.json.Encoder()
+        self._tail = b"]}]}]}"
         # One buffer for every batch, written in place: a batch is a megabyte or so, and a new
         # one each time costs more in fresh memory pages than the encoding itself.
         self._buffer = bytearray()
@@ -64,94 +74,104 @@ class JsonEncoder:
         """The body of one export. The same buffer is returned every time: send it before
         encoding the next batch (the export thread does)."""
         buffer = self._buffer
-        head = self._head
-        buffer[:] = head
-        self._encoder.encode_into([span(record) for record in records], buffer, len(head))
+        buffer[:] = self._head
+        for record in records:
+            buffer += span_json(record)
+            buffer += b","
+        if records:
+            del buffer[-1]  # the last comma
         buffer += self._tail
         return buffer
 
 
-def span(record: SpanRecord) -> dict[str, Any]:
+def span_json(record: SpanRecord) -> bytes:
     """One span as OTLP/JSON's ``Span`` object."""
-    encoded: dict[str, Any] = {
-        "traceId": f"{record.trace_id:032x}",
-        "spanId": f"{record.span_id:016x}",
-        "name": record.name,
-        "kind": CLIENT_KIND,
-        "startTimeUnixNano": str(record.start_ns),
-        "endTimeUnixNano": str(record.end_ns),
-        "attributes": attributes(record.attributes),
-        "status": (
-            {"code": ERROR_CODE, "message": record.status_message}
-            if record.error
-            else _UNSET_STATUS
-        ),
-        "flags": FLAGS_REMOTE_PARENT if record.parent_is_remote else FLAGS_LOCAL_PARENT,
-    }
-    if record.parent_span_id:
-        encoded["parentSpanId"] = f"{record.parent_span_id:016x}"
+    parent = b'"parentSpanId":"%016x",' % record.parent_span_id if record.parent_span_id else b""
     if record.trace_state:
-        encoded["traceState"] = record.trace_state
-    return encoded
+        parent += b'"traceState":' + _encode(record.trace_state) + b","
+    return _SPAN % (
+        record.trace_id,
+        record.span_id,
+        parent,
+        _encode(record.name),
+        record.start_ns,
+        record.end_ns,
+        attributes_json(record.attributes),
+        _ERROR_STATUS % _encode(record.status_message) if record.error else _UNSET_STATUS,
+        FLAGS_REMOTE_PARENT if record.parent_is_remote else FLAGS_LOCAL_PARENT,
+    )
 
 
-def attributes(values: Mapping[str, AttributeValue]) -> list[Any]:
-    """OTLP/JSON's ``KeyValue`` list. Most pairs repeat from span to span (the operation,
-    the model, the prompt's name, version, store and label, the user): each is encoded once
-    and kept as raw JSON, so a batch of similar spans costs a lookup per pair."""
+def attributes_json(values: Mapping[str, AttributeValue]) -> bytes:
+    """OTLP/JSON's ``KeyValue`` list, without its brackets. Most pairs repeat from span to
+    span: each is encoded once and kept, so a batch of similar spans costs a lookup per pair."""
     known = _known_pairs
-    return [
-        (known.get(item) or _pair(item))
-        if type(item[1]) is str and item[0] not in _UNIQUE
-        else _pair(item)
-        for item in values.items()
-    ]
+    return b",".join(
+        [
+            (known.get(item) or _pair(item))
+            if type(item[1]) is str and item[0] not in _UNIQUE
+            else _pair(item)
+            for item in values.items()
+        ]
+    )
 
 
-def _pair(item: tuple[str, AttributeValue]) -> Any:
+def _pair(item: tuple[str, AttributeValue]) -> bytes:
     """One ``KeyValue``: kept encoded when it is likely to repeat."""
     key, value = item
     kind = type(value)
     if kind is str:
         if key in _UNIQUE or len(value) > _LONGEST_KEPT:  # type: ignore[arg-type]
-            return {"key": key, "value": {"stringValue": value}}
+            return _key_head(key) + b'{"stringValue":' + _encode(value) + b"}}"
         # Only strings are kept under (key, value): a number never equals a string, where
         # True == 1 == 1.0 would find one another's encoding.
         return _keep(_known_pairs, item)
     if kind is int or kind is float or kind is bool:
         typed = (key, kind, value)
         return _known_numbers.get(typed) or _keep(_known_numbers, typed)
-    return {"key": key, "value": any_value(value)}
+    return _key_head(key) + value_json(value) + b"}"
 
 
-def _keep(kept: dict[Any, msgspec.Raw], cache_key: tuple[Any, ...]) -> msgspec.Raw:
-    pair = msgspec.Raw(_encode({"key": cache_key[0], "value": any_value(cache_key[-1])}))
+def _keep(kept: dict[Any, bytes], cache_key: tuple[Any, ...]) -> bytes:
+    key = cache_key[0]
+    pair = _key_head(key) + value_json(cache_key[-1]) + b"}"
     if len(kept) >= _MOST_KEPT:
         kept.clear()  # bounded: a flood of distinct values starts afresh
     kept[cache_key] = pair
     return pair
 
 
-def any_value(value: AttributeValue) -> dict[str, Any]:
+def _key_head(key: str) -> bytes:
+    """``{"key":<key>,"value":`` (the keys are a few dozen names)."""
+    head = _key_heads.get(key)
+    if head is None:
+        if len(_key_heads) >= _MOST_KEPT:
+            _key_heads.clear()
+        head = _key_heads[key] = b'{"key":' + _encode(key) + b',"value":'
+    return head
+
+
+def value_json(value: AttributeValue) -> bytes:
     """An attribute value as OTLP/JSON's ``AnyValue``."""
     kind = type(value)  # the exact type first: the usual values, at the least cost
     if kind is str:
-        return {"stringValue": value}
+        return b'{"stringValue":' + _encode(value) + b"}"
     if kind is int:
-        return {"intValue": str(value)}  # int64: a decimal string
+        return b'{"intValue":"%d"}' % value  # type: ignore[str-format]  # int64: a decimal string
     if kind is bool:
-        return {"boolValue": value}
+        return b'{"boolValue":true}' if value else b'{"boolValue":false}'
     if kind is float:
-        return {"doubleValue": _double(value)}  # type: ignore[arg-type]
+        return b'{"doubleValue":' + _encode(_double(value)) + b"}"  # type: ignore[arg-type]
     if isinstance(value, bool):
-        return {"boolValue": bool(value)}
+        return value_json(bool(value))
     if isinstance(value, str):
-        return {"stringValue": str(value)}
+        return value_json(str(value))
     if isinstance(value, int):
-        return {"intValue": str(int(value))}
+        return value_json(int(value))
     if isinstance(value, float):
-        return {"doubleValue": _double(float(value))}
-    return {"arrayValue": {"values": [any_value(item) for item in value]}}
+        return value_json(float(value))
+    items = b",".join([value_json(item) for item in value])
+    return b'{"arrayValue":{"values":[' + items + b"]}}"
 
 
 def _double(value: float) -> float | str:

@@ -54,6 +54,8 @@ __all__ = [
     "reader_for",
 ]
 
+_EVENT_STREAM: Final = b"text/event-stream"
+
 # Each API's readers, by the API's name (``apis/``): (JSON answer, event stream).
 _READERS: Final[dict[str, tuple[type[JsonAnswerReader], type[StreamAnswerReader]]]] = {
     "chat": (JsonAnswerReader, StreamAnswerReader),
@@ -69,7 +71,9 @@ def reader_for(
     the API named ``api``."""
     if isinstance(content_type, str):
         content_type = content_type.encode("latin-1")
-    json_reader, stream_reader = _READERS.get(api, _READERS["chat"])
-    if content_type is not None and content_type.lower().startswith(b"text/event-stream"):
+    json_reader, stream_reader = _READERS.get(api) or _READERS["chat"]
+    if content_type is not None and (
+        content_type.startswith(_EVENT_STREAM) or content_type.lower().startswith(_EVENT_STREAM)
+    ):
         return stream_reader(content=content)
     return json_reader(content=content)

@@ -102,8 +102,6 @@ class _Chunk(msgspec.Struct):
 
 _chunk_decoder: Final = msgspec.json.Decoder(_Chunk)
 _DONE: Final = b"[DONE]"
-_USAGE_KEY: Final = b'"usage"'
-_BEFORE_VALUE: Final = b" \t\r\n:"
 _USAGE_OBJECT: Final = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*\{')
 
 
@@ -119,6 +117,7 @@ class StreamAnswerReader(AnswerReader):
         "_partial",
         "_partial_size",
         "_response_id",
+        "_settled",
         "_skipping_line",
         "_text",
         "_text_size",
@@ -129,6 +128,7 @@ class StreamAnswerReader(AnswerReader):
     def __init__(self, *, content: bool) -> None:
         self._content = content
         self.first_text_at: float | None = None
+        self._settled = False  # see _settle
         self._partial: list[bytes] = []  # the start of a line whose end has not arrived
         self._partial_size = 0
         self._skipping_line = False  # the rest of an over-long line is ignored
@@ -142,19 +142,17 @@ class StreamAnswerReader(AnswerReader):
         self._text_size = 0
 
     def feed(self, chunk: bytes) -> None:
-        if chunk.endswith(b"\n") and not (self._partial or self._skipping_line or self._after_cr):
-            # The usual chunk: whole events, nothing held. Once only a usage object is still
-            # wanted, a chunk of whole events that has none is not read at all (a long stream
-            # costs a search per chunk, not a microsecond per event).
-            if (
-                not self._content
-                and self.first_text_at is not None
-                and self._model is not None
-                and not self._data_size
-                and chunk.endswith(b"\n\n")
-                and _USAGE_OBJECT.search(chunk) is None
-            ):
-                return
+        if chunk.endswith(b"\n") and not (
+            self._partial or self._skipping_line or self._after_cr or self._data_size
+        ):
+            # The usual chunk: whole events, nothing held.
+            if chunk.endswith(b"\n\n"):
+                # Once settled, a chunk that says nothing the reader still wants is not read
+                # at all: a long stream costs a search per chunk, not a microsecond per event.
+                if (self._settled or self._settle()) and not self._matters(chunk):
+                    return
+                if self._read_lone_event(chunk):
+                    return
             self._lines(chunk.splitlines())
             return
         if self._after_cr and chunk.startswith(b"\n"):
@@ -229,29 +227,52 @@ class StreamAnswerReader(AnswerReader):
         self._data, self._data_size = [], 0
         if not data or too_large:
             return
-        event = data[0] if len(data) == 1 else b"\n".join(data)
-        if event == _DONE or not self._wanted(event):
+        self._event(data[0] if len(data) == 1 else b"\n".join(data))
+
+    def _event(self, event: bytes) -> None:
+        if event == _DONE or ((self._settled or self._settle()) and not self._matters(event)):
             return
         try:
             self._read_event(event)
         except msgspec.DecodeError:
             return
 
-    def _read_event(self, event: bytes) -> None:
-        self._read(_chunk_decoder.decode(event))
+    def _read_lone_event(self, chunk: bytes) -> bool:
+        """Read a chunk of whole events as one event of one ``data:`` line (after an
+        ``event:`` line or not), as upstreams send them, without splitting it into lines;
+        False when it is not one (its JSON does not end where the chunk does)."""
+        if chunk.startswith(b"data: "):
+            event = chunk[6:-2]
+        elif chunk.startswith(b"event:"):
+            at = chunk.find(b"\ndata: ")
+            if at < 0:
+                return False
+            event = chunk[at + 7 : -2]
+        else:
+            return False
+        if event == _DONE:
+            return True
+        try:
+            self._read_event(event)
+        except msgspec.DecodeError:
+            return False  # more than one event, or one of several lines: read line by line
+        return True
 
-    def _wanted(self, event: bytes) -> bool:
-        # Decoding every event costs a microsecond each: without content, only the first
-        # (the model), those up to the first text, and the one whose usage is an object (not
-        # the null of the others).
-        return (
-            self._content
-            or self.first_text_at is None
-            or self._model is None
-            or _carries_usage(event)
+    def _settle(self) -> bool:
+        # Decoding every event costs a microsecond each. Without content, once the model and
+        # the first text are known, only the events that carry usage are still read.
+        self._settled = (
+            not self._content and self.first_text_at is not None and self._model is not None
         )
+        return self._settled
 
-    def _read(self, chunk: _Chunk) -> None:
+    def _matters(self, events: bytes) -> bool:
+        """Whether these whole events may say something a settled reader wants (its API's
+        usage); False only when none of them can."""
+        return _USAGE_OBJECT.search(events) is not None
+
+    def _read_event(self, event: bytes) -> None:
+        chunk = _chunk_decoder.decode(event)
         if self._model is None and chunk.model:
             self._model = chunk.model
         if self._response_id is None and chunk.id:
@@ -269,22 +290,9 @@ class StreamAnswerReader(AnswerReader):
         if self.first_text_at is None:
             self.first_text_at = time.perf_counter()
         if self._content:
-            self._keep_text(text)
-
-    def _keep_text(self, text: str) -> None:
-        room = MAX_OUTPUT_CHARS - self._text_size
-        if room <= 0:
-            return
-        if len(text) > room:
-            text = text[:room]
-        self._text.append(text)
-        self._text_size += len(text)
-
-
-def _carries_usage(event: bytes) -> bool:
-    """Whether ``"usage"`` in the event is followed by an object (the key is near the end)."""
-    at = event.rfind(_USAGE_KEY)
-    if at < 0:
-        return False
-    rest = event[at + len(_USAGE_KEY) : at + len(_USAGE_KEY) + 16].lstrip(_BEFORE_VALUE)
-    return rest.startswith(b"{")
+            room = MAX_OUTPUT_CHARS - self._text_size
+            if room > 0:
+                if len(text) > room:
+                    text = text[:room]
+                self._text.append(text)
+                self._text_size += len(text)

@@ -64,9 +64,9 @@ class MessagesStreamReader(StreamAnswerReader):
 
     __slots__ = ()
 
-    def _wanted(self, event: bytes) -> bool:
-        # Without content: up to the first text, then only message_start and message_delta.
-        return self._content or self.first_text_at is None or b'"message_' in event
+    def _matters(self, events: bytes) -> bool:
+        # Once settled: only message_start and message_delta (they carry usage).
+        return b'"message_' in events
 
     def _read_event(self, event: bytes) -> None:
         decoded = _message_event_decoder.decode(event)

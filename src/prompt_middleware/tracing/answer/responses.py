@@ -76,9 +76,9 @@ class ResponsesStreamReader(StreamAnswerReader):
 
     __slots__ = ()
 
-    def _wanted(self, event: bytes) -> bool:
-        # Without content: up to the first text, then only created and completed.
-        return self._content or self.first_text_at is None or b'"response.c' in event
+    def _matters(self, events: bytes) -> bool:
+        # Once settled: only created and completed (they carry the response).
+        return b'"response.c' in events
 
     def _read_event(self, event: bytes) -> None:
         decoded = _response_event_decoder.decode(event)
