@@ -74,9 +74,10 @@ async def test_a_quick_answer_starts_no_watcher(
             assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
         queue = forwarder._watching  # private: the queue under test has no public view
         assert queue is not None
-        # Each exchange waits in the queue, marked over: when it falls due, it is skipped.
+        # Each exchange waits in the queue, held weakly: one that is over is freed at once,
+        # with its scope, body and span (when it falls due, it is skipped).
         assert len(queue) == 3
-        assert all(exchange.over for _, exchange in queue._pending)
+        assert all(exchange() is None for _, exchange in queue._pending)
     assert watched == []
     assert len(queue) == 0  # closing the forwarder dropped them and their timer
 
