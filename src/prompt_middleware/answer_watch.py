@@ -79,12 +79,6 @@ class AnswerWatch:
         """The upstream's response headers arrived ``seconds`` after it was called."""
         self._upstream_seconds = seconds
 
-    @property
-    def wants_answer(self) -> bool:
-        """Whether the answer is to be shown to the watch (:meth:`show`): its span records it,
-        or its experiment is measured. A span the sampler left out records nothing."""
-        return self._observer is not None or (self.span is not None and self.span.sampled)
-
     def show(self, message: Message) -> None:
         """A message of the answer, once it went to the client: its start (status, content
         type), a chunk of its body, and with the last one the end (:meth:`end`)."""

@@ -28,7 +28,7 @@ from prompt_middleware.observe import Observer
 from prompt_middleware.report import passed_on_is_reported, report_request
 from prompt_middleware.settings import Settings
 from prompt_middleware.stores.base import PromptStore
-from prompt_middleware.tracing import Tracing
+from prompt_middleware.tracing import GenerationSpan, Tracing
 
 __all__ = ["PromptMiddleware"]
 
@@ -128,34 +128,37 @@ class PromptMiddleware(Door):
             return
 
         overhead = time.perf_counter() - started
-        watch = shown = None  # shown: the watch, when it is shown the answer
-        if self._tracing is not None or _in_experiment(result, self._observer):
-            watch = self._watched(scope, body, result, started, api)
-            if result is None and watch.span is not None and self._forwarder is None:
-                scope = with_trace(scope, watch.span)  # a managed request's: with_handoff
-            if watch.wants_answer:
-                shown = watch
+        span = watch = None
+        if self._tracing is not None:
+            span = self._tracing.start_request(
+                result, body, started=started, headers=scope["headers"], api=api
+            )
+            if result is None and self._forwarder is None:
+                scope = with_trace(scope, span)  # a managed request's: in with_handoff's copy
+        measured = _in_experiment(result, self._observer)
+        if measured or (span is not None and span.sampled):  # a left-out span records nothing
+            watch = self._watch(span, result if measured else None, started, api)
         try:  # free in CPython 3.11+ unless something raises
             if self._forwarder is not None:
-                handoff = _handoff(body, result, overhead, watch)
-                if shown is not None:
-                    send = watched_send(send, shown)
+                handoff = _handoff(body, result, overhead, span, watch)
+                if watch is not None:
+                    send = watched_send(send, watch)
                 status = await self._forwarder.forward_body(scope, handoff, receive, send)
-            elif result is None and shown is None and not passed_on_is_reported(self._observer):
+            elif result is None and watch is None and not passed_on_is_reported(self._observer):
                 await self.app(scope, _replay(body, receive), send)  # no status to keep
                 return
             else:
                 answered = [0]
                 if result is None:
                     await self.app(
-                        scope, _replay(body, receive), _record_status(send, answered, shown)
+                        scope, _replay(body, receive), _record_status(send, answered, watch)
                     )
                 else:
-                    handoff = _handoff(body, result, overhead, watch)
+                    handoff = _handoff(body, result, overhead, span, watch)
                     await self.app(
                         with_handoff(scope, handoff),
                         _replay(handoff.body, receive),
-                        _add_headers(send, handoff.response_headers, answered, shown),
+                        _add_headers(send, handoff.response_headers, answered, watch),
                     )
                 status = answered[0]
         except Exception as exc:
@@ -175,30 +178,22 @@ class PromptMiddleware(Door):
             observer=self._observer,
         )
 
-    def _watched(
+    def _watch(
         self,
-        scope: Scope,
-        body: bytes,
-        result: RewriteResult | None,
+        span: GenerationSpan | None,
+        measured: RewriteResult | None,
         started: float,
         api: Api,
     ) -> AnswerWatch:
-        """The request's answer watch: its span, with traces on; its experiment's metrics.
-        The span's ``traceparent`` goes upstream in the scope a plain app gets
-        (:func:`with_handoff`, :func:`with_trace`) or in the forwarder's upstream headers
-        (from the hand-off)."""
-        span = None
-        if self._tracing is not None:
-            span = self._tracing.start_request(
-                result, body, started=started, headers=scope["headers"], api=api
-            )
-        if self._observer is not None and result is not None and result.variant_name is not None:
+        """The request's answer watch: for its span, and for its experiment's metrics when
+        ``measured`` is its result (README, "Dashboard")."""
+        if self._observer is not None and measured is not None:
             return AnswerWatch(
                 started,
                 span,
                 observer=self._observer,
-                experiment=result.experiment_name or "",
-                variant=result.variant_name,
+                experiment=measured.experiment_name or "",
+                variant=measured.variant_name or "",
                 api=api.name,
             )
         return AnswerWatch(started, span, api=api.name)
@@ -290,9 +285,12 @@ def _in_experiment(result: RewriteResult | None, observer: Observer | None) -> b
 
 
 def _handoff(
-    body: bytes, result: RewriteResult | None, overhead_seconds: float, watch: AnswerWatch | None
+    body: bytes,
+    result: RewriteResult | None,
+    overhead_seconds: float,
+    span: GenerationSpan | None,
+    watch: AnswerWatch | None,
 ) -> HandOff:
-    span = None if watch is None else watch.span
     if result is None:
         return HandOff(body, trace=span, watch=watch)
     return HandOff(
