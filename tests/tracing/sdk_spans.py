@@ -49,7 +49,7 @@ def readable_span(
         context=context,
         parent=parent,
         resource=resource,
-        attributes=dict(record.attributes),
+        attributes={**record.attributes, **(record.linked or {})},
         kind=SpanKind.CLIENT,
         status=status,
         start_time=record.start_ns,

@@ -48,6 +48,9 @@ _UNIQUE: Final = frozenset(
 _known_pairs: dict[tuple[str, AttributeValue], bytes] = {}
 _known_numbers: dict[tuple[str, type, AttributeValue], bytes] = {}
 _key_heads: dict[str, bytes] = {}
+#: The encoded pairs of each prompt version's shared attributes, by the mapping's identity (the
+#: mapping is kept beside them, so its id cannot be another's while the entry lives).
+_linked_pairs: dict[int, tuple[Mapping[str, AttributeValue], bytes]] = {}
 
 
 class JsonEncoder:
@@ -96,10 +99,24 @@ def span_json(record: SpanRecord) -> bytes:
         _encode(record.name),
         record.start_ns,
         record.end_ns,
-        attributes_json(record.attributes),
+        _all_attributes_json(record),
         _ERROR_STATUS % _encode(record.status_message) if record.error else _UNSET_STATUS,
         FLAGS_REMOTE_PARENT if record.parent_is_remote else FLAGS_LOCAL_PARENT,
     )
+
+
+def _all_attributes_json(record: SpanRecord) -> bytes:
+    """The span's own attributes, then its prompt version's, encoded once per version."""
+    own = attributes_json(record.attributes)
+    linked = record.linked
+    if not linked:
+        return own
+    kept = _linked_pairs.get(id(linked))
+    if kept is None or kept[0] is not linked:  # the id of a mapping since freed: not ours
+        if len(_linked_pairs) >= _MOST_KEPT:
+            _linked_pairs.clear()
+        kept = _linked_pairs[id(linked)] = (linked, attributes_json(linked))
+    return own + b"," + kept[1] if own else kept[1]
 
 
 def attributes_json(values: Mapping[str, AttributeValue]) -> bytes:

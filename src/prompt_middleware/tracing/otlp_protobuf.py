@@ -67,7 +67,7 @@ class ProtobufEncoder:
             kind=self._trace.Span.SPAN_KIND_CLIENT,
             start_time_unix_nano=record.start_ns,
             end_time_unix_nano=record.end_ns,
-            attributes=self._attributes(record.attributes),
+            attributes=self._attributes(record.attributes) + self._attributes(record.linked or {}),
             status=status,
             flags=FLAGS_REMOTE_PARENT if record.parent_is_remote else FLAGS_LOCAL_PARENT,
         )

@@ -21,7 +21,9 @@ class SpanRecord(msgspec.Struct, gc=False):
 
     ``parent_span_id`` is 0 for a root span; ``parent_is_remote`` says the parent came from
     an incoming ``traceparent`` (not the host application's own open span). ``error`` marks
-    the status ERROR, with ``status_message``; otherwise the status is unset.
+    the status ERROR, with ``status_message``; otherwise the status is unset. ``linked`` holds
+    the attributes that link the span to its prompt version, after ``attributes``: one mapping
+    shared by every span of that version (never changed), which the encoder writes once.
     """
 
     trace_id: int
@@ -35,3 +37,4 @@ class SpanRecord(msgspec.Struct, gc=False):
     attributes: Attributes
     error: bool = False
     status_message: str = ""
+    linked: Attributes | None = None

@@ -35,6 +35,7 @@ class GenerationSpan:
         "_error_message",
         "_error_type",
         "_finish",
+        "_linked",
         "_name",
         "_parent",
         "_reader",
@@ -62,6 +63,7 @@ class GenerationSpan:
         self._content = content
         self._name = ""
         self._attributes: Attributes = {}
+        self._linked: Attributes | None = None
         self._start_ns = 0
         self._api = "chat"  # whose answer this is: where its usage and text are
         self._reader: AnswerReader | None = None
@@ -69,10 +71,19 @@ class GenerationSpan:
         self._error_message = ""
         self._ended = False
 
-    def record(self, name: str, attributes: Attributes, start_ns: int, api: str = "chat") -> None:
-        """What the request said (set once, when sampled), and its API's name."""
+    def record(
+        self,
+        name: str,
+        attributes: Attributes,
+        start_ns: int,
+        api: str = "chat",
+        linked: Attributes | None = None,
+    ) -> None:
+        """What the request said (set once, when sampled), its API's name, and the shared
+        attributes of its prompt version (:attr:`SpanRecord.linked`)."""
         self._name = name
         self._attributes = attributes
+        self._linked = linked
         self._start_ns = start_ns
         self._api = api
 
@@ -162,6 +173,7 @@ class GenerationSpan:
                 attributes,
                 self._error_type is not None,
                 self._error_message,
+                self._linked,
             )
         )
 

@@ -150,9 +150,8 @@ class Tracing:
         span = self._open(traceparent, tracestate)
         if span.sampled:
             model, attributes = self._request_attributes(fields, api)
-            if prompt is not None:
-                attributes.update(prompt_attributes(prompt))
-            span.record(span_name(model), attributes, start_ns, api.name)
+            linked = None if prompt is None else prompt_attributes(prompt)
+            span.record(span_name(model), attributes, start_ns, api.name, linked)
         return span
 
     def _request_attributes(
@@ -195,9 +194,8 @@ class Tracing:
             fields = _fields(body if result is None else result.body)
             model, attributes = self._request_attributes(fields, api)
             link = None if result is None else prompt_link(result)
-            if link is not None:
-                attributes.update(prompt_attributes(link))
-            span.record(span_name(model), attributes, arrival_ns(started), api.name)
+            linked = None if link is None else prompt_attributes(link)
+            span.record(span_name(model), attributes, arrival_ns(started), api.name, linked)
         return span
 
     def record_error(
