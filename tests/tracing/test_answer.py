@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,6 @@ from prompt_middleware.tracing.answer import (
     Usage,
     reader_for,
 )
-from prompt_middleware.tracing.answer import chat as chat_answers
 
 COMPLETION = {
     "id": "chatcmpl-1",
@@ -172,53 +170,6 @@ def test_a_stream_fed_in_whole_events_reads_the_same_however_they_are_grouped(
     for cut in range(1, len(events)):
         pieces = [b"".join(events[:cut]), b"".join(events[cut:])]
         assert _read_stream(pieces, content=content) == expected, cut
-
-
-def _counting_decodes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """How many times the stream reader decoded one event, and kept events together."""
-    counts = {"one": 0, "together": 0}
-    for name, key in (("_chunk_decoder", "one"), ("_chunks_decoder", "together")):
-        decoder = getattr(chat_answers, name)
-
-        class Counting:
-            def __init__(self, decoder: Any = decoder, key: str = key) -> None:
-                self._decoder, self._key = decoder, key
-
-            def decode(self, data: bytes) -> Any:
-                counts[self._key] += 1
-                return self._decoder.decode(data)
-
-        monkeypatch.setattr(chat_answers, name, Counting())
-    return counts
-
-
-def test_with_content_the_events_after_the_first_text_are_decoded_together(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    counts = _counting_decodes(monkeypatch)
-    events = [event + b"\n\n" for event in STREAM[:-2].split(b"\n\n")]
-    assert _read_stream(events) == STREAM_ANSWER
-    # The first event (its model and first text) one by one; the rest, a comment among them,
-    # kept: the comment makes them no array of chunks, so they are read line by line.
-    assert counts["one"] >= 1
-    plain = [event for event in events if not event.startswith(b":")]
-    counts["one"] = counts["together"] = 0
-    assert _read_stream(plain) == STREAM_ANSWER
-    assert counts == {"one": 1, "together": 1}
-
-
-def test_kept_events_past_their_bound_are_decoded_in_batches_and_read_the_same(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    counts = _counting_decodes(monkeypatch)
-    words = [f"w{index} " for index in range(4000)]
-    events = [_chunk(word) for word in words]
-    assert sum(map(len, events)) > 2 * chat_answers.MAX_KEPT_BYTES
-    answer = _read_stream([*events, b"data: [DONE]\n\n"])
-    assert answer.output == json.dumps(
-        {"role": "assistant", "content": "".join(words)}, separators=(",", ":")
-    )
-    assert counts["together"] >= 2
 
 
 def test_an_event_of_several_data_lines_in_one_chunk() -> None:

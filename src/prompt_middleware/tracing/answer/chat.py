@@ -111,36 +111,19 @@ class _Chunk(msgspec.Struct):
 
 
 _chunk_decoder: Final = msgspec.json.Decoder(_Chunk)
-_chunks_decoder: Final = msgspec.json.Decoder(list[_Chunk])
 _DONE: Final = b"[DONE]"
-_DONE_EVENT: Final = b"data: [DONE]\n\n"
-#: Whole events kept to be decoded together (content recorded), at most this many bytes at once.
-MAX_KEPT_BYTES: Final = 256 * 1024
+
 _USAGE_OBJECT: Final = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*\{')
 
 
 class StreamAnswerReader(AnswerReader):
-    """An SSE stream of ``chat.completion.chunk`` events, read line by line as it passes.
-
-    With content recorded every event is read for its text. Once the model and the first text
-    are known, chunks of whole events (as upstreams send them) are kept as they come, up to
-    :data:`MAX_KEPT_BYTES`, and decoded together in one call, as one JSON array, when the
-    stream ends or anything else arrives: the same events in the same order, at a fraction of
-    the cost of one decoding each. Chat completions' readers only: the other APIs' events carry
-    ``event:`` lines.
-    """
-
-    #: Whether whole events may be kept and decoded together (content recorded).
-    _keeps_events = True
+    """An SSE stream of ``chat.completion.chunk`` events, read line by line as it passes."""
 
     __slots__ = (
         "_after_cr",
         "_content",
         "_data",
         "_data_size",
-        "_keeping",
-        "_kept",
-        "_kept_size",
         "_model",
         "_partial",
         "_partial_size",
@@ -168,9 +151,6 @@ class StreamAnswerReader(AnswerReader):
         self._usage: Usage | None = None
         self._text: list[str] = []
         self._text_size = 0
-        self._keeping = content and self._keeps_events
-        self._kept: list[bytes] = []  # whole events, to be decoded together
-        self._kept_size = 0
 
     def feed(self, chunk: bytes) -> None:
         if chunk.endswith(b"\n") and not (
@@ -180,23 +160,12 @@ class StreamAnswerReader(AnswerReader):
             if chunk.endswith(b"\n\n"):
                 # Once settled, a chunk that says nothing the reader still wants is not read
                 # at all: a long stream costs a search per chunk, not a microsecond per event.
-                if self._settled or self._settle():
-                    if not self._matters(chunk):
-                        return
-                elif self._keeping and self.first_text_at is not None and self._model:
-                    if self._kept_size + len(chunk) <= MAX_KEPT_BYTES:
-                        self._kept.append(chunk)
-                        self._kept_size += len(chunk)
-                        return
-                    self._read_kept()
+                if (self._settled or self._settle()) and not self._matters(chunk):
+                    return
                 if self._read_lone_event(chunk):
                     return
-            if self._kept:
-                self._read_kept()
             self._lines(chunk.splitlines())
             return
-        if self._kept:
-            self._read_kept()  # first: the events are read in the order they came
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the "\n" of a "\r\n" split between two chunks
         if not chunk:
@@ -241,8 +210,6 @@ class StreamAnswerReader(AnswerReader):
             self._partial.append(piece)
 
     def finish(self) -> Answer:
-        if self._kept:
-            self._read_kept()
         if self._partial:
             self._lines([b"".join(self._partial)])
             self._partial.clear()
@@ -315,28 +282,8 @@ class StreamAnswerReader(AnswerReader):
         usage); False only when none of them can."""
         return _USAGE_OBJECT.search(events) is not None
 
-    def _read_kept(self) -> None:
-        """Decode the kept events as one JSON array; read them line by line when they are not
-        all ``data: <object>`` events (a comment, an ``id:`` line, an event that is no chunk)."""
-        kept = self._kept
-        events = kept[0] if len(kept) == 1 else b"".join(kept)
-        self._kept, self._kept_size = [], 0
-        array = _as_array(events)
-        if array is not None:
-            try:
-                chunks = _chunks_decoder.decode(array)
-            except msgspec.DecodeError:
-                pass
-            else:
-                for chunk in chunks:
-                    self._read_chunk(chunk)
-                return
-        self._lines(events.splitlines())
-
     def _read_event(self, event: bytes) -> None:
-        self._read_chunk(_chunk_decoder.decode(event))
-
-    def _read_chunk(self, chunk: _Chunk) -> None:
+        chunk = _chunk_decoder.decode(event)
         if self._model is None and chunk.model:
             self._model = chunk.model
         if self._response_id is None and chunk.id:
@@ -360,17 +307,3 @@ class StreamAnswerReader(AnswerReader):
                     text = text[:room]
                 self._text.append(text)
                 self._text_size += len(text)
-
-
-def _as_array(events: bytes) -> bytes | None:
-    """Whole ``data: <json>`` events (ending ``data: [DONE]`` or not) as one JSON array of
-    their data, or None when they do not start as such. A JSON text holds no raw newline, so
-    ``\n\ndata: `` is only ever an event boundary; anything else the events hold (another
-    field, a comment, ``[DONE]`` before the end) makes the array invalid, and the caller reads
-    them line by line instead."""
-    events = events.removesuffix(_DONE_EVENT)
-    if not events:
-        return b"[]"
-    if not events.startswith(b"data: "):
-        return None
-    return b"[" + events[6:-2].replace(b"\n\ndata: ", b",") + b"]"

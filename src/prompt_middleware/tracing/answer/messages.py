@@ -63,7 +63,6 @@ class MessagesStreamReader(StreamAnswerReader):
     ``content_block_delta``. Cache token counts are not added."""
 
     __slots__ = ()
-    _keeps_events = False  # its events carry event: lines
 
     def _matters(self, events: bytes) -> bool:
         # Once settled: only message_start and message_delta (they carry usage).

@@ -75,7 +75,6 @@ class ResponsesStreamReader(StreamAnswerReader):
     texts."""
 
     __slots__ = ()
-    _keeps_events = False  # its events carry event: lines
 
     def _matters(self, events: bytes) -> bool:
         # Once settled: only created and completed (they carry the response).
