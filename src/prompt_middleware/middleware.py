@@ -129,15 +129,8 @@ class PromptMiddleware(Door):
 
         overhead = time.perf_counter() - started
         span = watch = None
-        if self._tracing is not None:
-            span = self._tracing.start_request(
-                result, body, started=started, headers=scope["headers"], api=api
-            )
-            if result is None and self._forwarder is None:
-                scope = with_trace(scope, span)  # a managed request's: in with_handoff's copy
-        measured = _in_experiment(result, self._observer)
-        if measured or (span is not None and span.sampled):  # a left-out span records nothing
-            watch = self._watch(span, result if measured else None, started, api)
+        if self._tracing is not None or _in_experiment(result, self._observer):
+            scope, span, watch = self._observed(scope, body, result, started, api)
         try:  # free in CPython 3.11+ unless something raises
             if self._forwarder is not None:
                 handoff = _handoff(body, result, overhead, span, watch)
@@ -178,25 +171,34 @@ class PromptMiddleware(Door):
             observer=self._observer,
         )
 
-    def _watch(
-        self,
-        span: GenerationSpan | None,
-        measured: RewriteResult | None,
-        started: float,
-        api: Api,
-    ) -> AnswerWatch:
-        """The request's answer watch: for its span, and for its experiment's metrics when
-        ``measured`` is its result (README, "Dashboard")."""
-        if self._observer is not None and measured is not None:
-            return AnswerWatch(
+    def _observed(
+        self, scope: Scope, body: bytes, result: RewriteResult | None, started: float, api: Api
+    ) -> tuple[Scope, GenerationSpan | None, AnswerWatch | None]:
+        """The request's span (traces on) and its answer watch (for a sampled span, and for
+        an experiment's metrics, README "Dashboard"), and the scope to pass on: a plain app's
+        carries the span's ``traceparent`` (a managed request's gets it in :func:`with_handoff`'s
+        copy; the forwarder writes it into its upstream headers from the hand-off)."""
+        span = None
+        if self._tracing is not None:
+            span = self._tracing.start_request(
+                result, body, started=started, headers=scope["headers"], api=api
+            )
+            if result is None and self._forwarder is None:
+                scope = with_trace(scope, span)
+        if self._observer is not None and result is not None and result.variant_name is not None:
+            watch = AnswerWatch(
                 started,
                 span,
                 observer=self._observer,
-                experiment=measured.experiment_name or "",
-                variant=measured.variant_name or "",
+                experiment=result.experiment_name or "",
+                variant=result.variant_name,
                 api=api.name,
             )
-        return AnswerWatch(started, span, api=api.name)
+        elif span is not None and span.sampled:  # a left-out span records nothing
+            watch = AnswerWatch(started, span, api=api.name)
+        else:
+            watch = None
+        return scope, span, watch
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_started = False
