@@ -68,8 +68,8 @@ class Exchange:
             self.watcher = loop.create_task(_watch_disconnect(self.receive, self))
 
     def stop_watching(self) -> None:
-        # Over: drop what the exchange holds of the connection, which a watch queue may keep
-        # a little longer.
+        # Over (``over`` is what the watch queue checks): drop what the exchange holds of the
+        # connection, for anything that still holds the exchange.
         self.receive = self.task = None
         if self.watcher is not None:
             self.watcher.cancel()

@@ -251,22 +251,25 @@ class StreamAnswerReader(AnswerReader):
     def _read_lone_event(self, chunk: bytes) -> bool:
         """Read a chunk of whole events as one event of one ``data:`` line (after an
         ``event:`` line or not), as upstreams send them, without splitting it into lines;
-        False when it is not one (its JSON does not end where the chunk does)."""
+        False when it is not one (several events, or lines), to be read line by line."""
         if chunk.startswith(b"data: "):
-            event = chunk[6:-2]
+            start = 6
         elif chunk.startswith(b"event:"):
-            at = chunk.find(b"\ndata: ")
-            if at < 0:
+            start = chunk.find(b"\ndata: ") + 7
+            if start < 7:
                 return False
-            event = chunk[at + 7 : -2]
         else:
             return False
+        end = len(chunk) - 2
+        if chunk.find(b"\n", start) != end:
+            return False
+        event = chunk[start:end]
         if event == _DONE:
             return True
         try:
             self._read_event(event)
         except msgspec.DecodeError:
-            return False  # more than one event, or one of several lines: read line by line
+            return False  # not one JSON event (a bare "\r" ending a line?): read it line by line
         return True
 
     def _settle(self) -> bool:
