@@ -112,7 +112,7 @@ def _all_attributes_json(record: SpanRecord) -> bytes:
     if not linked:
         return own
     kept = _linked_pairs.get(id(linked))
-    if kept is None or kept[0] is not linked:  # the id of a mapping since freed: not ours
+    if kept is None:
         if len(_linked_pairs) >= _MOST_KEPT:
             _linked_pairs.clear()
         kept = _linked_pairs[id(linked)] = (linked, attributes_json(linked))
