@@ -194,7 +194,7 @@ class PromptMiddleware(Door):
                 variant=result.variant_name,
                 api=api.name,
             )
-        elif span is not None and span.sampled:  # a left-out span records nothing
+        elif span is not None and span.recording:  # a left-out span records nothing
             watch = AnswerWatch(started, span, api=api.name)
         else:
             watch = None

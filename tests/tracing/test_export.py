@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from prompt_middleware.request import decode_body
-from prompt_middleware.tracing import LangfuseTarget, PromptLink, Tracing
+from prompt_middleware.tracing import (
+    BatchSettings,
+    LangfuseTarget,
+    PromptLink,
+    SpanRecord,
+    Tracing,
+)
 from tests.fakes.otlp import FakeCollector, ReceivedExport, ReceivedSpan
 from tests.tracing.conftest import flushed
 
@@ -246,3 +254,36 @@ async def test_retries_stop_at_the_deadline(
         await tracing.aclose()
     assert fake.exports == []
     assert 1 <= len(fake.refused) < 1000
+
+
+async def test_a_span_that_starts_while_the_queue_is_full_records_nothing_and_is_counted() -> None:
+    """An export that cannot keep up costs the requests no span work thrown away: a span that
+    starts with the queue full is dropped at once, counted, and still says sampled upstream."""
+    entered, release = threading.Event(), threading.Event()
+
+    class StuckExporter:
+        def export(self, spans: Sequence[SpanRecord], timeout_seconds: float) -> bool:
+            entered.set()
+            release.wait()
+            return True
+
+        def shutdown(self) -> None:
+            release.set()
+
+    batches = BatchSettings(max_queue_size=2, max_export_batch_size=1)
+    tracing = Tracing(StuckExporter(), batches=batches, environ={})
+    try:
+        _one_request(tracing)  # a whole batch: the export thread takes it, and hangs
+        await asyncio.to_thread(entered.wait)
+        _one_request(tracing)
+        _one_request(tracing)  # the queue holds two: it is full
+        assert tracing.dropped_spans == 0
+        span = tracing.start(decode_body(BODY), prompt=LINK, start_ns=1)
+        assert (span.recording, span.sampled) == (False, True)
+        assert span.trace_headers()["traceparent"].endswith("-01")
+        assert tracing.dropped_spans == 1  # counted when it started
+        span.end()
+        assert tracing.dropped_spans == 1  # and not again when it ended
+    finally:
+        release.set()
+        await tracing.aclose()

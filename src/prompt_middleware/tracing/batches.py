@@ -108,6 +108,14 @@ class BatchExport:
             with self._wake:
                 self._wake.notify()
 
+    def admit(self) -> bool:
+        """Whether a span starting now is to record: False when the queue is full, and the
+        span is then counted as dropped at once (it would record what is lost anyway)."""
+        if len(self._queue) < self._capacity:
+            return True
+        self.dropped += 1
+        return False
+
     def force_flush(self, timeout_seconds: float = _FLUSH_TIMEOUT_SECONDS) -> bool:
         """Export every queued span in the calling thread (blocking); False once shut down
         or when an export in progress does not end in time."""

@@ -53,11 +53,14 @@ class GenerationSpan:
         *,
         finish: Callable[[SpanRecord], None] | None,
         content: bool = True,
+        sampled: bool | None = None,
     ) -> None:
-        """``finish`` receives the record once the span ends; None: the sampler left it out."""
+        """``finish`` receives the record once the span ends; None: the span records nothing
+        (the sampler left it out, or it was dropped at its start). ``sampled`` is the
+        sampler's decision, sent on in ``traceparent`` (default: whether it records)."""
         self.trace_id = trace_id
         self.span_id = span_id
-        self.sampled = finish is not None
+        self.sampled = finish is not None if sampled is None else sampled
         self._parent = parent
         self._finish = finish
         self._content = content
@@ -102,6 +105,11 @@ class GenerationSpan:
         if self._parent is not None and self._parent.trace_state:
             items.append((b"tracestate", self._parent.trace_state.encode("latin-1")))
         return items
+
+    @property
+    def recording(self) -> bool:
+        """Whether the span records what it is told (sampled, and not dropped at its start)."""
+        return self._finish is not None
 
     @property
     def content(self) -> bool:

@@ -119,7 +119,13 @@ class Tracing:
         return self._batches.dropped
 
     def _open(self, traceparent: str | None, tracestate: str | None) -> GenerationSpan:
-        """A span with its ids and the sampler's decision, nothing recorded yet."""
+        """A span with its ids and the sampler's decision, nothing recorded yet.
+
+        A sampled span that starts while the export queue is full is dropped at once (and
+        counted): it records nothing, so an export that cannot keep up — a collector that
+        hangs — costs the requests what a span the sampler leaves out costs, not a span's
+        work thrown away at its end. Its ``traceparent`` still says sampled.
+        """
         parent = parent_of(traceparent, tracestate)
         if parent is None:
             trace_id = new_trace_id()
@@ -127,12 +133,16 @@ class Tracing:
         else:
             trace_id = parent.trace_id
             sampled = self._sampler.sampled(trace_id, parent.sampled)
+        finish = None
+        if sampled:
+            finish = self._finish if self._batches.admit() else None
         return GenerationSpan(
             trace_id,
             new_span_id(),
             parent,
-            finish=self._finish if sampled else None,
+            finish=finish,
             content=self._content,
+            sampled=sampled,
         )
 
     def start(
@@ -148,7 +158,7 @@ class Tracing:
         """The span of a request whose body sent on is ``fields``, started at ``start_ns``
         (``api``: the route's, README "Three APIs")."""
         span = self._open(traceparent, tracestate)
-        if span.sampled:
+        if span.recording:
             model, attributes = self._request_attributes(fields, api)
             linked = None if prompt is None else prompt_attributes(prompt)
             span.record(span_name(model), attributes, start_ns, api.name, linked)
@@ -190,7 +200,7 @@ class Tracing:
         leaves out costs neither the body's decoding nor its attributes.
         """
         span = self._open(*trace_context_of(headers))
-        if span.sampled:
+        if span.recording:
             fields = _fields(body if result is None else result.body)
             model, attributes = self._request_attributes(fields, api)
             link = None if result is None else prompt_link(result)
@@ -210,7 +220,7 @@ class Tracing:
         (``started``: the door's ``time.perf_counter()`` at its arrival; ``body``: the
         request's, when it was read, for what it said — model, user, prompt asked for)."""
         span = self._open(*trace_context_of(headers))
-        if not span.sampled:
+        if not span.recording:
             return
         fields = _fields(body) if body is not None else {}
         model, attributes = request_attributes(fields, content=False)
