@@ -19,7 +19,7 @@ import msgspec
 
 from prompt_middleware.tracing.record import AttributeValue, SpanRecord
 
-__all__ = ["JSON_CONTENT_TYPE", "JsonEncoder", "attributes_json", "span_json", "value_json"]
+__all__ = ["JSON_CONTENT_TYPE", "JsonEncoder"]
 
 JSON_CONTENT_TYPE: Final = "application/json"
 CLIENT_KIND: Final = 3  # SPAN_KIND_CLIENT

@@ -130,7 +130,7 @@ class GenerationSpan:
                 self._error_type = error_type
                 self._error_message = _status_line(status)
             return False  # an error body has no usage or message to read
-        return self._finish is not None  # a span the sampler left out records nothing
+        return self.recording  # a span the sampler left out (or dropped) records nothing
 
     def response_chunk(self, chunk: bytes) -> None:
         """A chunk of the answer's body, as it goes to the client."""
