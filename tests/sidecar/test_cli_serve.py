@@ -53,3 +53,35 @@ def test_serve_echo_answers_as_the_readme_says(tmp_path: Path) -> None:
     assert (
         sent["messages"][0]["content"] == "Write a one-line greeting for Ada, who just joined Acme."
     )
+
+
+_GARBAGE_PROBE = """
+import gc
+from prompt_middleware import PromptMiddleware, Settings
+from prompt_middleware.sidecar.app import Sidecar, create_app_from_env
+
+async def app(scope, receive, send): ...
+
+PromptMiddleware(app, Settings.from_env())
+Sidecar(Settings.from_env())
+print(gc.get_threshold()[0], gc.get_freeze_count() > 0)
+create_app_from_env()
+print(gc.get_threshold()[0], gc.get_freeze_count() > 0)
+"""
+
+
+def test_only_the_served_process_sets_its_garbage_collector_for_a_server() -> None:
+    # A host application's collector is its own; the process `serve` runs is ours (README,
+    # "Performance"): start-up's objects frozen, the youngest generation collected less often.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PROMPT_MIDDLEWARE_")}
+    environ["PROMPT_MIDDLEWARE_UPSTREAM_BASE_URL"] = "http://127.0.0.1:9/v1"  # never called
+    done = subprocess.run(
+        [sys.executable, "-c", _GARBAGE_PROBE],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["700 False", "20000 True"]

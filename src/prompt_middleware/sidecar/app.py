@@ -36,6 +36,7 @@ from prompt_middleware.middleware import PromptMiddleware
 from prompt_middleware.settings import Settings
 from prompt_middleware.sidecar.echo import EchoUpstream
 from prompt_middleware.sidecar.forwarder import Forwarder
+from prompt_middleware.sidecar.garbage import set_for_serving
 from prompt_middleware.sidecar.logs import configure_early_logging, configure_logging
 from prompt_middleware.sidecar.metrics import CONTENT_TYPE, PrometheusMetrics
 from prompt_middleware.sidecar.shared_metrics import SharedMetrics
@@ -200,7 +201,9 @@ def create_app_from_env() -> Sidecar:
     configure_early_logging()
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    return Sidecar(settings)
+    sidecar = Sidecar(settings)
+    set_for_serving()  # this process is ours: its collector is set for a server's load
+    return sidecar
 
 
 def _require_upstream(settings: Settings) -> None:
