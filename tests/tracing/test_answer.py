@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from prompt_middleware.tracing import content_type_of
 from prompt_middleware.tracing.answer import (
     MAX_EVENT_BYTES,
     MAX_JSON_ANSWER_BYTES,
@@ -232,3 +233,14 @@ def test_reader_for_picks_the_stream_reader_by_content_type() -> None:
     assert isinstance(reader_for("Text/Event-Stream", content=True), StreamAnswerReader)
     assert isinstance(reader_for(b"application/json", content=True), JsonAnswerReader)
     assert isinstance(reader_for(None, content=True), JsonAnswerReader)
+    assert isinstance(reader_for(b"TEXT/EVENT-STREAM", content=True), StreamAnswerReader)
+    assert isinstance(reader_for(b"text/event", content=True), JsonAnswerReader)
+    assert isinstance(reader_for(b"", content=True), JsonAnswerReader)
+
+
+def test_the_content_type_of_an_answer_is_found_in_any_case() -> None:
+    json_type = (b"content-type", b"application/json")
+    assert content_type_of([(b"x-request-id", b"1"), json_type]) == b"application/json"
+    assert content_type_of([(b"Content-Type", b"text/event-stream")]) == b"text/event-stream"
+    assert content_type_of([(b"content-length", b"2"), (b"x-content-type", b"no")]) is None
+    assert content_type_of([]) is None

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 _EVENT_STREAM: Final = b"text/event-stream"
+_EVENT_STREAM_LENGTH: Final = len(_EVENT_STREAM)
 
 # Each API's readers, by the API's name (``apis/``): (JSON answer, event stream).
 _READERS: Final[dict[str, tuple[type[JsonAnswerReader], type[StreamAnswerReader]]]] = {
@@ -62,6 +63,7 @@ _READERS: Final[dict[str, tuple[type[JsonAnswerReader], type[StreamAnswerReader]
     "responses": (ResponsesJsonReader, ResponsesStreamReader),
     "messages": (MessagesJsonReader, MessagesStreamReader),
 }
+_CHAT_READERS: Final = _READERS["chat"]
 
 
 def reader_for(
@@ -69,11 +71,13 @@ def reader_for(
 ) -> AnswerReader:
     """The reader for an answer of this ``content-type`` (a stream or a JSON answer) from
     the API named ``api``."""
-    if isinstance(content_type, str):
-        content_type = content_type.encode("latin-1")
-    json_reader, stream_reader = _READERS.get(api) or _READERS["chat"]
-    if content_type is not None and (
-        content_type.startswith(_EVENT_STREAM) or content_type.lower().startswith(_EVENT_STREAM)
-    ):
+    json_reader, stream_reader = _READERS.get(api, _CHAT_READERS)
+    if content_type is not None and _is_event_stream(content_type):
         return stream_reader(content=content)
     return json_reader(content=content)
+
+
+def _is_event_stream(content_type: bytes | str) -> bool:
+    if type(content_type) is not bytes:
+        content_type = content_type.encode("latin-1")
+    return content_type[:_EVENT_STREAM_LENGTH].lower() == _EVENT_STREAM  # any case, any params
