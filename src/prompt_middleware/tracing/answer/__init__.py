@@ -78,6 +78,6 @@ def reader_for(
 
 
 def _is_event_stream(content_type: bytes | str) -> bool:
-    if type(content_type) is not bytes:
+    if isinstance(content_type, str):
         content_type = content_type.encode("latin-1")
     return content_type[:_EVENT_STREAM_LENGTH].lower() == _EVENT_STREAM  # any case, any params
