@@ -1,18 +1,28 @@
-"""Two small ASGI answers every app here gives the same way: a whole response, and lifespan."""
+"""Small ASGI pieces every part here shares: a whole response, lifespan, and a header's value."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final
 
 from starlette.types import Receive, Send
 
-__all__ = ["JSON", "send_response", "serve_lifespan"]
+__all__ = ["JSON", "header_of", "send_response", "serve_lifespan"]
 
 LifespanHook = Callable[[], Awaitable[None]]
 
 
 JSON: Final = b"application/json"
+
+
+def header_of(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The value of the first header called ``name`` (lower-case), its name compared in any
+    case: ASGI's names are lower-case, an HTTP client's or an app's are as they were written.
+    Only a name of ``name``'s length is lowered to compare."""
+    for key, value in headers:
+        if key == name or (len(key) == len(name) and key.lower() == name):
+            return value
+    return None
 
 
 async def send_response(

@@ -13,6 +13,7 @@ from typing import Final
 
 import msgspec
 
+from prompt_middleware.asgi import header_of
 from prompt_middleware.experiments.choice import Arm, Split
 from prompt_middleware.request import RequestFields
 
@@ -57,10 +58,7 @@ def sticky_key(
     wanted = split.sticky_header
     if wanted is None:
         return None
-    for name, value in headers:
-        if name == wanted or name.lower() == wanted:
-            return value or None
-    return None
+    return header_of(headers, wanted) or None
 
 
 def _user_key(raw: msgspec.Raw) -> str | bytes | None:
