@@ -27,6 +27,7 @@ from prompt_middleware.request import decode_body
 from prompt_middleware.tracing import PromptLink, SpanRecord
 from prompt_middleware.tracing.otlp_json import JsonEncoder
 from prompt_middleware.tracing.otlp_protobuf import ProtobufEncoder
+from prompt_middleware.tracing.record import AttributeValue
 from prompt_middleware.tracing.setup import INSTRUMENTATION_NAME, resource_of
 from tests.fakes.otlp import parse_json_export
 from tests.tracing.conftest import MemoryTracing
@@ -185,9 +186,9 @@ def test_every_value_type_and_non_finite_doubles() -> None:
     assert MessageToDict(mine[0]) == MessageToDict(expected.scope_spans[0].spans[0])
 
 
-def test_pairs_kept_encoded_keep_their_types() -> None:
+def test_spans_sharing_keys_keep_their_values_types() -> None:
     # True == 1 == 1.0 in Python: each must still be encoded as its own type, whatever was
-    # encoded (and kept) before it under the same key.
+    # encoded before it under the same keys (the spans share one template of them).
     records = [
         SpanRecord(1, 2, 0, False, "", "chat", 1, 2, {"n": value, "s": str(value)})
         for value in (True, 1, 1.0, 1, True)
@@ -205,3 +206,21 @@ def test_pairs_kept_encoded_keep_their_types() -> None:
         {"intValue": "1"},
         {"boolValue": True},
     ]
+
+
+def test_a_percent_sign_in_a_key_or_a_value_is_written_as_it_is() -> None:
+    # The keys' template is filled with ``%``: a key's own "%" must not be read as a slot.
+    attributes: dict[str, AttributeValue] = {"rate%d": "100%s", "%": 5, "%%b": ("%b",)}
+    records = [SpanRecord(1, 2, 0, False, "", "chat", 1, 2, dict(attributes)) for _ in range(2)]
+    [resource_spans] = parse_json_export(
+        JsonEncoder({"service.name": "50%"}, "scope", "").encode(records)
+    ).resource_spans
+    assert [
+        (pair.key, MessageToDict(pair.value)) for pair in resource_spans.resource.attributes
+    ] == [("service.name", {"stringValue": "50%"})]
+    for span in resource_spans.scope_spans[0].spans:
+        assert [(pair.key, MessageToDict(pair.value)) for pair in span.attributes] == [
+            ("rate%d", {"stringValue": "100%s"}),
+            ("%", {"intValue": "5"}),
+            ("%%b", {"arrayValue": {"values": [{"stringValue": "%b"}]}}),
+        ]

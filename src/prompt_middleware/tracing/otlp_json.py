@@ -4,16 +4,16 @@ The OTLP specification's JSON encoding of protobuf: lowerCamelCase field names, 
 ids as hex strings (not base64), 64-bit integers as decimal strings, enums as integers. The
 resource and the instrumentation scope are encoded once, when the encoder is made, and each
 batch is written between them. A span is written straight as bytes: its fixed fields through
-one template, strings through msgspec's encoder (which escapes them), and the attribute pairs
-that repeat from span to span (the operation, the model, the prompt, the user) from the
-encodings kept of them; no dictionary is built per span.
+one template, its attributes through a template of their keys (spans of one kind share it),
+strings through msgspec's encoder (which escapes them), and its prompt version's shared
+attributes from the encoding kept of them; no dictionary is built per span.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -37,17 +37,12 @@ _SPAN: Final = (
 )
 _UNSET_STATUS: Final = b"{}"
 _ERROR_STATUS: Final = b'{"code":' + str(ERROR_CODE).encode() + b',"message":%b}'
-#: Attribute pairs kept encoded, shared by the export threads (a dict's get and set are
-#: atomic under the interpreter lock): short values, a bounded number of them.
-_LONGEST_KEPT: Final = 128
+#: The ``KeyValue`` list's template of each sequence of keys, every value a ``%b``: spans of
+#: one kind share their keys, so a span's attributes cost one lookup and its values' encoding.
+#: Shared by the export threads (a dict's get and set are atomic under the interpreter lock),
+#: a bounded number of them.
 _MOST_KEPT: Final = 4096
-#: Values new with every answer: kept, they would only push the others out.
-_UNIQUE: Final = frozenset(
-    {"gen_ai.response.id", "langfuse.observation.input", "langfuse.observation.output"}
-)
-_known_pairs: dict[tuple[str, AttributeValue], bytes] = {}
-_known_numbers: dict[tuple[str, type, AttributeValue], bytes] = {}
-_key_heads: dict[str, bytes] = {}
+_templates: dict[tuple[str, ...], bytes] = {}
 #: The encoded pairs of each prompt version's shared attributes, by the mapping's identity (the
 #: mapping is kept beside them, so its id cannot be another's while the entry lives).
 _linked_pairs: dict[int, tuple[Mapping[str, AttributeValue], bytes]] = {}
@@ -120,52 +115,29 @@ def _all_attributes_json(record: SpanRecord) -> bytes:
 
 
 def attributes_json(values: Mapping[str, AttributeValue]) -> bytes:
-    """OTLP/JSON's ``KeyValue`` list, without its brackets. Most pairs repeat from span to
-    span: each is encoded once and kept, so a batch of similar spans costs a lookup per pair."""
-    known = _known_pairs
-    return b",".join(
+    """OTLP/JSON's ``KeyValue`` list, without its brackets: the keys' template (made once per
+    sequence of keys) filled with the values, most of them strings encoded in place."""
+    keys = tuple(values)
+    template = _templates.get(keys)
+    if template is None:
+        template = _template(keys)
+    return template % tuple(
         [
-            (known.get(item) or _pair(item))
-            if type(item[1]) is str and item[0] not in _UNIQUE
-            else _pair(item)
-            for item in values.items()
+            b'{"stringValue":' + _encode(value) + b"}" if type(value) is str else value_json(value)
+            for value in values.values()
         ]
     )
 
 
-def _pair(item: tuple[str, AttributeValue]) -> bytes:
-    """One ``KeyValue``: kept encoded when it is likely to repeat."""
-    key, value = item
-    kind = type(value)
-    if kind is str:
-        if key in _UNIQUE or len(value) > _LONGEST_KEPT:  # type: ignore[arg-type]
-            return _key_head(key) + b'{"stringValue":' + _encode(value) + b"}}"
-        # Only strings are kept under (key, value): a number never equals a string, where
-        # True == 1 == 1.0 would find one another's encoding.
-        return _keep(_known_pairs, item)
-    if kind is int or kind is float or kind is bool:
-        typed = (key, kind, value)
-        return _known_numbers.get(typed) or _keep(_known_numbers, typed)
-    return _key_head(key) + value_json(value) + b"}"
-
-
-def _keep(kept: dict[Any, bytes], cache_key: tuple[Any, ...]) -> bytes:
-    key = cache_key[0]
-    pair = _key_head(key) + value_json(cache_key[-1]) + b"}"
-    if len(kept) >= _MOST_KEPT:
-        kept.clear()  # bounded: a flood of distinct values starts afresh
-    kept[cache_key] = pair
-    return pair
-
-
-def _key_head(key: str) -> bytes:
-    """``{"key":<key>,"value":`` (the keys are a few dozen names)."""
-    head = _key_heads.get(key)
-    if head is None:
-        if len(_key_heads) >= _MOST_KEPT:
-            _key_heads.clear()
-        head = _key_heads[key] = b'{"key":' + _encode(key) + b',"value":'
-    return head
+def _template(keys: tuple[str, ...]) -> bytes:
+    """``{"key":<key>,"value":%b}`` for each key, a ``%`` in a key escaped."""
+    template = b",".join(
+        [b'{"key":' + _encode(key).replace(b"%", b"%%") + b',"value":%b}' for key in keys]
+    )
+    if len(_templates) >= _MOST_KEPT:
+        _templates.clear()  # bounded: a flood of distinct key sets starts afresh
+    _templates[keys] = template
+    return template
 
 
 def value_json(value: AttributeValue) -> bytes:
