@@ -129,10 +129,18 @@ def write_prompt(folder: Path) -> None:
 
 
 def serve_sidecar(
-    port: int, upstream: str, prompts_dir: str, traces_endpoint: str | None = None
+    port: int,
+    upstream: str,
+    prompts_dir: str,
+    traces_endpoint: str | None = None,
+    *,
+    sampler: str | None = None,
+    trace_content: bool = True,
 ) -> int:
     """Run ``prompt-middleware serve`` in this process, configured as a deployment would be;
-    with traces on when ``traces_endpoint`` names an OTLP collector."""
+    with traces on when ``traces_endpoint`` names an OTLP collector (``sampler``: the value of
+    ``OTEL_TRACES_SAMPLER`` and its argument, ``"traceidratio:0.1"``; ``trace_content``:
+    ``PROMPT_MIDDLEWARE_TRACE_CONTENT``)."""
     from prompt_middleware.sidecar.cli import main as cli
 
     for name in list(os.environ):  # nothing inherited may configure it
@@ -151,6 +159,13 @@ def serve_sidecar(
             traces_endpoint = upstream.removesuffix("/v1")
         os.environ["PROMPT_MIDDLEWARE_TRACES"] = "otlp"
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = traces_endpoint
+        if sampler is not None:
+            name, _, argument = sampler.partition(":")
+            os.environ["OTEL_TRACES_SAMPLER"] = name
+            if argument:
+                os.environ["OTEL_TRACES_SAMPLER_ARG"] = argument
+        if not trace_content:
+            os.environ["PROMPT_MIDDLEWARE_TRACE_CONTENT"] = "false"
     return cli(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
 
 
@@ -228,9 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--prompts-dir", help=argparse.SUPPRESS)
     parser.add_argument("--traces-endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--traces-sampler", help=argparse.SUPPRESS)
+    parser.add_argument("--no-trace-content", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve == "sidecar":
-        return serve_sidecar(args.port, args.upstream, args.prompts_dir, args.traces_endpoint)
+        return serve_sidecar(
+            args.port,
+            args.upstream,
+            args.prompts_dir,
+            args.traces_endpoint,
+            sampler=args.traces_sampler,
+            trace_content=not args.no_trace_content,
+        )
     if args.serve:
         configure_logging("warning")
         app = upstream_app if args.serve == "upstream" else aiohttp_proxy(args.upstream)

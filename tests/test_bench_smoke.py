@@ -62,6 +62,22 @@ def test_the_sidecar_load_runs_with_traces_on_and_a_hanging_collector() -> None:
     assert re.search(r"^traces: [\d.]+ spans dropped", output, re.MULTILINE), output
 
 
+def test_the_traces_settings_are_loaded_side_by_side() -> None:
+    output = run_smoke("traces_load.py")
+    assert "| managed: setting | req/s loaded together, / off |" in output
+    for setting in ("off again", "left out", "10 %", "no content", "traced"):
+        assert f"| {setting} |" in output
+
+
+def test_the_sidecars_instructions_are_counted_with_traces_off_and_on() -> None:
+    # valgrind is installed by scripts/install-test-servers, as the tests' servers are.
+    output = run_smoke("sidecar_instructions.py")
+    rows = dict(re.findall(r"^\| (off|traced) \| ([\d,]+) \|", output, re.MULTILINE))
+    assert set(rows) == {"off", "traced"}, output
+    # A count, not a timing: a traced request always executes more than an untraced one.
+    assert int(rows["traced"].replace(",", "")) > int(rows["off"].replace(",", "")) > 0
+
+
 def test_the_stampede_fetches_the_prompt_once() -> None:
     output = run_smoke("stampede.py")
     found = re.search(r"^\| store fetches \(per round\) \| ([\d, ]+) \|", output, re.MULTILINE)
