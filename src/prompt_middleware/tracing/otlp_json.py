@@ -121,6 +121,7 @@ def attributes_json(values: Mapping[str, AttributeValue]) -> bytes:
     template = _templates.get(keys)
     if template is None:
         template = _template(keys)
+    # A string, most values, is value_json's first case written in place: no call per value.
     return template % tuple(
         [
             b'{"stringValue":' + _encode(value) + b"}" if type(value) is str else value_json(value)
