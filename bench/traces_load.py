@@ -14,8 +14,9 @@ Each round loads the six at once (``_common.measure_together``: req/s over the s
 as a ratio to ``off``), then each alone, reading its process's CPU time (every thread's, the
 export thread's too) per request served. The two measure different things: loaded together,
 the core is shared out between threads by the scheduler, and a process whose export thread
-works in bursts gets more of it than its request rate alone would earn; alone, the CPU per
-request is the whole of what a span costs. The README's "Traces" section reads both.
+works in bursts can get a little more of it than its work alone would earn (the README's
+"Traces" shows a change that moved this ratio and not the CPU); alone, the CPU per request is
+the whole of what a span costs, every thread's included. The README reads both.
 
     .venv/bin/python bench/traces_load.py                      # 5 rounds of 3 s, managed
     .venv/bin/python bench/traces_load.py --case streaming     # the streamed answer
