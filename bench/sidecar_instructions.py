@@ -28,16 +28,13 @@ from pathlib import Path
 from typing import Final
 
 import sidecar_load
+import traces_load
 from _common import _wait_listening, free_port, running, script_server, table
-from sidecar_load import CASES, UPSTREAM_COLLECTOR, write_prompt
+from sidecar_load import CASES, write_prompt
 
-#: The sidecar's settings: name, and the ``--serve sidecar`` arguments beyond the prompts.
-SETTINGS: Final = (
-    ("off", ()),
-    ("left out by the sampler", ("--traces-sampler", "always_off")),
-    ("traced, no content", ("--no-trace-content",)),
-    ("traced", ()),
-)
+#: ``bench/traces_load.py``'s settings but the second "off" and the sampled one in ten (whose
+#: count would depend on which requests its random ids pick).
+SETTINGS: Final = tuple(s for s in traces_load.SETTINGS if s.name not in ("off again", "10 %"))
 #: Start-up under valgrind is slow (interpretation without instrumentation is still ~5x).
 START_SECONDS: Final = 300.0
 
@@ -63,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         with running([upstream_server]) as started:
             upstream = started["upstream"].url
-            for name, extra in settings:
-                argv_ = ["--upstream", f"{upstream}/v1", "--prompts-dir", str(prompts)]
-                if name != "off":
-                    argv_ += ["--traces-endpoint", UPSTREAM_COLLECTOR, *extra]
+            for setting in settings:
+                argv_ = ["--upstream", f"{upstream}/v1", *setting.sidecar_argv(prompts)]
+                name = setting.name
                 counts[name] = _count(script, argv_, load.path, load.body, warm, requests, scratch)
                 print(f"  {name}: {counts[name]:,} instructions a request", flush=True)
     base = counts["off"]

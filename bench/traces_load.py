@@ -58,6 +58,14 @@ class Setting:
     traced: bool
     argv: tuple[str, ...] = ()
 
+    def sidecar_argv(self, prompts: Path) -> list[str]:
+        """``sidecar_load.py --serve sidecar``'s arguments for this setting, beyond the port
+        and the upstream: the prompt folder and, traced, the collector and the setting's own."""
+        argv = ["--prompts-dir", str(prompts)]
+        if self.traced:
+            argv += ["--traces-endpoint", UPSTREAM_COLLECTOR, *self.argv]
+        return argv
+
 
 SETTINGS: Final = (
     Setting("off", traced=False),
@@ -89,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         script = sidecar_load.__file__
         servers = [script_server("upstream", script, "upstream", cores.upstream)]
         for setting in SETTINGS:
-            extra = ["--prompts-dir", str(prompts)]
-            if setting.traced:
-                extra += ["--traces-endpoint", UPSTREAM_COLLECTOR, *setting.argv]
+            extra = setting.sidecar_argv(prompts)
             servers.append(script_server(setting.name, script, "sidecar", cores.tested, extra))
         with running(servers) as started:
             for setting in SETTINGS:
