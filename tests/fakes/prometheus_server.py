@@ -13,7 +13,6 @@ import contextlib
 import shutil
 import socket
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = ROOT / "examples" / "grafana" / "prometheus.yml"
 _READY = b"Server is ready to receive web requests"
 _START_TIMEOUT = 60.0
-
-
-def _unix_seconds(timestamp: str) -> float:
-    """An RFC 3339 time as Prometheus writes it (nanoseconds, ``Z``) in Unix seconds."""
-    if timestamp.startswith("0001-"):
-        return 0.0  # Go's zero time: not scraped yet
-    whole, _, rest = timestamp.rstrip("Z").partition(".")
-    fraction = float("0." + rest.split("+")[0].split("-")[0]) if rest else 0.0
-    offset = timestamp[len(whole) :]
-    seconds = datetime.fromisoformat(whole + ("+00:00" if offset.endswith("Z") else "")).timestamp()
-    return seconds + fraction
 
 
 def _free_port() -> int:
@@ -84,10 +72,6 @@ class PrometheusServer(LoggedProcess):
         response = await self.api.get("/api/v1/targets")
         targets: list[dict[str, Any]] = response.json()["data"]["activeTargets"]
         return targets
-
-    async def last_scrapes(self) -> list[float]:
-        """When each target's last stored scrape started (Unix seconds; 0: never)."""
-        return [_unix_seconds(target["lastScrape"]) for target in await self.targets()]
 
     async def stop(self) -> None:
         await self.api.aclose()

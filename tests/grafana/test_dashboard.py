@@ -8,7 +8,6 @@ import asyncio
 import json
 import math
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,13 +72,19 @@ def _substituted(expr: str) -> str:
     return expr
 
 
-async def _scraped_after_now(prometheus: PrometheusServer) -> None:
-    """Return once a scrape that started after this call is stored (Prometheus reports a
-    scrape's start once its samples are appended); each look is a real round trip."""
-    now = time.time()
-    async with asyncio.timeout(_SCRAPED_SECONDS):
-        while not any(started > now for started in await prometheus.last_scrapes()):
-            pass
+async def _until_stored(prometheus: PrometheusServer, expr: str, expected: float) -> None:
+    """Return once Prometheus answers ``expr`` with ``expected``: the scrape that carries it
+    is then committed. (A target's ``lastScrape`` is not enough: Prometheus sets it before it
+    commits that scrape's samples.) Each look is a real round trip."""
+    seen: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(_SCRAPED_SECONDS):
+            while not (seen := await prometheus.query(expr)) or (
+                float(seen[0]["value"][1]) != expected
+            ):
+                pass
+    except TimeoutError:
+        raise AssertionError(f"{expr} never became {expected}: last {seen}") from None
 
 
 async def _send_and_wait(
@@ -89,10 +94,8 @@ async def _send_and_wait(
     rounds: int,
 ) -> None:
     sent = await send_known_sequence(client, upstream)
-    await _scraped_after_now(prometheus)
     counted = sum(1 for s in sent if s.variant is not None) * rounds
-    total = await prometheus.query("sum(prompt_middleware_variant_responses_total)")
-    assert float(total[0]["value"][1]) == counted
+    await _until_stored(prometheus, "sum(prompt_middleware_variant_responses_total)", counted)
 
 
 async def test_every_query_returns_data_from_a_real_prometheus(tmp_path: Path) -> None:
@@ -106,7 +109,7 @@ async def test_every_query_returns_data_from_a_real_prometheus(tmp_path: Path) -
                 running_prometheus([target], tmp_path) as prometheus,
                 httpx.AsyncClient(base_url=sidecar.url, timeout=30) as client,
             ):
-                await _scraped_after_now(prometheus)
+                await _until_stored(prometheus, "up", 1)
                 # Twice, each time until scraped: a rate needs two samples that differ.
                 await _send_and_wait(client, upstream, prometheus, rounds=1)
                 await _send_and_wait(client, upstream, prometheus, rounds=2)
